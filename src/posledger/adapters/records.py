@@ -1,0 +1,301 @@
+"""The JSONL interchange records of DESIGN §7 <-> domain inputs.
+
+``parse_record`` turns one decoded JSON object into a domain input, or raises
+:class:`~posledger.domain.refdata.InvalidInput` naming the field and what is wrong with it.
+``to_record`` gives the canonical record of an input: the form the journal keeps and the
+form whose digest tells a duplicate from a conflict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import fields
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+
+from ..domain.enums import Intent, Kind, LotMethod, Mode, PositionMode, PositionSide, Side
+from ..domain.inputs import BrokerPosition, Cancel, Fill, Input, Mark, Transfer
+from ..domain.numbers import fmt, parse_decimal
+from ..domain.refdata import Account, Instrument, InvalidInput, Order, Strategy
+from ..domain.timestamps import format_ts, parse_ts
+
+__all__ = ["RECORD_TYPES", "digest", "encode", "parse_record", "record_type", "to_record"]
+
+
+class _Kind:
+    """How one field is read from JSON and written back."""
+
+    ID = "id"
+    DECIMAL = "decimal"
+    TS = "ts"
+    BOOL = "bool"
+    INT = "int"
+
+
+Spec = tuple[str, object, bool]  # field name, _Kind or StrEnum class, required
+
+_SPECS: dict[str, tuple[type[Any], tuple[Spec, ...]]] = {
+    "account": (
+        Account,
+        (
+            ("account", _Kind.ID, True),
+            ("venue", _Kind.ID, True),
+            ("mode", Mode, True),
+            ("position_mode", PositionMode, True),
+            ("lot_method", LotMethod, False),
+        ),
+    ),
+    "instrument": (
+        Instrument,
+        (
+            ("instrument", _Kind.ID, True),
+            ("kind", Kind, True),
+            ("multiplier", _Kind.DECIMAL, True),
+            ("quote_currency", _Kind.ID, True),
+            ("settlement_currency", _Kind.ID, True),
+            ("base_currency", _Kind.ID, False),
+            ("tick_size", _Kind.DECIMAL, False),
+            ("lot_size", _Kind.DECIMAL, False),
+            ("inverse", _Kind.BOOL, False),
+            ("allow_negative_prices", _Kind.BOOL, False),
+        ),
+    ),
+    "strategy": (
+        Strategy,
+        (
+            ("strategy", _Kind.ID, True),
+            ("adopt_orphans", _Kind.BOOL, False),
+            ("max_open_slots", _Kind.INT, False),
+        ),
+    ),
+    "order": (
+        Order,
+        (
+            ("client_order_id", _Kind.ID, True),
+            ("account", _Kind.ID, True),
+            ("strategy", _Kind.ID, True),
+            ("instrument", _Kind.ID, True),
+            ("side", Side, True),
+            ("quantity", _Kind.DECIMAL, True),
+            ("intent", Intent, True),
+            ("position_side", PositionSide, False),
+            ("bracket_id", _Kind.ID, False),
+            ("ts", _Kind.TS, False),
+        ),
+    ),
+    "fill": (
+        Fill,
+        (
+            ("exec_id", _Kind.ID, True),
+            ("account", _Kind.ID, True),
+            ("instrument", _Kind.ID, True),
+            ("side", Side, True),
+            ("quantity", _Kind.DECIMAL, True),
+            ("price", _Kind.DECIMAL, True),
+            ("ts", _Kind.TS, True),
+            ("client_order_id", _Kind.ID, False),
+            ("strategy", _Kind.ID, False),
+            ("commission", _Kind.DECIMAL, False),
+            ("commission_currency", _Kind.ID, False),
+            ("position_side", PositionSide, False),
+            ("liquidation", _Kind.BOOL, False),
+        ),
+    ),
+    "mark": (
+        Mark,
+        (
+            ("instrument", _Kind.ID, True),
+            ("price", _Kind.DECIMAL, True),
+            ("ts", _Kind.TS, False),
+        ),
+    ),
+    "broker_position": (
+        BrokerPosition,
+        (
+            ("account", _Kind.ID, True),
+            ("instrument", _Kind.ID, True),
+            ("quantity", _Kind.DECIMAL, True),
+            ("position_side", PositionSide, False),
+            ("avg_price", _Kind.DECIMAL, False),
+            ("ts", _Kind.TS, False),
+            ("position_mode", PositionMode, False),
+        ),
+    ),
+    "transfer": (
+        Transfer,
+        (
+            ("account", _Kind.ID, True),
+            ("instrument", _Kind.ID, True),
+            ("from_strategy", _Kind.ID, True),
+            ("to_strategy", _Kind.ID, True),
+            ("quantity", _Kind.DECIMAL, True),
+            ("position_side", PositionSide, False),
+            ("price", _Kind.DECIMAL, False),
+            ("ts", _Kind.TS, False),
+        ),
+    ),
+    "cancel": (
+        Cancel,
+        (
+            ("client_order_id", _Kind.ID, True),
+            ("ts", _Kind.TS, False),
+        ),
+    ),
+}
+
+RECORD_TYPES = tuple(_SPECS)
+_TYPE_OF = {cls: name for name, (cls, _) in _SPECS.items()}
+_ALLOWED = {name: {field for field, _, _ in spec} | {"type"} for name, (_, spec) in _SPECS.items()}
+
+
+def record_type(item: Input) -> str:
+    return _TYPE_OF[type(item)]
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"number {value!r}"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return f"string {value!r}"
+    return type(value).__name__
+
+
+def _read(name: str, kind: object, value: object, api: bool) -> object:
+    if isinstance(kind, type) and issubclass(kind, StrEnum):
+        if isinstance(value, str):
+            for member in kind:
+                if value == member.value or value.casefold() == member.value.casefold():
+                    return member
+        choices = ", ".join(member.value for member in kind)
+        raise InvalidInput(f"{name} must be one of {choices}; got {_describe(value)}")
+    if kind is _Kind.ID:
+        if isinstance(value, str):
+            return value
+        raise InvalidInput(f"{name} must be a string, got {_describe(value)}")
+    if kind is _Kind.DECIMAL:
+        if isinstance(value, str):
+            try:
+                return parse_decimal(value)
+            except ValueError as exc:
+                raise InvalidInput(f"{name}: {exc}") from None
+        if api and isinstance(value, Decimal):
+            if not value.is_finite():
+                raise InvalidInput(f"{name} must be a finite number, got {value}")
+            return _read(name, kind, format(value, "f"), api)
+        if api and isinstance(value, int) and not isinstance(value, bool):
+            return Decimal(value)
+        raise InvalidInput(
+            f"{name} must be a decimal string such as \"1.25\", got {_describe(value)}"
+        )
+    if kind is _Kind.TS:
+        if isinstance(value, str):
+            try:
+                return parse_ts(value)
+            except ValueError as exc:
+                raise InvalidInput(f"{name}: {exc}") from None
+        if api and isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise InvalidInput(f"{name} must be an aware datetime (UTC)")
+            return parse_ts(value.isoformat())
+        raise InvalidInput(f"{name} must be an ISO 8601 time string, got {_describe(value)}")
+    if kind is _Kind.BOOL:
+        if isinstance(value, bool):
+            return value
+        raise InvalidInput(f"{name} must be true or false, got {_describe(value)}")
+    if kind is _Kind.INT:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise InvalidInput(f"{name} must be an integer, got {_describe(value)}")
+    raise AssertionError(kind)
+
+
+def parse_record(obj: object, *, api: bool = False) -> Input:
+    """Build the domain input a decoded JSON object describes.
+
+    ``api=True`` (the Python API) also accepts ``Decimal`` and ``int`` amounts and aware
+    ``datetime`` times; JSON input must use strings, as DESIGN §7 says.
+    """
+    if not isinstance(obj, Mapping):
+        raise InvalidInput(f"a record must be a JSON object, got {_describe(obj)}")
+    kind = obj.get("type")
+    if kind is None:
+        raise InvalidInput("missing field 'type'")
+    if not isinstance(kind, str) or kind not in _SPECS:
+        raise InvalidInput(
+            f"unknown type {_describe(kind)}; expected one of {', '.join(RECORD_TYPES)}"
+        )
+    cls, spec = _SPECS[kind]
+    unknown = [key for key in obj if key not in _ALLOWED[kind]]
+    if unknown:
+        raise InvalidInput(f"unknown field {unknown[0]!r} for type {kind}")
+    values: dict[str, object] = {}
+    for name, field_kind, required in spec:
+        value = obj.get(name)
+        if value is None:
+            if required:
+                raise InvalidInput(f"missing field {name!r}")
+            continue
+        values[name] = _read(name, field_kind, value, api)
+    try:
+        return cls(**values)  # type: ignore[no-any-return]
+    except InvalidInput:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+def _write(value: object) -> object:
+    if isinstance(value, Decimal):
+        return fmt(value)
+    if isinstance(value, StrEnum):
+        return value.value
+    return value
+
+
+_DEFAULTS: dict[type[Any], dict[str, object]] = {
+    cls: {f.name: f.default for f in fields(cls)} for cls, _ in _SPECS.values()
+}
+
+
+def to_record(item: Input) -> dict[str, object]:
+    """The canonical record of an input: type first, then the fields that are set."""
+    name = _TYPE_OF[type(item)]
+    _, spec = _SPECS[name]
+    defaults = _DEFAULTS[type(item)]
+    record: dict[str, object] = {"type": name}
+    for field, kind, _required in spec:
+        value = getattr(item, field)
+        if value is None:
+            continue
+        if value is False or (isinstance(value, Decimal) and not value and field == "commission"):
+            if defaults.get(field) == value:
+                continue
+        if kind is _Kind.TS:
+            assert isinstance(value, int)
+            record[field] = format_ts(value)
+        else:
+            record[field] = _write(value)
+    return record
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode(record: Mapping[str, object]) -> str:
+    return _encoder.encode(record).decode()
+
+
+def digest(record: Mapping[str, object]) -> str:
+    """A stable fingerprint of a canonical record (field order does not matter)."""
+    canonical = msgspec.json.encode(dict(sorted(record.items())))
+    return hashlib.sha256(canonical).hexdigest()
+

@@ -1,0 +1,505 @@
+"""State + input -> decision: how a fill or a mark changes a book (DESIGN §3-§5).
+
+Pure functions over immutable values. Nothing here reads a database or a clock; trade
+ids come from the caller's allocator so that a replay can hand back the journaled ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from enum import Enum
+
+from .attribution import attribute
+from .book import Book
+from .enums import (
+    EXTERNAL,
+    CloseReason,
+    Direction,
+    Intent,
+    Kind,
+    LotMethod,
+    PositionSide,
+    Role,
+    Side,
+)
+from .inputs import Fill, Mark
+from .numbers import ZERO, exact, q18
+from .positions import (
+    Lot,
+    Slot,
+    SlotKey,
+    Trade,
+    add_commission,
+    pnl,
+    realized_return,
+    unrealized,
+    weighted_average,
+)
+from .refdata import Account, Instrument, InvalidInput, Order
+
+__all__ = [
+    "Anomaly",
+    "Duplicate",
+    "FillDecision",
+    "Leg",
+    "MarkDecision",
+    "Rejection",
+    "decide_fill",
+    "decide_mark",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """The input is refused whole; ``reason`` says why."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """The input was already applied (or is superseded); applying it changes nothing."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One slot's share of a fill."""
+
+    key: SlotKey
+    trade_id: int
+    role: Role
+    quantity: Decimal
+    """Unsigned quantity of this leg."""
+    delta: Decimal
+    """Signed change of the slot's quantity."""
+    price: Decimal
+    commission: Decimal
+    commission_currency: str
+    realized: Decimal
+    """Gross realized P&L of this leg."""
+    adjustment: bool = False
+    """True for the quantity a spot fill's base-currency commission takes away."""
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    kind: str
+    key: SlotKey
+    """The slot whose fill caused it."""
+    quantity: Decimal
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class FillDecision:
+    fill: Fill
+    strategy: str
+    position_side: PositionSide
+    intent: Intent | None
+    commission_currency: str
+    legs: tuple[Leg, ...]
+    slots: tuple[Slot, ...]
+    """New state of every slot the fill touched."""
+    trades: tuple[Trade, ...]
+    """New state of every trade the fill touched, in the order they were touched."""
+    anomalies: tuple[Anomaly, ...]
+    opened: tuple[int, ...]
+    """Ids of the trades this fill opened, in allocation order."""
+
+
+@dataclass(frozen=True, slots=True)
+class MarkDecision:
+    mark: Mark
+    ts: int
+    trades: tuple[Trade, ...]
+    """Open trades whose MAE/MFE changed, by trade id."""
+
+
+class _Mode(Enum):
+    FREE = "free"
+    """Open, increase, reduce, close and (netting) flip."""
+    REDUCE_ONLY = "reduce_only"
+    """Only reduce; what is left over is returned to the caller."""
+
+
+_EXIT_REASON = {
+    Intent.EXIT: CloseReason.EXIT,
+    Intent.TAKE_PROFIT: CloseReason.TAKE_PROFIT,
+    Intent.STOP_LOSS: CloseReason.STOP_LOSS,
+}
+
+
+def _lots_average(lots: tuple[Lot, ...]) -> Decimal:
+    total = sum((lot.quantity for lot in lots), ZERO)
+    return q18(sum((lot.quantity * lot.price for lot in lots), ZERO) / total)
+
+
+class _Work:
+    """Accumulates one fill's effects over a read-only book."""
+
+    def __init__(
+        self,
+        book: Book,
+        fill: Fill,
+        account: Account,
+        instrument: Instrument,
+        currency: str,
+        intent: Intent | None,
+        new_trade_id: Callable[[], int],
+    ) -> None:
+        self.book = book
+        self.fill = fill
+        self.account = account
+        self.instrument = instrument
+        self.currency = currency
+        self.intent = intent
+        self.new_trade_id = new_trade_id
+        self.lot_method = account.lot_method
+        self.slots: dict[SlotKey, Slot] = {}
+        self.trades: dict[int, Trade] = {}
+        self.legs: list[Leg] = []
+        self.anomalies: list[Anomaly] = []
+        self.opened: list[int] = []
+        if fill.liquidation:
+            self.close_reason = CloseReason.LIQUIDATION
+            self.flip_reason = CloseReason.LIQUIDATION
+        else:
+            self.close_reason = _EXIT_REASON.get(intent, CloseReason.EXIT) if intent else CloseReason.EXIT
+            self.flip_reason = CloseReason.FLIP
+
+    # -- state access -------------------------------------------------------------
+
+    def slot(self, key: SlotKey) -> Slot:
+        found = self.slots.get(key)
+        return found if found is not None else self.book.slot(key)
+
+    def trade(self, trade_id: int | None) -> Trade:
+        assert trade_id is not None
+        found = self.trades.get(trade_id)
+        return found if found is not None else self.book.open_trades[trade_id]
+
+    def _put(self, slot: Slot, trade: Trade, leg: Leg) -> None:
+        self.slots[slot.key] = slot
+        self.trades[trade.trade_id] = trade
+        self.legs.append(leg)
+
+    # -- routing: who may take which part -------------------------------------------
+
+    def _mode(self, key: SlotKey, delta: Decimal) -> _Mode:
+        if key.strategy == EXTERNAL:
+            return _Mode.FREE
+        if self.intent is not None and self.intent.is_exit:
+            return _Mode.REDUCE_ONLY
+        if self.account.hedge and (key.position_side is PositionSide.LONG) == (delta < 0):
+            return _Mode.REDUCE_ONLY
+        return _Mode.FREE
+
+    def route(self, key: SlotKey, delta: Decimal, commission: Decimal, adjustment: bool) -> None:
+        excess, excess_commission = self.move(
+            key, delta, commission, self._mode(key, delta), adjustment
+        )
+        if not excess:
+            return
+        size = abs(excess)
+        what = "base-currency commission of" if adjustment else "fill"
+        if self.intent is not None and self.intent.is_exit:
+            kind = "exit_overshoot"
+            detail = (
+                f"{self.intent} {what} {self.fill.exec_id} for {key.strategy} would open or "
+                f"increase by {size}: booked to {EXTERNAL}"
+            )
+        else:
+            kind = "hedge_overshoot"
+            detail = (
+                f"{what} {self.fill.exec_id} for {key.strategy} would take the "
+                f"{key.position_side} slot past zero by {size}: booked to {EXTERNAL}"
+            )
+        self.anomalies.append(Anomaly(kind, key, size, detail))
+        external = key._replace(strategy=EXTERNAL)
+        self.move(external, excess, excess_commission, _Mode.FREE, adjustment)
+
+    def check_external_sides(self) -> None:
+        if not self.account.hedge:
+            return
+        for key, slot in self.slots.items():
+            if key.strategy != EXTERNAL or not slot.quantity:
+                continue
+            if (key.position_side is PositionSide.LONG) != (slot.quantity > 0):
+                self.anomalies.append(
+                    Anomaly(
+                        "external_wrong_side",
+                        key,
+                        abs(slot.quantity),
+                        f"{EXTERNAL} {key.position_side} slot holds {slot.quantity}: the broker "
+                        "cannot hold that, so the ledger is missing fills",
+                    )
+                )
+
+    # -- accounting -----------------------------------------------------------------
+
+    def move(
+        self,
+        key: SlotKey,
+        delta: Decimal,
+        commission: Decimal,
+        mode: _Mode,
+        adjustment: bool,
+        flip: bool = False,
+    ) -> tuple[Decimal, Decimal]:
+        """Book ``delta`` to a slot; return what it could not take and its commission share."""
+        slot = self.slot(key)
+        held = slot.quantity
+        if not held or (held > 0) == (delta > 0):
+            if mode is _Mode.REDUCE_ONLY:
+                return delta, commission
+            if held:
+                self._increase(slot, delta, commission, adjustment)
+            else:
+                self._open(slot, delta, commission, adjustment, flip)
+            return ZERO, ZERO
+        size = abs(delta)
+        closed = min(size, abs(held))
+        rest = size - closed
+        share = commission if not rest else q18(commission * closed / size)
+        crossing = bool(rest) and mode is _Mode.FREE
+        sign = 1 if delta > 0 else -1
+        self._reduce(slot, sign * closed, share, adjustment, crossing)
+        if not rest:
+            return ZERO, ZERO
+        remaining = commission - share
+        if mode is _Mode.REDUCE_ONLY:
+            return sign * rest, remaining
+        return self.move(key, sign * rest, remaining, mode, adjustment, flip=True)
+
+    def _open(
+        self, slot: Slot, delta: Decimal, commission: Decimal, adjustment: bool, flip: bool
+    ) -> None:
+        price = self.fill.price
+        size = abs(delta)
+        trade_id = self.new_trade_id()
+        self.opened.append(trade_id)
+        trade = Trade(
+            trade_id=trade_id,
+            key=slot.key,
+            direction=Direction.LONG if delta > 0 else Direction.SHORT,
+            opened_at=self.fill.ts,
+            pnl_currency=self.instrument.settlement_currency,
+            quantity=size,
+            peak_quantity=size,
+            avg_entry=price,
+            entry_quantity=size,
+            commissions=add_commission((), self.currency, commission),
+        )
+        lots = () if self.lot_method is LotMethod.AVERAGE else (Lot(size, price),)
+        new = Slot(slot.key, delta, price, lots, trade_id, price)
+        role = Role.FLIP if flip else Role.OPEN
+        self._put(new, trade, self._leg(slot.key, trade_id, role, delta, commission, ZERO, adjustment))
+
+    def _increase(self, slot: Slot, delta: Decimal, commission: Decimal, adjustment: bool) -> None:
+        price = self.fill.price
+        size = abs(delta)
+        held = abs(slot.quantity)
+        assert slot.avg_entry is not None
+        trade = self.trade(slot.trade_id)
+        # A base-currency commission adjusts quantity only: it enters at the average.
+        entry = slot.avg_entry if adjustment else price
+        if self.lot_method is LotMethod.AVERAGE:
+            lots: tuple[Lot, ...] = ()
+            avg = slot.avg_entry if adjustment else weighted_average(slot.avg_entry, held, price, size)
+            trade_avg = avg
+        else:
+            lots = (*slot.lots, Lot(size, entry))
+            avg = _lots_average(lots)
+            trade_avg = (
+                trade.avg_entry
+                if adjustment
+                else weighted_average(trade.avg_entry, trade.entry_quantity, price, size)
+            )
+        quantity = trade.quantity + size
+        trade = replace(
+            trade,
+            quantity=quantity,
+            peak_quantity=max(trade.peak_quantity, quantity),
+            avg_entry=trade_avg,
+            entry_quantity=trade.entry_quantity if adjustment else trade.entry_quantity + size,
+            commissions=add_commission(trade.commissions, self.currency, commission),
+        )
+        new = Slot(slot.key, slot.quantity + delta, avg, lots, slot.trade_id, price)
+        self._put(new, trade, self._leg(slot.key, trade.trade_id, Role.INCREASE, delta, commission, ZERO, adjustment))
+
+    def _reduce(
+        self, slot: Slot, delta: Decimal, commission: Decimal, adjustment: bool, crossing: bool
+    ) -> None:
+        price = self.fill.price
+        size = abs(delta)
+        sign = 1 if slot.quantity > 0 else -1
+        assert slot.avg_entry is not None
+        trade = self.trade(slot.trade_id)
+        multiplier, inverse = self.instrument.multiplier, self.instrument.inverse
+        realized = ZERO
+        lots = slot.lots
+        if self.lot_method is LotMethod.AVERAGE:
+            if not adjustment:
+                realized = pnl(slot.avg_entry, price, size, sign, multiplier, inverse)
+        else:
+            remaining = list(lots)
+            left = size
+            index = 0 if self.lot_method is LotMethod.FIFO else -1
+            while left:
+                lot = remaining[index]
+                take = min(lot.quantity, left)
+                if not adjustment:
+                    realized += pnl(lot.price, price, take, sign, multiplier, inverse)
+                if take == lot.quantity:
+                    remaining.pop(index)
+                else:
+                    remaining[index] = Lot(lot.quantity - take, lot.price)
+                left -= take
+            lots = tuple(remaining)
+        quantity = slot.quantity + delta
+        avg = _lots_average(lots) if lots else slot.avg_entry
+        changes: dict[str, object] = {
+            "quantity": abs(quantity),
+            "gross_realized": trade.gross_realized + realized,
+            "commissions": add_commission(trade.commissions, self.currency, commission),
+        }
+        if not adjustment:
+            avg_exit = (
+                price
+                if trade.avg_exit is None
+                else weighted_average(trade.avg_exit, trade.exit_quantity, price, size)
+            )
+            changes["avg_exit"] = avg_exit
+            changes["exit_quantity"] = trade.exit_quantity + size
+            changes["realized_return"] = realized_return(trade.avg_entry, avg_exit, trade.sign)
+        if quantity:
+            role = Role.REDUCE
+        else:
+            role = Role.FLIP if crossing else Role.CLOSE
+            changes["closed_at"] = self.fill.ts
+            changes["close_reason"] = self.flip_reason if crossing else self.close_reason
+        trade = replace(trade, **changes)  # type: ignore[arg-type]
+        new = Slot(slot.key, quantity, avg, lots, slot.trade_id, price)
+        self._put(new, trade, self._leg(slot.key, trade.trade_id, role, delta, commission, realized, adjustment))
+
+    def _leg(
+        self,
+        key: SlotKey,
+        trade_id: int,
+        role: Role,
+        delta: Decimal,
+        commission: Decimal,
+        realized: Decimal,
+        adjustment: bool,
+    ) -> Leg:
+        return Leg(
+            key,
+            trade_id,
+            role,
+            abs(delta),
+            delta,
+            self.fill.price,
+            commission,
+            self.currency,
+            realized,
+            adjustment,
+        )
+
+
+def decide_fill(
+    fill: Fill,
+    *,
+    account: Account,
+    instrument: Instrument,
+    order: Order | None,
+    strategy_known: Callable[[str], bool],
+    book: Book,
+    new_trade_id: Callable[[], int],
+) -> FillDecision | Rejection:
+    """Decide what ``fill`` does to ``book``. The book is not changed."""
+    try:
+        with exact():
+            return _decide_fill(fill, account, instrument, order, strategy_known, book, new_trade_id)
+    except InvalidInput as exc:
+        return Rejection(str(exc))
+
+
+def _decide_fill(
+    fill: Fill,
+    account: Account,
+    instrument: Instrument,
+    order: Order | None,
+    strategy_known: Callable[[str], bool],
+    book: Book,
+    new_trade_id: Callable[[], int],
+) -> FillDecision | Rejection:
+    if fill.account != account.account or fill.instrument != instrument.instrument:
+        raise ValueError("decide_fill needs the fill's own account and instrument")
+    problem = instrument.price_problem(fill.price)
+    if problem is not None:
+        return Rejection(problem)
+    who = attribute(fill, account, order, strategy_known)
+    currency = fill.commission_currency or instrument.settlement_currency
+    base_commission = (
+        instrument.kind is Kind.SPOT
+        and currency == instrument.base_currency
+        and bool(fill.commission)
+    )
+    if base_commission and fill.side is Side.BUY and fill.commission >= fill.quantity:
+        return Rejection(
+            f"commission {fill.commission} {currency} is not less than the quantity bought "
+            f"({fill.quantity})"
+        )
+    work = _Work(book, fill, account, instrument, currency, who.intent, new_trade_id)
+    key = SlotKey(fill.account, fill.instrument, who.strategy, who.position_side)
+    work.route(key, fill.signed_quantity, fill.commission, adjustment=False)
+    if base_commission:
+        work.route(key, -fill.commission, ZERO, adjustment=True)
+    work.check_external_sides()
+    return FillDecision(
+        fill=fill,
+        strategy=who.strategy,
+        position_side=who.position_side,
+        intent=who.intent,
+        commission_currency=currency,
+        legs=tuple(work.legs),
+        slots=tuple(work.slots.values()),
+        trades=tuple(work.trades.values()),
+        anomalies=tuple(work.anomalies),
+        opened=tuple(work.opened),
+    )
+
+
+def decide_mark(
+    mark: Mark, *, instrument: Instrument, book: Book
+) -> MarkDecision | Duplicate | Rejection:
+    """Fold a mark into the MAE/MFE of every trade open on the instrument.
+
+    ``mark.ts`` must be set (the service stamps marks that arrive without one). Marks move
+    forward in time: one not newer than the last applied mark changes nothing.
+    """
+    if mark.ts is None:
+        raise ValueError("decide_mark needs a timestamped mark")
+    problem = instrument.price_problem(mark.price)
+    if problem is not None:
+        return Rejection(problem)
+    if book.mark_ts is not None and mark.ts <= book.mark_ts:
+        if mark.ts == book.mark_ts and mark.price == book.mark:
+            return Duplicate("mark already applied")
+        return Duplicate("stale mark: not newer than the last mark applied")
+    updated: list[Trade] = []
+    with exact():
+        for trade_id in sorted(book.open_trades):
+            trade = book.open_trades[trade_id]
+            if trade.opened_at > mark.ts:
+                continue
+            slot = book.slots[trade.key]
+            excursion = unrealized(slot, mark.price, instrument.multiplier, instrument.inverse)
+            observed = trade.observe(mark.price, excursion)
+            if observed is not trade:
+                updated.append(observed)
+    return MarkDecision(mark, mark.ts, tuple(updated))

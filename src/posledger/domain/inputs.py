@@ -1,0 +1,123 @@
+"""What may arrive: fills, marks, cancels and (read by reconciliation) broker positions.
+
+Registrations of reference data arrive as the values of :mod:`.refdata` themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from .enums import PositionMode, PositionSide, Side
+from .numbers import ZERO
+from .refdata import Account, Instrument, InvalidInput, Order, Strategy, check_identifier
+
+__all__ = [
+    "BrokerPosition",
+    "Cancel",
+    "Fill",
+    "Input",
+    "Mark",
+    "Transfer",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """An execution report: a fact. Quantity is positive; the side gives the direction."""
+
+    exec_id: str
+    account: str
+    instrument: str
+    side: Side
+    quantity: Decimal
+    price: Decimal
+    ts: int
+    client_order_id: str | None = None
+    strategy: str | None = None
+    commission: Decimal = ZERO
+    commission_currency: str | None = None
+    position_side: PositionSide | None = None
+    liquidation: bool = False
+
+    def __post_init__(self) -> None:
+        check_identifier("exec_id", self.exec_id)
+        check_identifier("account", self.account)
+        check_identifier("instrument", self.instrument)
+        if self.client_order_id is not None:
+            check_identifier("client_order_id", self.client_order_id)
+        if self.strategy is not None:
+            check_identifier("strategy", self.strategy)
+        if self.commission_currency is not None:
+            check_identifier("commission_currency", self.commission_currency)
+        if self.quantity <= 0:
+            raise InvalidInput(f"quantity must be positive, got {self.quantity}")
+
+    @property
+    def signed_quantity(self) -> Decimal:
+        return self.quantity if self.side is Side.BUY else -self.quantity
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A price observation used for unrealized P&L and MAE/MFE."""
+
+    instrument: str
+    price: Decimal
+    ts: int | None = None
+
+    def __post_init__(self) -> None:
+        check_identifier("instrument", self.instrument)
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    client_order_id: str
+    ts: int | None = None
+
+    def __post_init__(self) -> None:
+        check_identifier("client_order_id", self.client_order_id)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerPosition:
+    """What the broker reports for one (account, instrument, position side)."""
+
+    account: str
+    instrument: str
+    quantity: Decimal
+    position_side: PositionSide | None = None
+    avg_price: Decimal | None = None
+    ts: int | None = None
+    position_mode: PositionMode | None = None
+
+    def __post_init__(self) -> None:
+        check_identifier("account", self.account)
+        check_identifier("instrument", self.instrument)
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """An explicit move of quantity from one strategy's slot to another's."""
+
+    account: str
+    instrument: str
+    from_strategy: str
+    to_strategy: str
+    quantity: Decimal
+    position_side: PositionSide | None = None
+    price: Decimal | None = None
+    ts: int | None = None
+
+    def __post_init__(self) -> None:
+        check_identifier("account", self.account)
+        check_identifier("instrument", self.instrument)
+        check_identifier("from_strategy", self.from_strategy)
+        check_identifier("to_strategy", self.to_strategy)
+        if self.from_strategy == self.to_strategy:
+            raise InvalidInput("a transfer needs two different strategies")
+        if self.quantity <= 0:
+            raise InvalidInput(f"quantity must be positive, got {self.quantity}")
+
+
+Input = Account | Instrument | Strategy | Order | Cancel | Fill | Mark | BrokerPosition | Transfer

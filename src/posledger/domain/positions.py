@@ -1,0 +1,187 @@
+"""Slots and trades: the state a fill changes, and the arithmetic of DESIGN §4.
+
+A *slot* is one strategy's position in one instrument on one account and one position
+side. A *trade* is one round trip of a slot, from flat to flat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import NamedTuple
+
+from .enums import CloseReason, Direction, PositionSide
+from .numbers import ZERO, q18
+
+__all__ = [
+    "Lot",
+    "Slot",
+    "SlotKey",
+    "Trade",
+    "add_commission",
+    "pnl",
+    "realized_return",
+    "unrealized",
+    "weighted_average",
+]
+
+
+class SlotKey(NamedTuple):
+    account: str
+    instrument: str
+    strategy: str
+    position_side: PositionSide
+
+
+class Lot(NamedTuple):
+    """An open entry under the FIFO/LIFO lot methods: unsigned quantity at a price."""
+
+    quantity: Decimal
+    price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    key: SlotKey
+    quantity: Decimal = ZERO
+    """Signed: positive long, negative short."""
+    avg_entry: Decimal | None = None
+    """Average entry price of what is held; kept from the last trade when flat."""
+    lots: tuple[Lot, ...] = ()
+    """Open lots, oldest first (FIFO/LIFO accounts only)."""
+    trade_id: int | None = None
+    """The open trade, or the last one when flat."""
+    last_price: Decimal | None = None
+    """Price of the last fill applied to the slot."""
+
+    @property
+    def direction(self) -> Direction:
+        if self.quantity > 0:
+            return Direction.LONG
+        if self.quantity < 0:
+            return Direction.SHORT
+        return Direction.FLAT
+
+
+Commissions = tuple[tuple[str, Decimal], ...]
+
+
+def add_commission(commissions: Commissions, currency: str, amount: Decimal) -> Commissions:
+    """Add ``amount`` of ``currency`` to a sorted tuple of (currency, total)."""
+    if not amount and any(ccy == currency for ccy, _ in commissions):
+        return commissions
+    totals = dict(commissions)
+    totals[currency] = totals.get(currency, ZERO) + amount
+    return tuple(sorted(totals.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    trade_id: int
+    key: SlotKey
+    direction: Direction
+    opened_at: int
+    pnl_currency: str
+    quantity: Decimal
+    """Still open, unsigned."""
+    peak_quantity: Decimal
+    avg_entry: Decimal
+    entry_quantity: Decimal
+    """Total quantity that opened or increased the trade."""
+    avg_exit: Decimal | None = None
+    exit_quantity: Decimal = ZERO
+    gross_realized: Decimal = ZERO
+    commissions: Commissions = ()
+    realized_return: Decimal | None = None
+    closed_at: int | None = None
+    close_reason: CloseReason | None = None
+    mae: Decimal | None = None
+    mfe: Decimal | None = None
+    mae_price: Decimal | None = None
+    mfe_price: Decimal | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+    @property
+    def sign(self) -> int:
+        return 1 if self.direction is Direction.LONG else -1
+
+    @property
+    def settlement_commission(self) -> Decimal:
+        for ccy, amount in self.commissions:
+            if ccy == self.pnl_currency:
+                return amount
+        return ZERO
+
+    @property
+    def realized_pnl(self) -> Decimal:
+        """Net of the commissions charged in the P&L currency."""
+        return self.gross_realized - self.settlement_commission
+
+    @property
+    def duration_ns(self) -> int | None:
+        return None if self.closed_at is None else self.closed_at - self.opened_at
+
+    def observe(self, mark: Decimal, excursion: Decimal) -> Trade:
+        """Fold one mark (and the unrealized P&L it gives) into MAE/MFE."""
+        adverse = min(excursion, ZERO)
+        favourable = max(excursion, ZERO)
+        long = self.direction is Direction.LONG
+        mae = adverse if self.mae is None else min(self.mae, adverse)
+        mfe = favourable if self.mfe is None else max(self.mfe, favourable)
+        if self.mae_price is None or (mark < self.mae_price if long else mark > self.mae_price):
+            mae_price = mark
+        else:
+            mae_price = self.mae_price
+        if self.mfe_price is None or (mark > self.mfe_price if long else mark < self.mfe_price):
+            mfe_price = mark
+        else:
+            mfe_price = self.mfe_price
+        if (mae, mfe, mae_price, mfe_price) == (self.mae, self.mfe, self.mae_price, self.mfe_price):
+            return self
+        return replace(self, mae=mae, mfe=mfe, mae_price=mae_price, mfe_price=mfe_price)
+
+
+def weighted_average(
+    avg: Decimal, quantity: Decimal, price: Decimal, added: Decimal
+) -> Decimal:
+    """``(avg*quantity + price*added) / (quantity + added)``, quantized (quantities unsigned)."""
+    if not quantity:
+        return price
+    return q18((avg * quantity + price * added) / (quantity + added))
+
+
+def pnl(
+    entry: Decimal,
+    exit_price: Decimal,
+    quantity: Decimal,
+    sign: int,
+    multiplier: Decimal,
+    inverse: bool,
+) -> Decimal:
+    """P&L of ``quantity`` (unsigned) entered at ``entry`` and valued at ``exit_price``.
+
+    Linear: ``(exit - entry) * q * m * sign``, in the quote/settlement currency.
+    Inverse: ``(1/entry - 1/exit) * q * m * sign``, in the base currency.
+    """
+    if inverse:
+        return q18(quantity * multiplier * sign * (exit_price - entry) / (entry * exit_price))
+    return q18((exit_price - entry) * quantity * multiplier * sign)
+
+
+def unrealized(
+    slot: Slot, mark: Decimal, multiplier: Decimal, inverse: bool
+) -> Decimal:
+    if not slot.quantity or slot.avg_entry is None:
+        return ZERO
+    sign = 1 if slot.quantity > 0 else -1
+    return pnl(slot.avg_entry, mark, abs(slot.quantity), sign, multiplier, inverse)
+
+
+def realized_return(entry: Decimal, exit_price: Decimal, sign: int) -> Decimal | None:
+    """``(exit - entry) / entry``, sign-adjusted for shorts; None when entry is zero."""
+    if not entry:
+        return None
+    return q18((exit_price - entry) * sign / entry)

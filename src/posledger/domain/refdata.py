@@ -1,0 +1,179 @@
+"""Reference data: accounts, instruments, strategies and orders.
+
+Each is a small immutable value that checks itself when built; a broken one raises
+:class:`InvalidInput` with a message written for the person who sent it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from .enums import (
+    EXTERNAL,
+    Intent,
+    Kind,
+    LotMethod,
+    Mode,
+    PositionMode,
+    PositionSide,
+    Side,
+)
+
+__all__ = [
+    "Account",
+    "Instrument",
+    "InvalidInput",
+    "Order",
+    "Strategy",
+    "check_identifier",
+]
+
+MAX_IDENTIFIER = 128
+
+
+class InvalidInput(ValueError):
+    """An input that can never be applied, whatever the ledger holds."""
+
+
+def check_identifier(name: str, value: str) -> None:
+    if not value:
+        raise InvalidInput(f"{name} must not be empty")
+    if len(value) > MAX_IDENTIFIER:
+        raise InvalidInput(f"{name} is longer than {MAX_IDENTIFIER} characters")
+    if value != value.strip() or any(ord(ch) < 32 for ch in value):
+        raise InvalidInput(f"{name} {value!r} has surrounding spaces or control characters")
+
+
+def _positive(name: str, value: Decimal | None) -> None:
+    if value is not None and value <= 0:
+        raise InvalidInput(f"{name} must be positive, got {value}")
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    account: str
+    venue: str
+    mode: Mode
+    position_mode: PositionMode
+    lot_method: LotMethod = LotMethod.AVERAGE
+
+    def __post_init__(self) -> None:
+        check_identifier("account", self.account)
+        check_identifier("venue", self.venue)
+
+    @property
+    def hedge(self) -> bool:
+        return self.position_mode is PositionMode.HEDGE
+
+    def resolve_position_side(self, given: PositionSide | None) -> PositionSide:
+        """The position side a fill or order books to on this account, or InvalidInput."""
+        if self.hedge:
+            if given is None or given is PositionSide.BOTH:
+                raise InvalidInput(
+                    f"account {self.account} is in hedge mode: position_side must be LONG or SHORT"
+                )
+            return given
+        if given is not None and given is not PositionSide.BOTH:
+            raise InvalidInput(
+                f"account {self.account} is in netting mode: position_side must be BOTH, got {given}"
+            )
+        return PositionSide.BOTH
+
+
+_NEGATIVE_PRICES_BY_DEFAULT = {Kind.FUTURE, Kind.PERPETUAL, Kind.OPTION}
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    instrument: str
+    kind: Kind
+    multiplier: Decimal
+    quote_currency: str
+    settlement_currency: str
+    base_currency: str | None = None
+    tick_size: Decimal | None = None
+    lot_size: Decimal | None = None
+    inverse: bool = False
+    allow_negative_prices: bool | None = None
+    """``None`` means the default of the kind (true for future, perpetual and option)."""
+
+    def __post_init__(self) -> None:
+        check_identifier("instrument", self.instrument)
+        check_identifier("quote_currency", self.quote_currency)
+        check_identifier("settlement_currency", self.settlement_currency)
+        if self.base_currency is not None:
+            check_identifier("base_currency", self.base_currency)
+        _positive("multiplier", self.multiplier)
+        _positive("tick_size", self.tick_size)
+        _positive("lot_size", self.lot_size)
+        if self.inverse:
+            if self.base_currency is None:
+                raise InvalidInput("an inverse instrument needs base_currency")
+            if self.settlement_currency != self.base_currency:
+                raise InvalidInput(
+                    "an inverse instrument settles in its base currency: settlement_currency "
+                    f"{self.settlement_currency} differs from base_currency {self.base_currency}"
+                )
+        if self.kind is Kind.SPOT and self.base_currency is None:
+            raise InvalidInput("a spot instrument needs base_currency")
+        if self.allow_negative_prices is None:
+            object.__setattr__(
+                self, "allow_negative_prices", self.kind in _NEGATIVE_PRICES_BY_DEFAULT
+            )
+
+    @property
+    def negative_prices(self) -> bool:
+        return bool(self.allow_negative_prices)
+
+    def price_problem(self, price: Decimal) -> str | None:
+        """Why ``price`` cannot be traded on this instrument, or None (DESIGN §3.9)."""
+        if self.inverse and price <= 0:
+            return f"price must be positive on inverse instrument {self.instrument}, got {price}"
+        if not self.negative_prices and price <= 0:
+            return (
+                f"price must be positive on {self.kind} instrument {self.instrument}, got {price}"
+                " (set allow_negative_prices on the instrument if it can trade at or below zero)"
+            )
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Strategy:
+    strategy: str
+    adopt_orphans: bool = False
+    max_open_slots: int | None = None
+
+    def __post_init__(self) -> None:
+        check_identifier("strategy", self.strategy)
+        if self.strategy == EXTERNAL:
+            raise InvalidInput(f"{EXTERNAL} is reserved for fills nobody owns")
+        if self.max_open_slots is not None and self.max_open_slots < 1:
+            raise InvalidInput(f"max_open_slots must be at least 1, got {self.max_open_slots}")
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """An order a strategy registers before sending it; its fills belong to that strategy."""
+
+    client_order_id: str
+    account: str
+    strategy: str
+    instrument: str
+    side: Side
+    quantity: Decimal
+    intent: Intent
+    position_side: PositionSide | None = None
+    bracket_id: str | None = None
+    ts: int | None = None
+
+    def __post_init__(self) -> None:
+        check_identifier("client_order_id", self.client_order_id)
+        check_identifier("account", self.account)
+        check_identifier("strategy", self.strategy)
+        check_identifier("instrument", self.instrument)
+        if self.strategy == EXTERNAL:
+            raise InvalidInput(f"orders cannot belong to {EXTERNAL}")
+        _positive("quantity", self.quantity)
+        if self.bracket_id is not None:
+            check_identifier("bracket_id", self.bracket_id)

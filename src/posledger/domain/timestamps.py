@@ -1,0 +1,64 @@
+"""Timestamps: ISO 8601 text in, integer nanoseconds since the Unix epoch (UTC) inside."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime, timedelta
+
+__all__ = ["format_ts", "now_ns", "parse_ts"]
+
+_ISO = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?"
+    r"(Z|z|[+-]\d{2}:?\d{2})"
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_ts(text: str) -> int:
+    """Parse an ISO 8601 time with an explicit offset (``Z`` or ``±HH:MM``) to UTC nanoseconds.
+
+    Up to nine fractional digits are kept. A time without an offset is refused: the
+    ledger never guesses a time zone.
+    """
+    match = _ISO.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(
+            f"{text!r} is not an ISO 8601 time with an offset, e.g. 2026-03-02T14:30:00Z"
+        )
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    try:
+        base = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=UTC
+        )
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a valid time: {exc}") from None
+    if offset not in ("Z", "z"):
+        sign = 1 if offset[0] == "+" else -1
+        digits = offset[1:].replace(":", "")
+        delta = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        if delta >= timedelta(hours=24):
+            raise ValueError(f"{text!r} has an impossible UTC offset")
+        base -= sign * delta
+    whole = base - _EPOCH
+    seconds = whole.days * 86_400 + whole.seconds
+    nanos = int((fraction or "").ljust(9, "0"))
+    return seconds * 1_000_000_000 + nanos
+
+
+def format_ts(ns: int) -> str:
+    """UTC ISO 8601 with ``Z``; fractional digits in groups of three, only as many as needed."""
+    seconds, nanos = divmod(ns, 1_000_000_000)
+    stamp = (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+    if nanos:
+        digits = f"{nanos:09d}"
+        if digits.endswith("000000"):
+            digits = digits[:3]
+        elif digits.endswith("000"):
+            digits = digits[:6]
+        stamp += "." + digits
+    return stamp + "Z"
+
+
+def now_ns() -> int:
+    return time.time_ns()

@@ -1,0 +1,114 @@
+"""The unit of work the ledger service decides and writes through.
+
+One implementation keeps a database (:class:`posledger.store.writer.SqlUnitOfWork`);
+another keeps everything in memory for replay (:mod:`posledger.service.replay`). The
+service's handlers are written once against this interface.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import NamedTuple
+
+from ..domain.book import Book
+from ..domain.decide import FillDecision, MarkDecision
+from ..domain.enums import OrderStatus
+from ..domain.refdata import Account, Instrument, Order, Strategy
+
+__all__ = ["FillSeen", "Rejected", "UnitOfWork"]
+
+
+class FillSeen(NamedTuple):
+    seq: int
+    digest: str
+
+
+class Rejected(NamedTuple):
+    received_at: int
+    source: str | None
+    line_no: int | None
+    raw: str
+    reason: str
+    digest: str
+
+
+class UnitOfWork(ABC):
+    """Reads see the writes made earlier in the same unit; nothing is durable until commit."""
+
+    # -- transactions -------------------------------------------------------------------
+
+    @abstractmethod
+    def begin(self) -> None: ...
+
+    @abstractmethod
+    def commit(self) -> None: ...
+
+    @abstractmethod
+    def rollback(self) -> None: ...
+
+    # -- reads --------------------------------------------------------------------------
+
+    @abstractmethod
+    def account(self, account: str) -> Account | None: ...
+
+    @abstractmethod
+    def instrument(self, instrument: str) -> Instrument | None: ...
+
+    @abstractmethod
+    def strategy(self, strategy: str) -> Strategy | None: ...
+
+    @abstractmethod
+    def order(self, client_order_id: str) -> tuple[Order, OrderStatus] | None: ...
+
+    @abstractmethod
+    def fill_seen(self, account: str, exec_id: str) -> FillSeen | None: ...
+
+    @abstractmethod
+    def journal_record(self, seq: int) -> str:
+        """The canonical input record journaled at ``seq``."""
+
+    @abstractmethod
+    def book(self, instrument: str) -> Book:
+        """The instrument's slots, open trades and last mark. The caller may apply
+        decisions to it; a rollback forgets them."""
+
+    @abstractmethod
+    def rejected_seen(self, digest: str) -> bool: ...
+
+    def has_strategy(self, strategy: str) -> bool:
+        return self.strategy(strategy) is not None
+
+    # -- ids and the journal -----------------------------------------------------------
+
+    @abstractmethod
+    def next_trade_id(self) -> int: ...
+
+    @abstractmethod
+    def append(self, stream: str, kind: str, record: str, effects: str, recorded_at: int) -> int:
+        """Append to the journal; return the entry's sequence number."""
+
+    # -- projections -------------------------------------------------------------------
+
+    @abstractmethod
+    def add_account(self, account: Account, seq: int) -> None: ...
+
+    @abstractmethod
+    def add_instrument(self, instrument: Instrument, seq: int) -> None: ...
+
+    @abstractmethod
+    def add_strategy(self, strategy: Strategy, seq: int) -> None: ...
+
+    @abstractmethod
+    def add_order(self, order: Order, seq: int) -> None: ...
+
+    @abstractmethod
+    def cancel_order(self, order: Order, seq: int) -> None: ...
+
+    @abstractmethod
+    def add_fill(self, decision: FillDecision, seq: int, digest: str) -> None: ...
+
+    @abstractmethod
+    def add_mark(self, decision: MarkDecision, seq: int) -> None: ...
+
+    @abstractmethod
+    def add_rejected(self, rejected: Rejected) -> None: ...

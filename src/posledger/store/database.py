@@ -1,0 +1,151 @@
+"""Opening a database: engine set-up per dialect and the schema version check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.pool import StaticPool
+
+from .schema import SCHEMA_REVISION
+
+__all__ = [
+    "Database",
+    "DatabaseError",
+    "SchemaError",
+    "migrate",
+    "open_database",
+    "schema_revision",
+]
+
+
+class DatabaseError(RuntimeError):
+    """The database cannot be used: bad URL, unreachable server, wrong schema."""
+
+
+class SchemaError(DatabaseError):
+    pass
+
+
+@dataclass(frozen=True)
+class Database:
+    url: URL
+    engine: Engine
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def display_url(self) -> str:
+        return self.url.render_as_string(hide_password=True)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    memory = url.database in (None, "", ":memory:")
+    kwargs: dict[str, Any] = {}
+    if memory:
+        kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy (and the writer) say when transactions begin: pysqlite's own
+        # implicit BEGIN handling is not what a ledger wants.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed fill survives power loss, not only a process crash.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def make_engine(url: str | URL) -> tuple[URL, Engine]:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseError(
+            f"not a database URL: {url!r} (try sqlite:///posledger.db)"
+        ) from None
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            return parsed, _sqlite_engine(parsed)
+        return parsed, create_engine(parsed, pool_pre_ping=True)
+    except (NoSuchModuleError, ImportError) as exc:
+        raise DatabaseError(f"no driver for {parsed.drivername}: {exc}") from None
+
+
+def schema_revision(engine: Engine) -> tuple[str | None, bool]:
+    """(stored Alembic revision or None, whether the database has any tables)."""
+    with engine.connect() as conn:
+        names = set(inspect(conn).get_table_names())
+        if "alembic_version" not in names:
+            return None, bool(names)
+        row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+        return (None if row is None else str(row[0])), True
+
+
+def migrate(database: Database) -> tuple[str | None, str]:
+    """Apply pending migrations; return (revision before, revision after)."""
+    from alembic import command
+
+    from .migrations import alembic_config
+
+    before, _ = schema_revision(database.engine)
+    with database.engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "head")
+    after, _ = schema_revision(database.engine)
+    return before, after or ""
+
+
+def open_database(url: str | URL, *, create: bool = True) -> Database:
+    """Open ``url``; create the schema in an empty database, refuse a mismatched one."""
+    parsed, engine = make_engine(url)
+    database = Database(parsed, engine)
+    shown = database.display_url
+    try:
+        revision, has_tables = schema_revision(engine)
+    except OperationalError as exc:
+        engine.dispose()
+        raise DatabaseError(f"cannot open {shown}: {exc.orig}") from None
+    if revision is None:
+        if has_tables:
+            engine.dispose()
+            raise SchemaError(
+                f"{shown} holds tables but no posledger schema version; "
+                "point --db at a posledger database or an empty one"
+            )
+        if not create:
+            engine.dispose()
+            raise SchemaError(f"{shown} has no posledger schema; run `posledger migrate`")
+        migrate(database)
+        return database
+    if revision == SCHEMA_REVISION:
+        return database
+    engine.dispose()
+    from .migrations import known_revisions
+
+    if revision in known_revisions():
+        raise SchemaError(
+            f"{shown} has schema revision {revision}, older than this posledger's "
+            f"{SCHEMA_REVISION}: run `posledger --db ... migrate` to upgrade it"
+        )
+    raise SchemaError(
+        f"{shown} has schema revision {revision}, which this posledger "
+        f"(revision {SCHEMA_REVISION}) does not know: it was written by a newer posledger"
+    )

@@ -1,0 +1,20 @@
+"""Alembic environment: migrations run on the connection posledger hands over."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from posledger.store.schema import metadata
+
+connection = context.config.attributes.get("connection")
+if connection is None:
+    raise RuntimeError("run posledger migrations through `posledger migrate`")
+
+context.configure(
+    connection=connection,
+    target_metadata=metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+    compare_type=True,
+)
+with context.begin_transaction():
+    context.run_migrations()

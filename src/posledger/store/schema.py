@@ -1,0 +1,278 @@
+"""The database schema (SQLAlchemy Core). Changes to it are Alembic migrations.
+
+The journal is the source of truth; every other table is a projection of it that
+``rebuild`` can rewrite. Amounts are exact: ``NUMERIC(38, 18)`` on server databases and
+canonical decimal text on SQLite (whose NUMERIC affinity would go through a float).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from ..domain.numbers import fmt
+
+__all__ = ["Amount", "SCHEMA_REVISION", "metadata"]
+
+SCHEMA_REVISION = "0001"
+"""The Alembic revision this code reads and writes; a test keeps it equal to the head."""
+
+ID = 128
+ENUM = 16
+
+
+class Amount(TypeDecorator[Decimal]):
+    """An exact decimal: NUMERIC(38, 18) on servers, canonical text on SQLite."""
+
+    impl = Numeric(38, 18)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(Text())
+        return dialect.type_descriptor(Numeric(38, 18, asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return fmt(value)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return value if isinstance(value, Decimal) else Decimal(value)
+
+
+LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+
+metadata = MetaData()
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("account", String(ID), primary_key=True),
+    Column("venue", String(ID), nullable=False),
+    Column("mode", String(ENUM), nullable=False),
+    Column("position_mode", String(ENUM), nullable=False),
+    Column("lot_method", String(ENUM), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+)
+
+instruments = Table(
+    "instruments",
+    metadata,
+    Column("instrument", String(ID), primary_key=True),
+    Column("kind", String(ENUM), nullable=False),
+    Column("multiplier", Amount, nullable=False),
+    Column("quote_currency", String(ID), nullable=False),
+    Column("settlement_currency", String(ID), nullable=False),
+    Column("base_currency", String(ID)),
+    Column("tick_size", Amount),
+    Column("lot_size", Amount),
+    Column("inverse", Boolean, nullable=False),
+    Column("allow_negative_prices", Boolean, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+)
+
+strategies = Table(
+    "strategies",
+    metadata,
+    Column("strategy", String(ID), primary_key=True),
+    Column("adopt_orphans", Boolean, nullable=False),
+    Column("max_open_slots", Integer),
+    Column("seq", BigInteger, nullable=False),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("client_order_id", String(ID), primary_key=True),
+    Column("account", String(ID), nullable=False),
+    Column("strategy", String(ID), nullable=False),
+    Column("instrument", String(ID), nullable=False),
+    Column("side", String(ENUM), nullable=False),
+    Column("quantity", Amount, nullable=False),
+    Column("intent", String(ENUM), nullable=False),
+    Column("position_side", String(ENUM)),
+    Column("bracket_id", String(ID)),
+    Column("ts", BigInteger),
+    Column("status", String(ENUM), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Index("ix_orders_account_instrument", "account", "instrument"),
+    Index("ix_orders_strategy", "strategy"),
+)
+
+fills = Table(
+    "fills",
+    metadata,
+    Column("account", String(ID), nullable=False),
+    Column("exec_id", String(ID), nullable=False),
+    Column("instrument", String(ID), nullable=False),
+    Column("side", String(ENUM), nullable=False),
+    Column("quantity", Amount, nullable=False),
+    Column("price", Amount, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("client_order_id", String(ID)),
+    Column("strategy", String(ID), nullable=False),
+    Column("position_side", String(ENUM), nullable=False),
+    Column("intent", String(ENUM)),
+    Column("commission", Amount, nullable=False),
+    Column("commission_currency", String(ID), nullable=False),
+    Column("liquidation", Boolean, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("digest", String(64), nullable=False),
+    # Exactly once: a broker execution id is applied once per account.
+    PrimaryKeyConstraint("account", "exec_id", name="pk_fills"),
+    Index("ix_fills_instrument", "instrument"),
+    Index("ix_fills_client_order_id", "client_order_id"),
+    Index("ix_fills_seq", "seq"),
+)
+
+journal = Table(
+    "journal",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("stream", String(2 * ID), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("kind", String(ENUM), nullable=False),
+    Column("recorded_at", BigInteger, nullable=False),
+    Column("input", LongText, nullable=False),
+    Column("effects", LongText, nullable=False),
+    # Two writers can never append the same version of a stream.
+    UniqueConstraint("stream", "version", name="uq_journal_stream_version"),
+)
+
+slots = Table(
+    "slots",
+    metadata,
+    Column("account", String(ID), nullable=False),
+    Column("instrument", String(ID), nullable=False),
+    Column("strategy", String(ID), nullable=False),
+    Column("position_side", String(ENUM), nullable=False),
+    Column("quantity", Amount, nullable=False),
+    Column("avg_entry", Amount),
+    Column("lots", LongText),
+    Column("trade_id", BigInteger),
+    Column("last_price", Amount),
+    Column("seq", BigInteger, nullable=False),
+    PrimaryKeyConstraint("account", "instrument", "strategy", "position_side", name="pk_slots"),
+    Index("ix_slots_instrument", "instrument"),
+)
+
+trades = Table(
+    "trades",
+    metadata,
+    Column("trade_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("account", String(ID), nullable=False),
+    Column("instrument", String(ID), nullable=False),
+    Column("strategy", String(ID), nullable=False),
+    Column("position_side", String(ENUM), nullable=False),
+    Column("direction", String(ENUM), nullable=False),
+    Column("status", String(ENUM), nullable=False),
+    # The slot key while the trade is open, NULL once closed: the unique constraint is
+    # "one open trade per slot", enforced by the database on every backend.
+    Column("open_slot", String(4 * ID + 16)),
+    Column("opened_at", BigInteger, nullable=False),
+    Column("closed_at", BigInteger),
+    Column("pnl_currency", String(ID), nullable=False),
+    Column("quantity", Amount, nullable=False),
+    Column("peak_quantity", Amount, nullable=False),
+    Column("avg_entry", Amount, nullable=False),
+    Column("entry_quantity", Amount, nullable=False),
+    Column("avg_exit", Amount),
+    Column("exit_quantity", Amount, nullable=False),
+    Column("gross_realized", Amount, nullable=False),
+    Column("realized_pnl", Amount, nullable=False),
+    Column("commissions", Text, nullable=False),
+    Column("realized_return", Amount),
+    Column("close_reason", String(ENUM)),
+    Column("mae", Amount),
+    Column("mfe", Amount),
+    Column("mae_price", Amount),
+    Column("mfe_price", Amount),
+    UniqueConstraint("open_slot", name="uq_trades_open_slot"),
+    Index("ix_trades_slot", "account", "instrument", "strategy", "position_side"),
+    Index("ix_trades_instrument_status", "instrument", "status"),
+)
+
+trade_fills = Table(
+    "trade_fills",
+    metadata,
+    Column("trade_id", BigInteger, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("leg", Integer, nullable=False),
+    Column("account", String(ID), nullable=False),
+    Column("exec_id", String(ID)),
+    Column("role", String(ENUM), nullable=False),
+    Column("quantity", Amount, nullable=False),
+    Column("delta", Amount, nullable=False),
+    Column("price", Amount, nullable=False),
+    Column("commission", Amount, nullable=False),
+    Column("commission_currency", String(ID), nullable=False),
+    Column("realized", Amount, nullable=False),
+    Column("adjustment", Boolean, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    PrimaryKeyConstraint("trade_id", "seq", "leg", name="pk_trade_fills"),
+)
+
+marks = Table(
+    "marks",
+    metadata,
+    Column("instrument", String(ID), primary_key=True),
+    Column("price", Amount, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+)
+
+anomalies = Table(
+    "anomalies",
+    metadata,
+    Column("seq", BigInteger, nullable=False),
+    Column("idx", Integer, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("account", String(ID), nullable=False),
+    Column("instrument", String(ID), nullable=False),
+    Column("strategy", String(ID), nullable=False),
+    Column("position_side", String(ENUM), nullable=False),
+    Column("exec_id", String(ID)),
+    Column("quantity", Amount, nullable=False),
+    Column("detail", Text, nullable=False),
+    PrimaryKeyConstraint("seq", "idx", name="pk_anomalies"),
+)
+
+rejected_inputs = Table(
+    "rejected_inputs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("received_at", BigInteger, nullable=False),
+    Column("source", String(512)),
+    Column("line_no", Integer),
+    Column("raw", LongText, nullable=False),
+    Column("reason", Text, nullable=False),
+    # The same bad line sent again is not stored again.
+    Column("digest", String(64), nullable=False),
+    UniqueConstraint("digest", name="uq_rejected_inputs_digest"),
+)
+
+PROJECTIONS = (accounts, instruments, strategies, orders, fills, slots, trades, trade_fills, marks, anomalies)
+"""Tables ``rebuild`` rewrites from the journal."""

@@ -1,0 +1,441 @@
+"""The SQL unit of work: one transaction at a time on a dedicated connection.
+
+Statements are built with SQLAlchemy Core and compiled once for the driver; the hot path
+runs them on the DBAPI cursor. Writes are buffered and flushed with ``executemany`` just
+before COMMIT, so a batch of inputs costs one round of statements per table.
+
+Caches (reference data, books, counters) survive across transactions while this process
+is the only writer. On SQLite ``PRAGMA data_version`` tells when another connection has
+committed; the caches are then dropped and re-read.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import Table, and_, bindparam, insert, update
+
+from ..domain.book import Book
+from ..domain.decide import FillDecision, MarkDecision
+from ..domain.enums import OrderStatus
+from ..domain.numbers import fmt
+from ..domain.positions import SlotKey
+from ..domain.refdata import Account, Instrument, Order, Strategy
+from ..service.unit_of_work import FillSeen, Rejected, UnitOfWork
+from . import codec
+from . import schema as s
+from .database import Database, DatabaseError
+
+__all__ = ["SqlUnitOfWork"]
+
+Params = tuple[Any, ...] | dict[str, Any]
+
+
+class _Statement:
+    """A Core statement compiled for one dialect, with a row -> DBAPI params binder."""
+
+    def __init__(self, statement: Any, database: Database, table: Table) -> None:
+        compiled = statement.compile(dialect=database.engine.dialect)
+        self.sql: str = compiled.string
+        sqlite = database.dialect == "sqlite"
+        amounts = {c.name for c in table.columns if isinstance(c.type, s.Amount)}
+        if compiled.positional:
+            names = list(compiled.positiontup or ())
+        else:
+            names = list(compiled.binds)
+        self._names = names
+        self._fields = [(name, name[3:] if name.startswith("pk_") else name) for name in names]
+        self._convert = {
+            name: sqlite and field in amounts for name, field in self._fields
+        }
+        self._positional = bool(compiled.positional)
+
+    def params(self, row: Mapping[str, Any]) -> Params:
+        values = []
+        for name, field in self._fields:
+            value = row[field]
+            if self._convert[name] and value is not None:
+                value = fmt(value)
+            values.append(value)
+        if self._positional:
+            return tuple(values)
+        return dict(zip(self._names, values, strict=True))
+
+
+def _insert(table: Table, database: Database) -> _Statement:
+    columns = [c.name for c in table.columns if not (c.primary_key and c.autoincrement is True)]
+    statement = insert(table).values({name: bindparam(name) for name in columns})
+    return _Statement(statement, database, table)
+
+
+def _update(table: Table, database: Database, key: list[str]) -> _Statement:
+    values = {c.name: bindparam(c.name) for c in table.columns if c.name not in key}
+    where = and_(*(table.c[name] == bindparam("pk_" + name) for name in key))
+    return _Statement(update(table).where(where).values(values), database, table)
+
+
+class _Buffer:
+    """Rows waiting for the next flush, in the order tables must be written."""
+
+    def __init__(self) -> None:
+        self.inserts: dict[str, list[codec.Row]] = {}
+        self.slots: dict[SlotKey, codec.Row] = {}
+        self.trades: dict[int, codec.Row] = {}
+        self.marks: dict[str, codec.Row] = {}
+        self.order_status: dict[str, codec.Row] = {}
+        self.fills: dict[tuple[str, str], FillSeen] = {}
+        self.rejected: set[str] = set()
+
+    def add(self, table: str, row: codec.Row) -> None:
+        self.inserts.setdefault(table, []).append(row)
+
+    def __bool__(self) -> bool:
+        return bool(self.inserts or self.slots or self.trades or self.marks or self.order_status)
+
+
+_ORDER_CACHE = 200_000
+
+
+class SqlUnitOfWork(UnitOfWork):
+    def __init__(self, database: Database) -> None:
+        if database.dialect != "sqlite":
+            raise DatabaseError(
+                f"writing to {database.dialect} databases is not supported yet; use SQLite"
+            )
+        self.database = database
+        self._fairy = database.engine.raw_connection()
+        self._conn: sqlite3.Connection = self._fairy.driver_connection  # type: ignore[assignment]
+        self._cur = self._conn.cursor()
+        self._ph = "?"
+        self._inserts = {t.name: _insert(t, database) for t in s.metadata.sorted_tables}
+        self._slot_update = _update(
+            s.slots, database, ["account", "instrument", "strategy", "position_side"]
+        )
+        self._trade_update = _update(s.trades, database, ["trade_id"])
+        self._mark_update = _update(s.marks, database, ["instrument"])
+        self._order_update = _update(s.orders, database, ["client_order_id"])
+        self._accounts: dict[str, Account] = {}
+        self._instruments: dict[str, Instrument] = {}
+        self._strategies: dict[str, Strategy] = {}
+        self._orders: OrderedDict[str, tuple[Order, OrderStatus]] = OrderedDict()
+        self._data_version: int | None = None
+        self._in_transaction = False
+        self._buffer = _Buffer()
+        self._forget()
+
+    def _forget(self) -> None:
+        """Drop every cache that another writer's commit could make stale."""
+        self._books: dict[str, Book] = {}
+        self._versions: dict[str, int] = {}
+        self._slots_stored: set[SlotKey] = set()
+        self._trades_stored: set[int] = set()
+        self._marks_stored: set[str] = set()
+        self._next_seq: int | None = None
+        self._next_trade: int | None = None
+
+    def _forget_all(self) -> None:
+        self._forget()
+        self._accounts.clear()
+        self._instruments.clear()
+        self._strategies.clear()
+        self._orders.clear()
+
+    def close(self) -> None:
+        if self._in_transaction:
+            self.rollback()
+        self._cur.close()
+        self._fairy.close()
+
+    # -- transactions ---------------------------------------------------------------
+
+    def begin(self) -> None:
+        if self._in_transaction:
+            raise RuntimeError("a transaction is already open")
+        self._cur.execute("BEGIN IMMEDIATE")
+        self._in_transaction = True
+        (version,) = self._cur.execute("PRAGMA data_version").fetchone()
+        if version != self._data_version:
+            if self._data_version is not None:
+                self._forget_all()
+            self._data_version = version
+
+    def commit(self) -> None:
+        try:
+            self._flush()
+            self._cur.execute("COMMIT")
+        except BaseException:
+            self.rollback()
+            raise
+        self._in_transaction = False
+        self._buffer = _Buffer()
+
+    def rollback(self) -> None:
+        if self._in_transaction:
+            try:
+                self._cur.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+        self._in_transaction = False
+        self._buffer = _Buffer()
+        self._forget_all()
+
+    def _flush(self) -> None:
+        buf = self._buffer
+        if not buf:
+            return
+        cur = self._cur
+        for table in ("journal", "accounts", "instruments", "strategies", "orders", "fills"):
+            self._insert_many(table, buf.inserts.get(table, ()))
+        if buf.order_status:
+            statement = self._order_update
+            cur.executemany(statement.sql, [statement.params(r) for r in buf.order_status.values()])
+        stored, new = self._split(buf.trades, self._trades_stored)
+        if stored:
+            statement = self._trade_update
+            cur.executemany(statement.sql, [statement.params(r) for r in stored])
+        self._insert_many("trades", new)
+        for trade_id, row in buf.trades.items():
+            if row["status"] == "open":
+                self._trades_stored.add(trade_id)
+            else:
+                self._trades_stored.discard(trade_id)
+        stored, new = self._split(buf.slots, self._slots_stored)
+        if stored:
+            statement = self._slot_update
+            cur.executemany(statement.sql, [statement.params(r) for r in stored])
+        self._insert_many("slots", new)
+        self._slots_stored.update(buf.slots)
+        stored, new = self._split(buf.marks, self._marks_stored)
+        if stored:
+            statement = self._mark_update
+            cur.executemany(statement.sql, [statement.params(r) for r in stored])
+        self._insert_many("marks", new)
+        self._marks_stored.update(buf.marks)
+        for table in ("trade_fills", "anomalies", "rejected_inputs"):
+            self._insert_many(table, buf.inserts.get(table, ()))
+
+    @staticmethod
+    def _split(rows: Mapping[Any, codec.Row], stored: set[Any]) -> tuple[list[codec.Row], list[codec.Row]]:
+        old = [row for key, row in rows.items() if key in stored]
+        new = [row for key, row in rows.items() if key not in stored]
+        return old, new
+
+    def _insert_many(self, table: str, rows: Iterable[codec.Row]) -> None:
+        statement = self._inserts[table]
+        params = [statement.params(row) for row in rows]
+        if params:
+            self._cur.executemany(statement.sql, params)
+
+    # -- reads ------------------------------------------------------------------------
+
+    def _one(self, sql: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
+        self._cur.execute(sql, params)
+        row = self._cur.fetchone()
+        if row is None:
+            return None
+        names = [d[0] for d in self._cur.description]
+        return dict(zip(names, row, strict=True))
+
+    def _all(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        self._cur.execute(sql, params)
+        names = [d[0] for d in self._cur.description]
+        return [dict(zip(names, row, strict=True)) for row in self._cur.fetchall()]
+
+    def _cached(
+        self,
+        cache: dict[str, Any],
+        key: str,
+        sql: str,
+        build: Callable[[Mapping[str, Any]], Any],
+    ) -> Any:
+        found = cache.get(key)
+        if found is None:
+            row = self._one(sql, (key,))
+            if row is not None:
+                found = cache[key] = build(row)
+        return found
+
+    def account(self, account: str) -> Account | None:
+        result: Account | None = self._cached(
+            self._accounts, account, "SELECT * FROM accounts WHERE account = ?", codec.account_from_row
+        )
+        return result
+
+    def instrument(self, instrument: str) -> Instrument | None:
+        result: Instrument | None = self._cached(
+            self._instruments,
+            instrument,
+            "SELECT * FROM instruments WHERE instrument = ?",
+            codec.instrument_from_row,
+        )
+        return result
+
+    def strategy(self, strategy: str) -> Strategy | None:
+        result: Strategy | None = self._cached(
+            self._strategies,
+            strategy,
+            "SELECT * FROM strategies WHERE strategy = ?",
+            codec.strategy_from_row,
+        )
+        return result
+
+    def order(self, client_order_id: str) -> tuple[Order, OrderStatus] | None:
+        found = self._orders.get(client_order_id)
+        if found is not None:
+            self._orders.move_to_end(client_order_id)
+            return found
+        row = self._one("SELECT * FROM orders WHERE client_order_id = ?", (client_order_id,))
+        if row is None:
+            return None
+        found = (codec.order_from_row(row), OrderStatus(row["status"]))
+        self._remember_order(found)
+        return found
+
+    def _remember_order(self, entry: tuple[Order, OrderStatus]) -> None:
+        self._orders[entry[0].client_order_id] = entry
+        self._orders.move_to_end(entry[0].client_order_id)
+        if len(self._orders) > _ORDER_CACHE:
+            self._orders.popitem(last=False)
+
+    def fill_seen(self, account: str, exec_id: str) -> FillSeen | None:
+        pending = self._buffer.fills.get((account, exec_id))
+        if pending is not None:
+            return pending
+        self._cur.execute(
+            "SELECT seq, digest FROM fills WHERE account = ? AND exec_id = ?", (account, exec_id)
+        )
+        row = self._cur.fetchone()
+        return None if row is None else FillSeen(row[0], row[1])
+
+    def journal_record(self, seq: int) -> str:
+        for row in self._buffer.inserts.get("journal", ()):
+            if row["seq"] == seq:
+                return str(row["input"])
+        self._cur.execute("SELECT input FROM journal WHERE seq = ?", (seq,))
+        found = self._cur.fetchone()
+        if found is None:
+            raise KeyError(seq)
+        return str(found[0])
+
+    def book(self, instrument: str) -> Book:
+        book = self._books.get(instrument)
+        if book is not None:
+            return book
+        book = Book(instrument)
+        for row in self._all("SELECT * FROM slots WHERE instrument = ?", (instrument,)):
+            slot = codec.slot_from_row(row)
+            book.slots[slot.key] = slot
+            self._slots_stored.add(slot.key)
+        for row in self._all(
+            "SELECT * FROM trades WHERE instrument = ? AND status = 'open' ORDER BY trade_id",
+            (instrument,),
+        ):
+            trade = codec.trade_from_row(row)
+            book.open_trades[trade.trade_id] = trade
+            self._trades_stored.add(trade.trade_id)
+        mark = self._one("SELECT price, ts FROM marks WHERE instrument = ?", (instrument,))
+        if mark is not None:
+            book.mark = codec.dec(mark["price"])
+            book.mark_ts = mark["ts"]
+            self._marks_stored.add(instrument)
+        self._books[instrument] = book
+        return book
+
+    def rejected_seen(self, digest: str) -> bool:
+        if digest in self._buffer.rejected:
+            return True
+        self._cur.execute("SELECT 1 FROM rejected_inputs WHERE digest = ?", (digest,))
+        return self._cur.fetchone() is not None
+
+    # -- ids and the journal ---------------------------------------------------------
+
+    def next_trade_id(self) -> int:
+        if self._next_trade is None:
+            (top,) = self._cur.execute("SELECT max(trade_id) FROM trades").fetchone()
+            self._next_trade = (top or 0) + 1
+        trade_id = self._next_trade
+        self._next_trade += 1
+        return trade_id
+
+    def append(self, stream: str, kind: str, record: str, effects: str, recorded_at: int) -> int:
+        if self._next_seq is None:
+            (top,) = self._cur.execute("SELECT max(seq) FROM journal").fetchone()
+            self._next_seq = (top or 0) + 1
+        version = self._versions.get(stream)
+        if version is None:
+            (top,) = self._cur.execute(
+                "SELECT max(version) FROM journal WHERE stream = ?", (stream,)
+            ).fetchone()
+            version = top or 0
+        seq = self._next_seq
+        self._next_seq += 1
+        self._versions[stream] = version + 1
+        self._buffer.add(
+            "journal",
+            {
+                "seq": seq,
+                "stream": stream,
+                "version": version + 1,
+                "kind": kind,
+                "recorded_at": recorded_at,
+                "input": record,
+                "effects": effects,
+            },
+        )
+        return seq
+
+    # -- projections -----------------------------------------------------------------
+
+    def add_account(self, account: Account, seq: int) -> None:
+        self._buffer.add("accounts", codec.account_row(account, seq))
+        self._accounts[account.account] = account
+
+    def add_instrument(self, instrument: Instrument, seq: int) -> None:
+        self._buffer.add("instruments", codec.instrument_row(instrument, seq))
+        self._instruments[instrument.instrument] = instrument
+
+    def add_strategy(self, strategy: Strategy, seq: int) -> None:
+        self._buffer.add("strategies", codec.strategy_row(strategy, seq))
+        self._strategies[strategy.strategy] = strategy
+
+    def add_order(self, order: Order, seq: int) -> None:
+        self._buffer.add("orders", codec.order_row(order, OrderStatus.OPEN, seq))
+        self._remember_order((order, OrderStatus.OPEN))
+
+    def cancel_order(self, order: Order, seq: int) -> None:
+        row = codec.order_row(order, OrderStatus.CANCELLED, seq)
+        pending = self._buffer.inserts.get("orders", [])
+        for index, waiting in enumerate(pending):
+            if waiting["client_order_id"] == order.client_order_id:
+                pending[index] = row
+                break
+        else:
+            self._buffer.order_status[order.client_order_id] = row
+        self._remember_order((order, OrderStatus.CANCELLED))
+
+    def add_fill(self, decision: FillDecision, seq: int, digest: str) -> None:
+        buf = self._buffer
+        fill = decision.fill
+        buf.add("fills", codec.fill_row(decision, seq, digest))
+        buf.fills[(fill.account, fill.exec_id)] = FillSeen(seq, digest)
+        for slot in decision.slots:
+            buf.slots[slot.key] = codec.slot_row(slot, seq)
+        for trade in decision.trades:
+            buf.trades[trade.trade_id] = codec.trade_row(trade)
+        for row in codec.trade_fill_rows(decision, seq):
+            buf.add("trade_fills", row)
+        for row in codec.anomaly_rows(decision, seq):
+            buf.add("anomalies", row)
+
+    def add_mark(self, decision: MarkDecision, seq: int) -> None:
+        buf = self._buffer
+        buf.marks[decision.mark.instrument] = codec.mark_row(decision, seq)
+        for trade in decision.trades:
+            buf.trades[trade.trade_id] = codec.trade_row(trade)
+
+    def add_rejected(self, rejected: Rejected) -> None:
+        self._buffer.add("rejected_inputs", codec.rejected_row(rejected))
+        self._buffer.rejected.add(rejected.digest)
