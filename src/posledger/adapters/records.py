@@ -194,7 +194,7 @@ def _read(name: str, kind: object, value: object, api: bool) -> object:
         if api and isinstance(value, int) and not isinstance(value, bool):
             return Decimal(value)
         raise InvalidInput(
-            f"{name} must be a decimal string such as \"1.25\", got {_describe(value)}"
+            f'{name} must be a decimal string such as "1.25", got {_describe(value)}'
         )
     if kind is _Kind.TS:
         if isinstance(value, str):
@@ -276,9 +276,9 @@ def to_record(item: Input) -> dict[str, object]:
         value = getattr(item, field)
         if value is None:
             continue
-        if value is False or (isinstance(value, Decimal) and not value and field == "commission"):
-            if defaults.get(field) == value:
-                continue
+        unset = value is False or (field == "commission" and not value)
+        if unset and defaults.get(field) == value:
+            continue
         if kind is _Kind.TS:
             assert isinstance(value, int)
             record[field] = format_ts(value)
@@ -298,4 +298,3 @@ def digest(record: Mapping[str, object]) -> str:
     """A stable fingerprint of a canonical record (field order does not matter)."""
     canonical = msgspec.json.encode(dict(sorted(record.items())))
     return hashlib.sha256(canonical).hexdigest()
-

@@ -168,7 +168,9 @@ class _Work:
             self.close_reason = CloseReason.LIQUIDATION
             self.flip_reason = CloseReason.LIQUIDATION
         else:
-            self.close_reason = _EXIT_REASON.get(intent, CloseReason.EXIT) if intent else CloseReason.EXIT
+            self.close_reason = (
+                _EXIT_REASON.get(intent, CloseReason.EXIT) if intent else CloseReason.EXIT
+            )
             self.flip_reason = CloseReason.FLIP
 
     # -- state access -------------------------------------------------------------
@@ -297,7 +299,9 @@ class _Work:
         lots = () if self.lot_method is LotMethod.AVERAGE else (Lot(size, price),)
         new = Slot(slot.key, delta, price, lots, trade_id, price)
         role = Role.FLIP if flip else Role.OPEN
-        self._put(new, trade, self._leg(slot.key, trade_id, role, delta, commission, ZERO, adjustment))
+        self._put(
+            new, trade, self._leg(slot.key, trade_id, role, delta, commission, ZERO, adjustment)
+        )
 
     def _increase(self, slot: Slot, delta: Decimal, commission: Decimal, adjustment: bool) -> None:
         price = self.fill.price
@@ -309,7 +313,11 @@ class _Work:
         entry = slot.avg_entry if adjustment else price
         if self.lot_method is LotMethod.AVERAGE:
             lots: tuple[Lot, ...] = ()
-            avg = slot.avg_entry if adjustment else weighted_average(slot.avg_entry, held, price, size)
+            avg = (
+                slot.avg_entry
+                if adjustment
+                else weighted_average(slot.avg_entry, held, price, size)
+            )
             trade_avg = avg
         else:
             lots = (*slot.lots, Lot(size, entry))
@@ -329,7 +337,11 @@ class _Work:
             commissions=add_commission(trade.commissions, self.currency, commission),
         )
         new = Slot(slot.key, slot.quantity + delta, avg, lots, slot.trade_id, price)
-        self._put(new, trade, self._leg(slot.key, trade.trade_id, Role.INCREASE, delta, commission, ZERO, adjustment))
+        self._put(
+            new,
+            trade,
+            self._leg(slot.key, trade.trade_id, Role.INCREASE, delta, commission, ZERO, adjustment),
+        )
 
     def _reduce(
         self, slot: Slot, delta: Decimal, commission: Decimal, adjustment: bool, crossing: bool
@@ -384,7 +396,11 @@ class _Work:
             changes["close_reason"] = self.flip_reason if crossing else self.close_reason
         trade = replace(trade, **changes)  # type: ignore[arg-type]
         new = Slot(slot.key, quantity, avg, lots, slot.trade_id, price)
-        self._put(new, trade, self._leg(slot.key, trade.trade_id, role, delta, commission, realized, adjustment))
+        self._put(
+            new,
+            trade,
+            self._leg(slot.key, trade.trade_id, role, delta, commission, realized, adjustment),
+        )
 
     def _leg(
         self,
@@ -423,7 +439,9 @@ def decide_fill(
     """Decide what ``fill`` does to ``book``. The book is not changed."""
     try:
         with exact():
-            return _decide_fill(fill, account, instrument, order, strategy_known, book, new_trade_id)
+            return _decide_fill(
+                fill, account, instrument, order, strategy_known, book, new_trade_id
+            )
     except InvalidInput as exc:
         return Rejection(str(exc))
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from .enums import EXTERNAL, Direction, Kind, PositionSide, Side
 from .numbers import ZERO
-from .positions import Slot, Trade
+from .positions import Slot, SlotKey, Trade
 from .refdata import Instrument
 
 __all__ = ["Position3", "check_invariants", "fill_delta"]
@@ -42,7 +42,7 @@ def check_invariants(
 ) -> list[str]:
     problems: list[str] = []
     slot_sum: dict[Position3, Decimal] = defaultdict(lambda: ZERO)
-    by_key = {}
+    by_key: dict[SlotKey, Slot] = {}
     for slot in slots:
         key = slot.key
         by_key[key] = slot
@@ -62,7 +62,7 @@ def check_invariants(
                 f"conservation: slots on {where[0]}/{where[1]}/{where[2]} sum to {held} "
                 f"but the fills applied there net {net}"
             )
-    open_by_slot: dict[object, list[Trade]] = defaultdict(list)
+    open_by_slot: dict[SlotKey, list[Trade]] = defaultdict(list)
     for trade in open_trades:
         open_by_slot[trade.key].append(trade)
     for key, trades in open_by_slot.items():
@@ -80,10 +80,13 @@ def check_invariants(
             continue
         trade = trades[0]
         if trade.trade_id != slot.trade_id:
-            problems.append(f"slot {_name(key)} points at trade {slot.trade_id}, open is {trade.trade_id}")
+            problems.append(
+                f"slot {_name(key)} points at trade {slot.trade_id}, open is {trade.trade_id}"
+            )
         if trade.quantity != abs(slot.quantity):
             problems.append(
-                f"trade {trade.trade_id} holds {trade.quantity}, its slot {_name(key)} {slot.quantity}"
+                f"trade {trade.trade_id} holds {trade.quantity}, "
+                f"its slot {_name(key)} {slot.quantity}"
             )
         want = Direction.LONG if slot.quantity > 0 else Direction.SHORT
         if trade.direction is not want:
@@ -94,5 +97,5 @@ def check_invariants(
     return problems
 
 
-def _name(key: object) -> str:
-    return "/".join(str(part) for part in key)  # type: ignore[attr-defined]
+def _name(key: SlotKey) -> str:
+    return "/".join(str(part) for part in key)

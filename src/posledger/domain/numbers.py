@@ -14,6 +14,7 @@ quantization free of double-rounding errors.
 from __future__ import annotations
 
 import re
+from contextlib import AbstractContextManager
 from decimal import (
     ROUND_05UP,
     ROUND_HALF_EVEN,
@@ -24,14 +25,13 @@ from decimal import (
     Overflow,
     localcontext,
 )
-from typing import ContextManager
 
 __all__ = [
-    "D",
-    "ONE",
-    "ZERO",
     "MAX_FRACTION_DIGITS",
     "MAX_INTEGER_DIGITS",
+    "ONE",
+    "ZERO",
+    "D",
     "exact",
     "fmt",
     "fmt_opt",
@@ -57,7 +57,7 @@ _CONTEXT = Context(
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
-def exact() -> ContextManager[Context]:
+def exact() -> AbstractContextManager[Context]:
     """The decimal context all domain arithmetic runs in."""
     return localcontext(_CONTEXT)
 
@@ -87,7 +87,9 @@ def parse_decimal(text: str) -> Decimal:
             f"{text!r} has more than {MAX_FRACTION_DIGITS} digits after the decimal point"
         )
     if normal.adjusted() >= MAX_INTEGER_DIGITS:
-        raise ValueError(f"{text!r} has more than {MAX_INTEGER_DIGITS} digits before the decimal point")
+        raise ValueError(
+            f"{text!r} has more than {MAX_INTEGER_DIGITS} digits before the decimal point"
+        )
     return normal
 
 

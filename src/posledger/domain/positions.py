@@ -144,9 +144,7 @@ class Trade:
         return replace(self, mae=mae, mfe=mfe, mae_price=mae_price, mfe_price=mfe_price)
 
 
-def weighted_average(
-    avg: Decimal, quantity: Decimal, price: Decimal, added: Decimal
-) -> Decimal:
+def weighted_average(avg: Decimal, quantity: Decimal, price: Decimal, added: Decimal) -> Decimal:
     """``(avg*quantity + price*added) / (quantity + added)``, quantized (quantities unsigned)."""
     if not quantity:
         return price
@@ -171,9 +169,7 @@ def pnl(
     return q18((exit_price - entry) * quantity * multiplier * sign)
 
 
-def unrealized(
-    slot: Slot, mark: Decimal, multiplier: Decimal, inverse: bool
-) -> Decimal:
+def unrealized(slot: Slot, mark: Decimal, multiplier: Decimal, inverse: bool) -> Decimal:
     if not slot.quantity or slot.avg_entry is None:
         return ZERO
     sign = 1 if slot.quantity > 0 else -1

@@ -76,7 +76,8 @@ class Account:
             return given
         if given is not None and given is not PositionSide.BOTH:
             raise InvalidInput(
-                f"account {self.account} is in netting mode: position_side must be BOTH, got {given}"
+                f"account {self.account} is in netting mode: "
+                f"position_side must be BOTH, got {given}"
             )
         return PositionSide.BOTH
 

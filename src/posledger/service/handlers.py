@@ -101,7 +101,9 @@ def handle(tx: UnitOfWork, item: Input, clock: Clock) -> Outcome:
             return _register(tx, item, kind, key, tx.strategy(key), tx.add_strategy, clock)
         if isinstance(item, BrokerPosition):
             return Outcome(
-                "rejected", kind, key,
+                "rejected",
+                kind,
+                key,
                 "broker_position records are compared with the ledger by reconciliation; "
                 "ingest does not apply them",
             )
@@ -110,7 +112,9 @@ def handle(tx: UnitOfWork, item: Input, clock: Clock) -> Outcome:
         return Outcome("rejected", kind, key, str(exc))
 
 
-def _journal(tx: UnitOfWork, stream: str, item: Input, effects: dict[str, Any], clock: Clock) -> int:
+def _journal(
+    tx: UnitOfWork, stream: str, item: Input, effects: dict[str, Any], clock: Clock
+) -> int:
     return tx.append(stream, record_type(item), encode(to_record(item)), encode(effects), clock())
 
 
@@ -127,7 +131,9 @@ def _register(
         if existing == item:
             return Outcome("duplicate", kind, key, f"{kind} {key} is already registered")
         return Outcome(
-            "rejected", kind, key,
+            "rejected",
+            kind,
+            key,
             f"{kind} {key} is already registered differently: {_differences(existing, item)}",
         )
     stream = _stream(key) if kind == "instrument" else f"{kind}:{key}"
@@ -157,7 +163,9 @@ def _order(tx: UnitOfWork, order: Order, clock: Clock) -> Outcome:
         if found[0] == order:
             return Outcome("duplicate", "order", key, f"order {key} is already registered")
         return Outcome(
-            "rejected", "order", key,
+            "rejected",
+            "order",
+            key,
             f"order {key} is already registered differently: {_differences(found[0], order)}",
         )
     account = _require_account(tx, order.account)

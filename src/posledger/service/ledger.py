@@ -141,7 +141,9 @@ class Ledger:
         self._uow.commit()
         return outcome
 
-    def _apply(self, item: Input, raw: str | None, source: str | None, line_no: int | None) -> Outcome:
+    def _apply(
+        self, item: Input, raw: str | None, source: str | None, line_no: int | None
+    ) -> Outcome:
         outcome = handle(self._uow, item, self._clock)
         if outcome.status == "rejected":
             assert outcome.reason is not None
@@ -161,7 +163,9 @@ class Ledger:
         self._store_rejection(raw, reason, source, line_no)
         return Outcome("rejected", kind, key, reason)
 
-    def _store_rejection(self, raw: str, reason: str, source: str | None, line_no: int | None) -> None:
+    def _store_rejection(
+        self, raw: str, reason: str, source: str | None, line_no: int | None
+    ) -> None:
         fingerprint = _raw_digest(raw, reason)
         if not self._uow.rejected_seen(fingerprint):
             self._uow.add_rejected(
@@ -257,7 +261,11 @@ class Ledger:
         return self._views.rejected()
 
     def anomalies(
-        self, *, account: str | None = None, instrument: str | None = None, strategy: str | None = None
+        self,
+        *,
+        account: str | None = None,
+        instrument: str | None = None,
+        strategy: str | None = None,
     ) -> list[dict[str, Any]]:
         filters = {"account": account, "instrument": instrument, "strategy": strategy}
         return self._views.anomalies(filters)

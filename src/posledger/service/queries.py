@@ -29,7 +29,12 @@ def position_views(views: Views, filters: Filters, include_flat: bool) -> list[d
     for row in views.slots(filters, include_flat):
         quantity: Decimal = row["quantity"]
         slot = Slot(
-            SlotKey(row["account"], row["instrument"], row["strategy"], PositionSide(row["position_side"])),
+            SlotKey(
+                row["account"],
+                row["instrument"],
+                row["strategy"],
+                PositionSide(row["position_side"]),
+            ),
             quantity,
             row["avg_entry"],
         )

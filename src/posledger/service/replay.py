@@ -205,7 +205,9 @@ class Replay:
         return self.uow.problems
 
 
-def replay(journal: Iterable[Mapping[str, Any]], progress: Callable[[int], None] | None = None) -> Replay:
+def replay(
+    journal: Iterable[Mapping[str, Any]], progress: Callable[[int], None] | None = None
+) -> Replay:
     """Re-apply every journal entry, in order, to an empty in-memory ledger."""
     uow = MemoryUnitOfWork()
     result = Replay(uow)
@@ -218,8 +220,7 @@ def replay(journal: Iterable[Mapping[str, Any]], progress: Callable[[int], None]
         except InvalidInput as exc:
             uow.problem(f"seq {seq}: journaled input cannot be read: {exc}")
             continue
-        recorded_at = int(entry["recorded_at"])
-        outcome = handle(uow, item, lambda: recorded_at)
+        outcome = handle(uow, item, _fixed_clock(int(entry["recorded_at"])))
         if not outcome.applied:
             uow.problem(
                 f"seq {seq}: journaled {outcome.kind} {outcome.key} is {outcome.status} "
@@ -230,6 +231,10 @@ def replay(journal: Iterable[Mapping[str, Any]], progress: Callable[[int], None]
         if progress is not None and result.entries % 10_000 == 0:
             progress(result.entries)
     return result
+
+
+def _fixed_clock(ns: int) -> Callable[[], int]:
+    return lambda: ns
 
 
 @dataclass
@@ -254,7 +259,10 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _compare_table(
-    name: str, stored: Iterable[Mapping[str, Any]], replayed: dict[Key, codec.Row], report: VerifyReport
+    name: str,
+    stored: Iterable[Mapping[str, Any]],
+    replayed: dict[Key, codec.Row],
+    report: VerifyReport,
 ) -> None:
     keys = _PRIMARY_KEYS[name]
     remaining = dict(replayed)
@@ -285,7 +293,9 @@ def _compare_table(
 
 def stored_invariants(views: Views) -> list[str]:
     """Check DESIGN §3 on the stored projections."""
-    instruments = {r["instrument"]: codec.instrument_from_row(r) for r in views.table(s.instruments)}
+    instruments = {
+        r["instrument"]: codec.instrument_from_row(r) for r in views.table(s.instruments)
+    }
     hedge = {
         r["account"]
         for r in views.table(s.accounts)
@@ -295,7 +305,10 @@ def stored_invariants(views: Views) -> list[str]:
     for r in views.table(s.fills):
         where = (r["account"], r["instrument"], PositionSide(r["position_side"]))
         net[where] += fill_delta(
-            Side(r["side"]), r["quantity"], r["commission"], r["commission_currency"],
+            Side(r["side"]),
+            r["quantity"],
+            r["commission"],
+            r["commission_currency"],
             instruments[r["instrument"]],
         )
     slots = [codec.slot_from_row(r) for r in views.table(s.slots)]

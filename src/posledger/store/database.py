@@ -79,9 +79,7 @@ def make_engine(url: str | URL) -> tuple[URL, Engine]:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise DatabaseError(
-            f"not a database URL: {url!r} (try sqlite:///posledger.db)"
-        ) from None
+        raise DatabaseError(f"not a database URL: {url!r} (try sqlite:///posledger.db)") from None
     try:
         if parsed.get_backend_name() == "sqlite":
             return parsed, _sqlite_engine(parsed)

@@ -30,7 +30,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from ..domain.numbers import fmt
 
-__all__ = ["Amount", "SCHEMA_REVISION", "metadata"]
+__all__ = ["SCHEMA_REVISION", "Amount", "metadata"]
 
 SCHEMA_REVISION = "0001"
 """The Alembic revision this code reads and writes; a test keeps it equal to the head."""
@@ -274,5 +274,16 @@ rejected_inputs = Table(
     UniqueConstraint("digest", name="uq_rejected_inputs_digest"),
 )
 
-PROJECTIONS = (accounts, instruments, strategies, orders, fills, slots, trades, trade_fills, marks, anomalies)
+PROJECTIONS = (
+    accounts,
+    instruments,
+    strategies,
+    orders,
+    fills,
+    slots,
+    trades,
+    trade_fills,
+    marks,
+    anomalies,
+)
 """Tables ``rebuild`` rewrites from the journal."""

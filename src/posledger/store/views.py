@@ -88,9 +88,7 @@ class Views:
         """Every row of a table in primary-key order (for verify)."""
         order = list(table.primary_key.columns)
         with self.database.engine.connect() as conn:
-            result = conn.execution_options(yield_per=2000).execute(
-                select(table).order_by(*order)
-            )
+            result = conn.execution_options(yield_per=2000).execute(select(table).order_by(*order))
             for row in result:
                 yield dict(row._mapping)
 

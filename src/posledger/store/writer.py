@@ -11,6 +11,7 @@ committed; the caches are then dropped and re-read.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -42,19 +43,14 @@ class _Statement:
         self.sql: str = compiled.string
         sqlite = database.dialect == "sqlite"
         amounts = {c.name for c in table.columns if isinstance(c.type, s.Amount)}
-        if compiled.positional:
-            names = list(compiled.positiontup or ())
-        else:
-            names = list(compiled.binds)
+        names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
         self._names = names
         self._fields = [(name, name[3:] if name.startswith("pk_") else name) for name in names]
-        self._convert = {
-            name: sqlite and field in amounts for name, field in self._fields
-        }
+        self._convert = {name: sqlite and field in amounts for name, field in self._fields}
         self._positional = bool(compiled.positional)
 
     def params(self, row: Mapping[str, Any]) -> Params:
-        values = []
+        values: list[Any] = []
         for name, field in self._fields:
             value = row[field]
             if self._convert[name] and value is not None:
@@ -72,7 +68,9 @@ def _insert(table: Table, database: Database) -> _Statement:
 
 
 def _update(table: Table, database: Database, key: list[str]) -> _Statement:
-    values = {c.name: bindparam(c.name) for c in table.columns if c.name not in key}
+    values: dict[str, Any] = {
+        c.name: bindparam(c.name) for c in table.columns if c.name not in key
+    }
     where = and_(*(table.c[name] == bindparam("pk_" + name) for name in key))
     return _Statement(update(table).where(where).values(values), database, table)
 
@@ -174,10 +172,8 @@ class SqlUnitOfWork(UnitOfWork):
 
     def rollback(self) -> None:
         if self._in_transaction:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 self._cur.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
         self._in_transaction = False
         self._buffer = _Buffer()
         self._forget_all()
@@ -218,7 +214,9 @@ class SqlUnitOfWork(UnitOfWork):
             self._insert_many(table, buf.inserts.get(table, ()))
 
     @staticmethod
-    def _split(rows: Mapping[Any, codec.Row], stored: set[Any]) -> tuple[list[codec.Row], list[codec.Row]]:
+    def _split(
+        rows: Mapping[Any, codec.Row], stored: set[Any]
+    ) -> tuple[list[codec.Row], list[codec.Row]]:
         old = [row for key, row in rows.items() if key in stored]
         new = [row for key, row in rows.items() if key not in stored]
         return old, new
@@ -260,7 +258,10 @@ class SqlUnitOfWork(UnitOfWork):
 
     def account(self, account: str) -> Account | None:
         result: Account | None = self._cached(
-            self._accounts, account, "SELECT * FROM accounts WHERE account = ?", codec.account_from_row
+            self._accounts,
+            account,
+            "SELECT * FROM accounts WHERE account = ?",
+            codec.account_from_row,
         )
         return result
 

@@ -1,0 +1,567 @@
+"""``posledger``: the command line, a thin shell over :class:`posledger.Ledger`.
+
+Exit status: 0 success; 1 the command ran but found a problem (rejected lines, failed
+verification); 2 usage error; 3 the database could not be used.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ..adapters.jsonl import Line
+from ..bootstrap import DEFAULT_URL, open_ledger, resolve_url
+from ..domain.numbers import fmt
+from ..service.handlers import Outcome
+from ..service.ledger import IngestReport, Ledger, RebuildError
+from ..store.database import Database, DatabaseError, make_engine, migrate
+
+EXIT_PROBLEM = 1
+EXIT_DATABASE = 3
+
+
+def _console(stream: IO[str] | None = None) -> Console:
+    target = stream or sys.stdout
+    tty = target.isatty()
+    return Console(file=target, width=None if tty else 250, highlight=False, soft_wrap=False)
+
+
+def _json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2))
+
+
+@contextmanager
+def _ledger(ctx: click.Context) -> Iterator[Ledger]:
+    url = resolve_url(ctx.obj["db"])
+    try:
+        ledger = open_ledger(url)
+    except DatabaseError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(EXIT_DATABASE)
+    try:
+        yield ledger
+    finally:
+        ledger.close()
+
+
+def _filters(func: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(
+        [
+            click.option("--account", help="Only this account."),
+            click.option("--instrument", help="Only this instrument."),
+            click.option("--strategy", help="Only this strategy (EXTERNAL for unowned fills)."),
+            click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table."),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--db",
+    metavar="URL",
+    help=f"Database URL. Default: $POSLEDGER_DB, else {DEFAULT_URL}.",
+)
+@click.version_option(package_name="posledger")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None) -> None:
+    """A position ledger for traders who run several strategies on the same accounts.
+
+    Fills go in (JSON Lines, see `ingest --help`); out come each strategy's positions,
+    realized and unrealized P&L and round-trip trades, from a database that is the
+    single source of truth.
+
+    \b
+    Example:
+      posledger --db sqlite:///my.db ingest session.jsonl
+      posledger --db sqlite:///my.db positions
+      posledger --db sqlite:///my.db trades --json
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["db"] = db
+
+
+# -- ingest -----------------------------------------------------------------------------
+
+
+class _Progress:
+    """Progress on stderr: a live line on a terminal, a plain line every 5 s otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+        self.start = time.monotonic()
+        self.last = self.start
+        self.lines = 0
+
+    def tick(self, lines: int) -> None:
+        self.lines = lines
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.last < (0.2 if self.tty else 5.0):
+            return
+        self.last = now
+        rate = lines / max(now - self.start, 1e-9)
+        text = f"ingesting: {lines:,} lines ({rate:,.0f}/s)"
+        if self.tty:
+            click.echo(f"\r{text}", err=True, nl=False)
+        else:
+            click.echo(text, err=True)
+
+    def done(self) -> None:
+        if self.enabled and self.tty and self.last != self.start:
+            click.echo("\r" + " " * 60 + "\r", err=True, nl=False)
+
+
+def _say_outcome(line: Line, outcome: Outcome) -> str:
+    what = f"{outcome.kind} {outcome.key}" if outcome.kind else "input"
+    if outcome.status == "applied":
+        return f"line {line.number}: applied {what} (seq {outcome.seq})"
+    return f"line {line.number}: {outcome.status} {what}: {outcome.reason}"
+
+
+def summary_text(report: IngestReport, source: str) -> str:
+    lines = [
+        f"{source}: {report.lines} lines: {report.applied} applied, "
+        f"{report.duplicate} duplicate, {report.rejected} rejected"
+    ]
+    for number, reason in report.rejections:
+        lines.append(f"  rejected line {number}: {reason}")
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Inputs per transaction. 1 makes every line durable before the next is read.",
+)
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Print each line's outcome once it is committed."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress output on stderr.")
+@click.pass_context
+def ingest(
+    ctx: click.Context, file: IO[str], batch_size: int, verbose: bool, as_json: bool, quiet: bool
+) -> None:
+    """Apply a JSON Lines FILE (or - for stdin) of fills, orders, marks and reference data.
+
+    One JSON object per line, `type` first: account, instrument, strategy, order, cancel,
+    fill, mark (DESIGN §7). Amounts are decimal strings, times ISO 8601 with an offset.
+    Ingesting the same file again changes nothing: each fill's exec_id is applied once
+    per account.
+
+    Prints applied / duplicate / rejected counts and every rejected line with its
+    reason; rejected lines are refused whole and kept in the database for review.
+    Exits 1 if any line was rejected (the others are still applied).
+
+    \b
+    Example line:
+      {"type":"fill","exec_id":"x-1","account":"SIM-1","instrument":"MESH6.CME",
+       "side":"BUY","quantity":"1","price":"6852.25","ts":"2026-03-02T14:45:02Z",
+       "client_order_id":"o-1","commission":"0.62","commission_currency":"USD"}
+    """
+    source = "<stdin>" if file.name == "<stdin>" else file.name
+    progress = _Progress(enabled=not quiet)
+    done = 0
+
+    def on_commit(batch: list[tuple[Line, Outcome]]) -> None:
+        nonlocal done
+        done += len(batch)
+        if verbose:
+            for line, outcome in batch:
+                click.echo(_say_outcome(line, outcome))
+            sys.stdout.flush()
+        progress.tick(done)
+
+    with _ledger(ctx) as ledger:
+        try:
+            report = ledger.ingest(file, source=source, batch_size=batch_size, on_commit=on_commit)
+        except DatabaseError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_DATABASE)
+        finally:
+            progress.done()
+    if as_json:
+        _json(
+            {
+                "source": source,
+                "lines": report.lines,
+                "applied": report.applied,
+                "duplicate": report.duplicate,
+                "rejected": report.rejected,
+                "rejections": [{"line": n, "reason": r} for n, r in report.rejections],
+            }
+        )
+    else:
+        click.echo(summary_text(report, source))
+    if not report.ok:
+        ctx.exit(EXIT_PROBLEM)
+
+
+# -- positions and trades ------------------------------------------------------------
+
+
+def human(value: str | None, places: int = 6) -> str:
+    """An amount for a human table: at most ``places`` decimals (JSON keeps every digit)."""
+    if value is None:
+        return "-"
+    amount = Decimal(value)
+    if amount.as_tuple().exponent < -places:  # type: ignore[operator]
+        amount = amount.quantize(Decimal(1).scaleb(-places))
+    return fmt(amount)
+
+
+def _percent(value: str | None) -> str:
+    if value is None:
+        return "-"
+    return f"{(Decimal(value) * 100).quantize(Decimal('0.001'))}%"
+
+
+def _when(value: str | None) -> str:
+    return "-" if value is None else value.replace("T", " ")[:19]
+
+
+def positions_table(rows: list[dict[str, Any]], title: str = "Positions") -> Table:
+    table = Table(title=title, title_justify="left")
+    for name, justify in [
+        ("account", "left"),
+        ("instrument", "left"),
+        ("strategy", "left"),
+        ("pos side", "left"),
+        ("qty", "right"),
+        ("avg entry", "right"),
+        ("realized", "right"),
+        ("unrealized", "right"),
+        ("ccy", "left"),
+        ("trade", "right"),
+    ]:
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(
+            row["account"],
+            row["instrument"],
+            row["strategy"],
+            row["position_side"],
+            row["signed_quantity"],
+            human(row["avg_entry_price"]),
+            human(row["realized_pnl"]),
+            human(row["unrealized_pnl"]),
+            row["pnl_currency"],
+            str(row["trade_id"] or ""),
+        )
+    return table
+
+
+def trades_table(rows: list[dict[str, Any]], title: str = "Trades") -> Table:
+    table = Table(title=title, title_justify="left")
+    for name, justify in [
+        ("id", "right"),
+        ("account", "left"),
+        ("instrument", "left"),
+        ("strategy", "left"),
+        ("side", "left"),
+        ("qty/peak", "right"),
+        ("entry", "right"),
+        ("exit", "right"),
+        ("net p&l", "right"),
+        ("ccy", "left"),
+        ("return", "right"),
+        ("opened", "left"),
+        ("reason", "left"),
+    ]:
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(
+            str(row["trade_id"]),
+            row["account"],
+            row["instrument"],
+            row["strategy"],
+            row["side"],
+            f"{row['quantity']}/{row['peak_quantity']}",
+            human(row["avg_entry_price"]),
+            human(row["avg_exit_price"]),
+            human(row["realized_pnl"]),
+            row["pnl_currency"],
+            _percent(row["realized_return"]),
+            _when(row["opened_at"]),
+            row["close_reason"] or "",
+        )
+    return table
+
+
+@cli.command()
+@click.option("--all", "include_flat", is_flag=True, help="Include flat slots.")
+@_filters
+@click.pass_context
+def positions(
+    ctx: click.Context,
+    include_flat: bool,
+    account: str | None,
+    instrument: str | None,
+    strategy: str | None,
+    as_json: bool,
+) -> None:
+    """Each strategy's position per account, instrument and position side (its slot).
+
+    Open slots only unless --all. Realized P&L is that of the slot's current trade (or
+    its last one when flat), net of commissions in the P&L currency; unrealized P&L is
+    valued at the instrument's latest mark.
+
+    \b
+    Example:
+      posledger positions --strategy mes-orb-01 --json
+    """
+    with _ledger(ctx) as ledger:
+        rows = ledger.positions(
+            include_flat=include_flat, account=account, instrument=instrument, strategy=strategy
+        )
+    if as_json:
+        _json(rows)
+    else:
+        _console().print(positions_table(rows))
+
+
+@cli.command()
+@click.option("--open", "status", flag_value="open", help="Only open trades.")
+@click.option("--closed", "status", flag_value="closed", help="Only closed trades.")
+@_filters
+@click.pass_context
+def trades(
+    ctx: click.Context,
+    status: str | None,
+    account: str | None,
+    instrument: str | None,
+    strategy: str | None,
+    as_json: bool,
+) -> None:
+    """Round-trip trades (flat to flat) in the order they were opened.
+
+    JSON includes every fill of a trade with its role (open, increase, reduce, close,
+    flip), gross and net realized P&L, return, duration, close reason and MAE/MFE.
+
+    \b
+    Example:
+      posledger trades --closed --json
+    """
+    with _ledger(ctx) as ledger:
+        rows = ledger.trades(
+            account=account,
+            instrument=instrument,
+            strategy=strategy,
+            status=status,
+            with_fills=as_json,
+        )
+    if as_json:
+        _json(rows)
+    else:
+        _console().print(trades_table(rows))
+
+
+@cli.command()
+@_filters
+@click.pass_context
+def anomalies(
+    ctx: click.Context,
+    account: str | None,
+    instrument: str | None,
+    strategy: str | None,
+    as_json: bool,
+) -> None:
+    """Fills the ledger booked to EXTERNAL because they did not fit their strategy's slot.
+
+    An exit order larger than its strategy's position (it took another strategy's
+    quantity), or a hedge-mode fill that would take a LONG or SHORT slot past zero.
+
+    \b
+    Example:
+      posledger anomalies --json
+    """
+    with _ledger(ctx) as ledger:
+        rows = ledger.anomalies(account=account, instrument=instrument, strategy=strategy)
+    if as_json:
+        _json([{**row, "quantity": str(row["quantity"])} for row in rows])
+        return
+    table = Table(title="Anomalies", title_justify="left")
+    for name in ("seq", "kind", "account", "instrument", "strategy", "exec_id", "detail"):
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(
+            str(row["seq"]),
+            row["kind"],
+            row["account"],
+            row["instrument"],
+            row["strategy"],
+            row["exec_id"] or "",
+            row["detail"],
+        )
+    _console().print(table)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def rejected(ctx: click.Context, as_json: bool) -> None:
+    """Inputs that were refused, with the reason and the raw line as received.
+
+    \b
+    Example:
+      posledger rejected --json
+    """
+    from ..domain.timestamps import format_ts
+
+    with _ledger(ctx) as ledger:
+        rows = ledger.rejected_inputs()
+    items = [
+        {
+            "id": row["id"],
+            "received_at": format_ts(row["received_at"]),
+            "source": row["source"],
+            "line": row["line_no"],
+            "reason": row["reason"],
+            "raw": row["raw"],
+        }
+        for row in rows
+    ]
+    if as_json:
+        _json(items)
+        return
+    table = Table(title="Rejected inputs", title_justify="left")
+    for name in ("id", "received", "source", "line", "reason", "raw"):
+        table.add_column(name, overflow="fold")
+    for item in items:
+        table.add_row(
+            str(item["id"]),
+            item["received_at"],
+            item["source"] or "",
+            str(item["line"] or ""),
+            item["reason"],
+            item["raw"],
+        )
+    _console().print(table)
+
+
+# -- replay ---------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def verify(ctx: click.Context, as_json: bool) -> None:
+    """Replay the journal in memory and compare with the stored positions and trades.
+
+    Also checks the invariants: per account, instrument and position side the slots
+    sum to the net of the fills applied there; one open trade per slot; hedge-mode
+    slots never change sign. Exits 1 if anything disagrees.
+
+    \b
+    Example:
+      posledger verify
+    """
+    with _ledger(ctx) as ledger:
+        report = ledger.verify()
+    if as_json:
+        _json(
+            {
+                "ok": report.ok,
+                "journal_entries": report.journal_entries,
+                "rows_compared": report.rows_compared,
+                "problems": report.problems,
+            }
+        )
+    elif report.ok:
+        click.echo(
+            f"ok: {report.journal_entries} journal entries replayed, "
+            f"{report.rows_compared} stored rows match, invariants hold"
+        )
+    else:
+        click.echo(f"FAILED: {len(report.problems)} problems")
+        for problem in report.problems:
+            click.echo(f"  {problem}")
+    if not report.ok:
+        ctx.exit(EXIT_PROBLEM)
+
+
+@cli.command()
+@click.pass_context
+def rebuild(ctx: click.Context) -> None:
+    """Rewrite every projection (slots, trades, fills, orders...) from the journal.
+
+    Runs under the database's write lock in one transaction; refuses, changing
+    nothing, if the journal does not replay cleanly.
+    """
+    with _ledger(ctx) as ledger:
+        try:
+            report = ledger.rebuild()
+        except RebuildError as exc:
+            click.echo(f"error: {exc}", err=True)
+            for problem in exc.problems[:20]:
+                click.echo(f"  {problem}", err=True)
+            ctx.exit(EXIT_PROBLEM)
+    rows = ", ".join(f"{n} {name}" for name, n in report.rows.items() if n)
+    click.echo(f"rebuilt from {report.journal_entries} journal entries: {rows}")
+
+
+@cli.command(name="migrate")
+@click.pass_context
+def migrate_command(ctx: click.Context) -> None:
+    """Create the schema in an empty database or upgrade an older one."""
+    url = resolve_url(ctx.obj["db"])
+    try:
+        parsed, engine = make_engine(url)
+        database = Database(parsed, engine)
+        before, after = migrate(database)
+        database.dispose()
+    except DatabaseError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(EXIT_DATABASE)
+    if before == after:
+        click.echo(f"schema is current (revision {after})")
+    else:
+        click.echo(f"schema upgraded from {before or 'nothing'} to revision {after}")
+
+
+# -- demo ------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("posledger-demo.db"),
+    show_default=True,
+    help="SQLite file to (re)create for the demo.",
+)
+@click.pass_context
+def demo(ctx: click.Context, path: Path) -> None:
+    """Ingest a bundled trading session into a fresh SQLite database and show the result.
+
+    Two strategies share one MES futures contract on a netting account (one scales in
+    and out, one sends an exit too large for its own position: the excess lands on
+    EXTERNAL); a Binance-style hedge account holds LONG and SHORT on one symbol; a
+    flip; a duplicate fill; a rejected line.
+    """
+    from .demo import run_demo
+
+    ctx.exit(run_demo(path, _console()))
+
+
+def main() -> None:
+    cli(prog_name="posledger")
