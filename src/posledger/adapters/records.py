@@ -14,13 +14,14 @@ from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from operator import attrgetter
 from typing import Any
 
 import msgspec
 
 from ..domain.enums import Intent, Kind, LotMethod, Mode, PositionMode, PositionSide, Side
 from ..domain.inputs import BrokerPosition, Cancel, Fill, Input, Mark, Transfer
-from ..domain.numbers import fmt, parse_decimal
+from ..domain.numbers import ZERO, fmt, parse_decimal
 from ..domain.refdata import Account, Instrument, InvalidInput, Order, Strategy
 from ..domain.timestamps import format_ts, parse_ts
 
@@ -224,6 +225,10 @@ def parse_record(obj: object, *, api: bool = False) -> Input:
     ``api=True`` (the Python API) also accepts ``Decimal`` and ``int`` amounts and aware
     ``datetime`` times; JSON input must use strings, as DESIGN §7 says.
     """
+    if type(obj) is dict and not api and obj.get("type") == "fill":
+        fill = _quick_fill(obj)
+        if fill is not None:
+            return fill
     if not isinstance(obj, Mapping):
         raise InvalidInput(f"a record must be a JSON object, got {_describe(obj)}")
     kind = obj.get("type")
@@ -253,37 +258,101 @@ def parse_record(obj: object, *, api: bool = False) -> Input:
         raise InvalidInput(str(exc)) from None
 
 
-def _write(value: object) -> object:
-    if isinstance(value, Decimal):
-        return fmt(value)
-    if isinstance(value, StrEnum):
-        return value.value
-    return value
+_SIDES = {"BUY": Side.BUY, "SELL": Side.SELL}
+_POSITION_SIDES = {
+    None: None,
+    "BOTH": PositionSide.BOTH,
+    "LONG": PositionSide.LONG,
+    "SHORT": PositionSide.SHORT,
+}
+_FILL_FIELDS = _ALLOWED["fill"]
+
+
+def _quick_fill(obj: dict[str, Any]) -> Fill | None:
+    """The common, well-formed fill, read fast. None hands the record to the general
+    reader, which gives the precise message when something is wrong."""
+    if not _FILL_FIELDS.issuperset(obj):
+        return None
+    try:
+        exec_id, account, instrument = obj["exec_id"], obj["account"], obj["instrument"]
+        side = _SIDES[obj["side"]]
+        quantity, price, ts = obj["quantity"], obj["price"], obj["ts"]
+        position_side = _POSITION_SIDES[obj.get("position_side")]
+    except (KeyError, TypeError):
+        return None
+    commission = obj.get("commission")
+    liquidation = obj.get("liquidation", False)
+    if not (
+        type(exec_id) is str
+        and type(account) is str
+        and type(instrument) is str
+        and type(quantity) is str
+        and type(price) is str
+        and type(ts) is str
+        and (commission is None or type(commission) is str)
+        and type(liquidation) is bool
+    ):
+        return None
+    optional = (obj.get("client_order_id"), obj.get("strategy"), obj.get("commission_currency"))
+    if any(value is not None and type(value) is not str for value in optional):
+        return None
+    try:
+        return Fill(
+            exec_id,
+            account,
+            instrument,
+            side,
+            parse_decimal(quantity),
+            parse_decimal(price),
+            parse_ts(ts),
+            optional[0],
+            optional[1],
+            ZERO if commission is None else parse_decimal(commission),
+            optional[2],
+            position_side,
+            liquidation,
+        )
+    except ValueError:
+        return None
+
+
+def _writer(kind: object) -> Any:
+    if kind is _Kind.TS:
+        return format_ts
+    if kind is _Kind.DECIMAL:
+        return fmt
+    return None
 
 
 _DEFAULTS: dict[type[Any], dict[str, object]] = {
     cls: {f.name: f.default for f in fields(cls)} for cls, _ in _SPECS.values()
 }
+_WRITERS: dict[type[Any], tuple[str, Any, tuple[tuple[str, Any, object], ...]]] = {}
+for _name, (_cls, _spec) in _SPECS.items():
+    _WRITERS[_cls] = (
+        _name,
+        attrgetter(*(field for field, _, _ in _spec)),
+        tuple(
+            (
+                field,
+                _writer(kind),
+                # Fields left out of the canonical record at their default: False flags
+                # and a zero commission.
+                _DEFAULTS[_cls].get(field) if kind is _Kind.BOOL or field == "commission" else None,
+            )
+            for field, kind, _ in _spec
+        ),
+    )
 
 
 def to_record(item: Input) -> dict[str, object]:
     """The canonical record of an input: type first, then the fields that are set."""
-    name = _TYPE_OF[type(item)]
-    _, spec = _SPECS[name]
-    defaults = _DEFAULTS[type(item)]
+    name, getter, writers = _WRITERS[type(item)]
     record: dict[str, object] = {"type": name}
-    for field, kind, _required in spec:
-        value = getattr(item, field)
-        if value is None:
+    for (field, write, default), value in zip(writers, getter(item), strict=True):
+        if value is None or (default is not None and value == default):
             continue
-        unset = value is False or (field == "commission" and not value)
-        if unset and defaults.get(field) == value:
-            continue
-        if kind is _Kind.TS:
-            assert isinstance(value, int)
-            record[field] = format_ts(value)
-        else:
-            record[field] = _write(value)
+        record[field] = value if write is None else write(value)
     return record
 
 
@@ -294,7 +363,6 @@ def encode(record: Mapping[str, object]) -> str:
     return _encoder.encode(record).decode()
 
 
-def digest(record: Mapping[str, object]) -> str:
-    """A stable fingerprint of a canonical record (field order does not matter)."""
-    canonical = msgspec.json.encode(dict(sorted(record.items())))
-    return hashlib.sha256(canonical).hexdigest()
+def digest(text: str) -> str:
+    """A fingerprint of a canonical record's text (see :func:`encode`)."""
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .enums import EXTERNAL, Intent, PositionSide
 from .inputs import Fill
@@ -12,12 +12,14 @@ from .refdata import Account, InvalidInput, Order
 __all__ = ["Attribution", "attribute"]
 
 
-@dataclass(frozen=True, slots=True)
-class Attribution:
+class Attribution(NamedTuple):
     strategy: str
     position_side: PositionSide
     intent: Intent | None
     """The intent of the registered order; None for fills without one."""
+
+
+_new = tuple.__new__  # builds a NamedTuple without its Python-level __new__
 
 
 def attribute(
@@ -57,8 +59,10 @@ def attribute(
                 f"position_side {order.position_side}"
             )
         side = fill.position_side if fill.position_side is not None else order.position_side
-        return Attribution(order.strategy, account.resolve_position_side(side), order.intent)
+        return _new(
+            Attribution, (order.strategy, account.resolve_position_side(side), order.intent)
+        )
     strategy = fill.strategy if fill.strategy is not None else EXTERNAL
     if strategy != EXTERNAL and not strategy_known(strategy):
         raise InvalidInput(f"unknown strategy {strategy}: register it before its fills")
-    return Attribution(strategy, account.resolve_position_side(fill.position_side), None)
+    return _new(Attribution, (strategy, account.resolve_position_side(fill.position_side), None))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from .enums import PositionSide
 from .positions import Slot, SlotKey, Trade
 
 if TYPE_CHECKING:
@@ -27,21 +28,33 @@ class Book:
     mark: Decimal | None = None
     mark_ts: int | None = None
 
+    keys: dict[tuple[str, str, PositionSide], SlotKey] = field(default_factory=dict)
+
+    def key(self, account: str, strategy: str, side: PositionSide) -> SlotKey:
+        """The slot key of this book's instrument (interned: deciding a fill stays cheap)."""
+        found = self.keys.get((account, strategy, side))
+        if found is None:
+            found = self.keys[(account, strategy, side)] = SlotKey(
+                account, self.instrument, strategy, side
+            )
+        return found
+
     def slot(self, key: SlotKey) -> Slot:
         found = self.slots.get(key)
         return found if found is not None else Slot(key)
 
     def apply(self, decision: FillDecision | MarkDecision) -> None:
-        from .decide import FillDecision
-
-        if isinstance(decision, FillDecision):
-            for slot in decision.slots:
-                self.slots[slot.key] = slot
-        else:
-            self.mark = decision.mark.price
+        """Fold a decision made against this book into it."""
+        slots = getattr(decision, "slots", None)
+        if slots is None:
+            self.mark = decision.mark.price  # type: ignore[union-attr]
             self.mark_ts = decision.ts
+        else:
+            for slot in slots:
+                self.slots[slot.key] = slot
+        open_trades = self.open_trades
         for trade in decision.trades:
-            if trade.is_open:
-                self.open_trades[trade.trade_id] = trade
+            if trade.closed_at is None:
+                open_trades[trade.trade_id] = trade
             else:
-                self.open_trades.pop(trade.trade_id, None)
+                open_trades.pop(trade.trade_id, None)

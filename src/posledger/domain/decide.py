@@ -7,9 +7,10 @@ ids come from the caller's allocator so that a replay can hand back the journale
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from decimal import Decimal
+from dataclasses import dataclass
+from decimal import Decimal, getcontext
 from enum import Enum
+from typing import NamedTuple
 
 from .attribution import attribute
 from .book import Book
@@ -25,13 +26,12 @@ from .enums import (
     Side,
 )
 from .inputs import Fill, Mark
-from .numbers import ZERO, exact, q18
+from .numbers import PRECISION, ZERO, exact, q18
 from .positions import (
     Lot,
     Slot,
     SlotKey,
     Trade,
-    add_commission,
     pnl,
     realized_return,
     unrealized,
@@ -65,8 +65,7 @@ class Duplicate:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class Leg:
+class Leg(NamedTuple):
     """One slot's share of a fill."""
 
     key: SlotKey
@@ -85,8 +84,7 @@ class Leg:
     """True for the quantity a spot fill's base-currency commission takes away."""
 
 
-@dataclass(frozen=True, slots=True)
-class Anomaly:
+class Anomaly(NamedTuple):
     kind: str
     key: SlotKey
     """The slot whose fill caused it."""
@@ -94,28 +92,28 @@ class Anomaly:
     detail: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FillDecision:
     fill: Fill
     strategy: str
     position_side: PositionSide
     intent: Intent | None
     commission_currency: str
-    legs: tuple[Leg, ...]
-    slots: tuple[Slot, ...]
+    legs: list[Leg]
+    slots: list[Slot]
     """New state of every slot the fill touched."""
-    trades: tuple[Trade, ...]
+    trades: list[Trade]
     """New state of every trade the fill touched, in the order they were touched."""
-    anomalies: tuple[Anomaly, ...]
-    opened: tuple[int, ...]
+    anomalies: list[Anomaly]
+    opened: list[int]
     """Ids of the trades this fill opened, in allocation order."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MarkDecision:
     mark: Mark
     ts: int
-    trades: tuple[Trade, ...]
+    trades: list[Trade]
     """Open trades whose MAE/MFE changed, by trade id."""
 
 
@@ -125,6 +123,8 @@ class _Mode(Enum):
     REDUCE_ONLY = "reduce_only"
     """Only reduce; what is left over is returned to the caller."""
 
+
+_new = tuple.__new__  # builds a NamedTuple without its Python-level __new__
 
 _EXIT_REASON = {
     Intent.EXIT: CloseReason.EXIT,
@@ -139,7 +139,23 @@ def _lots_average(lots: tuple[Lot, ...]) -> Decimal:
 
 
 class _Work:
-    """Accumulates one fill's effects over a read-only book."""
+    """Accumulates one fill's effects on working copies of the book's values."""
+
+    __slots__ = (
+        "account",
+        "anomalies",
+        "book",
+        "currency",
+        "fill",
+        "instrument",
+        "intent",
+        "legs",
+        "lot_method",
+        "new_trade_id",
+        "opened",
+        "slots",
+        "trades",
+    )
 
     def __init__(
         self,
@@ -164,37 +180,65 @@ class _Work:
         self.legs: list[Leg] = []
         self.anomalies: list[Anomaly] = []
         self.opened: list[int] = []
-        if fill.liquidation:
-            self.close_reason = CloseReason.LIQUIDATION
-            self.flip_reason = CloseReason.LIQUIDATION
-        else:
-            self.close_reason = (
-                _EXIT_REASON.get(intent, CloseReason.EXIT) if intent else CloseReason.EXIT
-            )
-            self.flip_reason = CloseReason.FLIP
 
-    # -- state access -------------------------------------------------------------
+    def _close_reason(self, crossing: bool) -> CloseReason:
+        if self.fill.liquidation:
+            return CloseReason.LIQUIDATION
+        if crossing:
+            return CloseReason.FLIP
+        intent = self.intent
+        return CloseReason.EXIT if intent is None else _EXIT_REASON.get(intent, CloseReason.EXIT)
+
+    # -- working copies -----------------------------------------------------------
 
     def slot(self, key: SlotKey) -> Slot:
-        found = self.slots.get(key)
-        return found if found is not None else self.book.slot(key)
+        slot = self.slots.get(key)
+        if slot is None:
+            held = self.book.slots.get(key)
+            slot = self.slots[key] = Slot(key) if held is None else held.copy()
+        return slot
 
     def trade(self, trade_id: int | None) -> Trade:
         assert trade_id is not None
-        found = self.trades.get(trade_id)
-        return found if found is not None else self.book.open_trades[trade_id]
+        trade = self.trades.get(trade_id)
+        if trade is None:
+            trade = self.trades[trade_id] = self.book.open_trades[trade_id].copy()
+        return trade
 
-    def _put(self, slot: Slot, trade: Trade, leg: Leg) -> None:
-        self.slots[slot.key] = slot
-        self.trades[trade.trade_id] = trade
-        self.legs.append(leg)
+    def _commission(self, trade: Trade, amount: Decimal) -> None:
+        totals = trade.commissions
+        totals[self.currency] = totals.get(self.currency, ZERO) + amount
+
+    def _leg(
+        self,
+        slot: Slot,
+        role: Role,
+        delta: Decimal,
+        commission: Decimal,
+        realized: Decimal,
+        adjustment: bool,
+    ) -> None:
+        assert slot.trade_id is not None
+        leg = (
+            slot.key,
+            slot.trade_id,
+            role,
+            abs(delta),
+            delta,
+            self.fill.price,
+            commission,
+            self.currency,
+            realized,
+            adjustment,
+        )
+        self.legs.append(_new(Leg, leg))
 
     # -- routing: who may take which part -------------------------------------------
 
     def _mode(self, key: SlotKey, delta: Decimal) -> _Mode:
         if key.strategy == EXTERNAL:
             return _Mode.FREE
-        if self.intent is not None and self.intent.is_exit:
+        if self.intent is not None and self.intent is not Intent.ENTRY:
             return _Mode.REDUCE_ONLY
         if self.account.hedge and (key.position_side is PositionSide.LONG) == (delta < 0):
             return _Mode.REDUCE_ONLY
@@ -284,7 +328,7 @@ class _Work:
         size = abs(delta)
         trade_id = self.new_trade_id()
         self.opened.append(trade_id)
-        trade = Trade(
+        self.trades[trade_id] = Trade(
             trade_id=trade_id,
             key=slot.key,
             direction=Direction.LONG if delta > 0 else Direction.SHORT,
@@ -294,54 +338,44 @@ class _Work:
             peak_quantity=size,
             avg_entry=price,
             entry_quantity=size,
-            commissions=add_commission((), self.currency, commission),
+            commissions={self.currency: commission},
         )
-        lots = () if self.lot_method is LotMethod.AVERAGE else (Lot(size, price),)
-        new = Slot(slot.key, delta, price, lots, trade_id, price)
-        role = Role.FLIP if flip else Role.OPEN
-        self._put(
-            new, trade, self._leg(slot.key, trade_id, role, delta, commission, ZERO, adjustment)
-        )
+        slot.quantity = delta
+        slot.avg_entry = price
+        slot.lots = () if self.lot_method is LotMethod.AVERAGE else (Lot(size, price),)
+        slot.trade_id = trade_id
+        slot.last_price = price
+        self._leg(slot, Role.FLIP if flip else Role.OPEN, delta, commission, ZERO, adjustment)
 
     def _increase(self, slot: Slot, delta: Decimal, commission: Decimal, adjustment: bool) -> None:
         price = self.fill.price
         size = abs(delta)
-        held = abs(slot.quantity)
-        assert slot.avg_entry is not None
+        avg = slot.avg_entry
+        assert avg is not None
         trade = self.trade(slot.trade_id)
-        # A base-currency commission adjusts quantity only: it enters at the average.
-        entry = slot.avg_entry if adjustment else price
         if self.lot_method is LotMethod.AVERAGE:
-            lots: tuple[Lot, ...] = ()
-            avg = (
-                slot.avg_entry
-                if adjustment
-                else weighted_average(slot.avg_entry, held, price, size)
-            )
-            trade_avg = avg
+            # A base-currency commission adjusts quantity only: the average stays.
+            if not adjustment:
+                slot.avg_entry = trade.avg_entry = weighted_average(
+                    avg, abs(slot.quantity), price, size
+                )
         else:
-            lots = (*slot.lots, Lot(size, entry))
-            avg = _lots_average(lots)
-            trade_avg = (
-                trade.avg_entry
-                if adjustment
-                else weighted_average(trade.avg_entry, trade.entry_quantity, price, size)
-            )
-        quantity = trade.quantity + size
-        trade = replace(
-            trade,
-            quantity=quantity,
-            peak_quantity=max(trade.peak_quantity, quantity),
-            avg_entry=trade_avg,
-            entry_quantity=trade.entry_quantity if adjustment else trade.entry_quantity + size,
-            commissions=add_commission(trade.commissions, self.currency, commission),
-        )
-        new = Slot(slot.key, slot.quantity + delta, avg, lots, slot.trade_id, price)
-        self._put(
-            new,
-            trade,
-            self._leg(slot.key, trade.trade_id, Role.INCREASE, delta, commission, ZERO, adjustment),
-        )
+            # Lots: base-currency commission quantity enters at the average.
+            slot.lots = (*slot.lots, Lot(size, avg if adjustment else price))
+            slot.avg_entry = _lots_average(slot.lots)
+            if not adjustment:
+                trade.avg_entry = weighted_average(
+                    trade.avg_entry, trade.entry_quantity, price, size
+                )
+        if not adjustment:
+            trade.entry_quantity += size
+        trade.quantity += size
+        if trade.quantity > trade.peak_quantity:
+            trade.peak_quantity = trade.quantity
+        self._commission(trade, commission)
+        slot.quantity += delta
+        slot.last_price = price
+        self._leg(slot, Role.INCREASE, delta, commission, ZERO, adjustment)
 
     def _reduce(
         self, slot: Slot, delta: Decimal, commission: Decimal, adjustment: bool, crossing: bool
@@ -349,16 +383,16 @@ class _Work:
         price = self.fill.price
         size = abs(delta)
         sign = 1 if slot.quantity > 0 else -1
-        assert slot.avg_entry is not None
+        avg = slot.avg_entry
+        assert avg is not None
         trade = self.trade(slot.trade_id)
         multiplier, inverse = self.instrument.multiplier, self.instrument.inverse
         realized = ZERO
-        lots = slot.lots
         if self.lot_method is LotMethod.AVERAGE:
             if not adjustment:
-                realized = pnl(slot.avg_entry, price, size, sign, multiplier, inverse)
+                realized = pnl(avg, price, size, sign, multiplier, inverse)
         else:
-            remaining = list(lots)
+            remaining = list(slot.lots)
             left = size
             index = 0 if self.lot_method is LotMethod.FIFO else -1
             while left:
@@ -371,59 +405,30 @@ class _Work:
                 else:
                     remaining[index] = Lot(lot.quantity - take, lot.price)
                 left -= take
-            lots = tuple(remaining)
-        quantity = slot.quantity + delta
-        avg = _lots_average(lots) if lots else slot.avg_entry
-        changes: dict[str, object] = {
-            "quantity": abs(quantity),
-            "gross_realized": trade.gross_realized + realized,
-            "commissions": add_commission(trade.commissions, self.currency, commission),
-        }
+            slot.lots = tuple(remaining)
+            if slot.lots:
+                slot.avg_entry = _lots_average(slot.lots)
+        slot.quantity += delta
+        slot.last_price = price
+        trade.quantity -= size
+        trade.gross_realized += realized
+        self._commission(trade, commission)
         if not adjustment:
-            avg_exit = (
+            exits = trade.exit_quantity
+            trade.avg_exit = (
                 price
                 if trade.avg_exit is None
-                else weighted_average(trade.avg_exit, trade.exit_quantity, price, size)
+                else weighted_average(trade.avg_exit, exits, price, size)
             )
-            changes["avg_exit"] = avg_exit
-            changes["exit_quantity"] = trade.exit_quantity + size
-            changes["realized_return"] = realized_return(trade.avg_entry, avg_exit, trade.sign)
-        if quantity:
+            trade.exit_quantity = exits + size
+            trade.realized_return = realized_return(trade.avg_entry, trade.avg_exit, sign)
+        if slot.quantity:
             role = Role.REDUCE
         else:
             role = Role.FLIP if crossing else Role.CLOSE
-            changes["closed_at"] = self.fill.ts
-            changes["close_reason"] = self.flip_reason if crossing else self.close_reason
-        trade = replace(trade, **changes)  # type: ignore[arg-type]
-        new = Slot(slot.key, quantity, avg, lots, slot.trade_id, price)
-        self._put(
-            new,
-            trade,
-            self._leg(slot.key, trade.trade_id, role, delta, commission, realized, adjustment),
-        )
-
-    def _leg(
-        self,
-        key: SlotKey,
-        trade_id: int,
-        role: Role,
-        delta: Decimal,
-        commission: Decimal,
-        realized: Decimal,
-        adjustment: bool,
-    ) -> Leg:
-        return Leg(
-            key,
-            trade_id,
-            role,
-            abs(delta),
-            delta,
-            self.fill.price,
-            commission,
-            self.currency,
-            realized,
-            adjustment,
-        )
+            trade.closed_at = self.fill.ts
+            trade.close_reason = self._close_reason(crossing)
+        self._leg(slot, role, delta, commission, realized, adjustment)
 
 
 def decide_fill(
@@ -438,6 +443,10 @@ def decide_fill(
 ) -> FillDecision | Rejection:
     """Decide what ``fill`` does to ``book``. The book is not changed."""
     try:
+        if getcontext().prec >= PRECISION:
+            return _decide_fill(
+                fill, account, instrument, order, strategy_known, book, new_trade_id
+            )
         with exact():
             return _decide_fill(
                 fill, account, instrument, order, strategy_known, book, new_trade_id
@@ -473,22 +482,23 @@ def _decide_fill(
             f"({fill.quantity})"
         )
     work = _Work(book, fill, account, instrument, currency, who.intent, new_trade_id)
-    key = SlotKey(fill.account, fill.instrument, who.strategy, who.position_side)
-    work.route(key, fill.signed_quantity, fill.commission, adjustment=False)
+    key = book.key(fill.account, who.strategy, who.position_side)
+    delta = fill.quantity if fill.side is Side.BUY else -fill.quantity
+    work.route(key, delta, fill.commission, adjustment=False)
     if base_commission:
         work.route(key, -fill.commission, ZERO, adjustment=True)
     work.check_external_sides()
     return FillDecision(
-        fill=fill,
-        strategy=who.strategy,
-        position_side=who.position_side,
-        intent=who.intent,
-        commission_currency=currency,
-        legs=tuple(work.legs),
-        slots=tuple(work.slots.values()),
-        trades=tuple(work.trades.values()),
-        anomalies=tuple(work.anomalies),
-        opened=tuple(work.opened),
+        fill,
+        who.strategy,
+        who.position_side,
+        who.intent,
+        currency,
+        work.legs,
+        list(work.slots.values()),
+        list(work.trades.values()),
+        work.anomalies,
+        work.opened,
     )
 
 
@@ -520,4 +530,4 @@ def decide_mark(
             observed = trade.observe(mark.price, excursion)
             if observed is not trade:
                 updated.append(observed)
-    return MarkDecision(mark, mark.ts, tuple(updated))
+    return MarkDecision(mark, mark.ts, updated)

@@ -30,6 +30,7 @@ __all__ = [
     "MAX_FRACTION_DIGITS",
     "MAX_INTEGER_DIGITS",
     "ONE",
+    "PRECISION",
     "ZERO",
     "D",
     "exact",
@@ -46,8 +47,11 @@ ZERO = Decimal(0)
 ONE = Decimal(1)
 _Q18 = Decimal(1).scaleb(-MAX_FRACTION_DIGITS)
 
+PRECISION = 120
+"""Significant digits of the domain's context: no stored amount's sum or product rounds."""
+
 _CONTEXT = Context(
-    prec=120,
+    prec=PRECISION,
     rounding=ROUND_05UP,
     Emin=-999_999,
     Emax=999_999,
@@ -58,14 +62,19 @@ _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def exact() -> AbstractContextManager[Context]:
-    """The decimal context all domain arithmetic runs in."""
+    """The decimal context all domain arithmetic runs in.
+
+    Domain entry points enter it unless the caller already runs at :data:`PRECISION`
+    (a service applying many inputs enters it once)."""
     return localcontext(_CONTEXT)
 
 
 def q18(value: Decimal) -> Decimal:
-    """Quantize to 18 fractional digits, half-even."""
-    result = value.quantize(_Q18, rounding=ROUND_HALF_EVEN, context=_CONTEXT)
-    return result if result else ZERO
+    """Quantize to 18 fractional digits, half-even. Call within :func:`exact`."""
+    return value.quantize(_Q18, ROUND_HALF_EVEN)
+
+
+_PLAIN = re.compile(r"-?(\d{1,20})(?:\.(\d{0,18}))?")
 
 
 def parse_decimal(text: str) -> Decimal:
@@ -73,6 +82,9 @@ def parse_decimal(text: str) -> Decimal:
 
     Raises ``ValueError`` with a message fit for a user.
     """
+    if _PLAIN.fullmatch(text):
+        # The common case: plain notation within 20 integer and 18 fractional digits.
+        return Decimal(text)
     stripped = text.strip()
     if not _NUMBER.fullmatch(stripped):
         raise ValueError(f"{text!r} is not a decimal number")
@@ -108,7 +120,11 @@ def fmt(value: Decimal) -> str:
     """Canonical text of an amount: plain notation, no exponent, no trailing zeros."""
     if not value:
         return "0"
-    text = format(value.normalize(_CONTEXT), "f")
+    text = str(value)
+    if "E" in text:
+        return format(value.normalize(_CONTEXT), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
     return text
 
 

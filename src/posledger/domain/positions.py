@@ -6,7 +6,7 @@ side. A *trade* is one round trip of a slot, from flat to flat.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -18,7 +18,6 @@ __all__ = [
     "Slot",
     "SlotKey",
     "Trade",
-    "add_commission",
     "pnl",
     "realized_return",
     "unrealized",
@@ -40,8 +39,11 @@ class Lot(NamedTuple):
     price: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Slot:
+    """One strategy's position. A value: never changed once a book holds it (the domain
+    changes a :meth:`copy`), mutable only so that deciding a fill stays cheap."""
+
     key: SlotKey
     quantity: Decimal = ZERO
     """Signed: positive long, negative short."""
@@ -54,6 +56,11 @@ class Slot:
     last_price: Decimal | None = None
     """Price of the last fill applied to the slot."""
 
+    def copy(self) -> Slot:
+        return Slot(
+            self.key, self.quantity, self.avg_entry, self.lots, self.trade_id, self.last_price
+        )
+
     @property
     def direction(self) -> Direction:
         if self.quantity > 0:
@@ -63,20 +70,10 @@ class Slot:
         return Direction.FLAT
 
 
-Commissions = tuple[tuple[str, Decimal], ...]
-
-
-def add_commission(commissions: Commissions, currency: str, amount: Decimal) -> Commissions:
-    """Add ``amount`` of ``currency`` to a sorted tuple of (currency, total)."""
-    if not amount and any(ccy == currency for ccy, _ in commissions):
-        return commissions
-    totals = dict(commissions)
-    totals[currency] = totals.get(currency, ZERO) + amount
-    return tuple(sorted(totals.items()))
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Trade:
+    """One round trip of a slot. A value in the same sense as :class:`Slot`."""
+
     trade_id: int
     key: SlotKey
     direction: Direction
@@ -91,7 +88,8 @@ class Trade:
     avg_exit: Decimal | None = None
     exit_quantity: Decimal = ZERO
     gross_realized: Decimal = ZERO
-    commissions: Commissions = ()
+    commissions: dict[str, Decimal] = field(default_factory=dict)
+    """Total per currency."""
     realized_return: Decimal | None = None
     closed_at: int | None = None
     close_reason: CloseReason | None = None
@@ -99,6 +97,30 @@ class Trade:
     mfe: Decimal | None = None
     mae_price: Decimal | None = None
     mfe_price: Decimal | None = None
+
+    def copy(self) -> Trade:
+        return Trade(
+            self.trade_id,
+            self.key,
+            self.direction,
+            self.opened_at,
+            self.pnl_currency,
+            self.quantity,
+            self.peak_quantity,
+            self.avg_entry,
+            self.entry_quantity,
+            self.avg_exit,
+            self.exit_quantity,
+            self.gross_realized,
+            dict(self.commissions),
+            self.realized_return,
+            self.closed_at,
+            self.close_reason,
+            self.mae,
+            self.mfe,
+            self.mae_price,
+            self.mfe_price,
+        )
 
     @property
     def is_open(self) -> bool:
@@ -110,10 +132,7 @@ class Trade:
 
     @property
     def settlement_commission(self) -> Decimal:
-        for ccy, amount in self.commissions:
-            if ccy == self.pnl_currency:
-                return amount
-        return ZERO
+        return self.commissions.get(self.pnl_currency, ZERO)
 
     @property
     def realized_pnl(self) -> Decimal:
@@ -125,23 +144,29 @@ class Trade:
         return None if self.closed_at is None else self.closed_at - self.opened_at
 
     def observe(self, mark: Decimal, excursion: Decimal) -> Trade:
-        """Fold one mark (and the unrealized P&L it gives) into MAE/MFE."""
+        """Fold one mark (and the unrealized P&L it gives) into MAE/MFE.
+
+        Returns ``self`` when nothing changes, else a changed copy.
+        """
         adverse = min(excursion, ZERO)
         favourable = max(excursion, ZERO)
         long = self.direction is Direction.LONG
         mae = adverse if self.mae is None else min(self.mae, adverse)
         mfe = favourable if self.mfe is None else max(self.mfe, favourable)
-        if self.mae_price is None or (mark < self.mae_price if long else mark > self.mae_price):
+        mae_price = self.mae_price
+        if mae_price is None or (mark < mae_price if long else mark > mae_price):
             mae_price = mark
-        else:
-            mae_price = self.mae_price
-        if self.mfe_price is None or (mark > self.mfe_price if long else mark < self.mfe_price):
+        mfe_price = self.mfe_price
+        if mfe_price is None or (mark > mfe_price if long else mark < mfe_price):
             mfe_price = mark
-        else:
-            mfe_price = self.mfe_price
         if (mae, mfe, mae_price, mfe_price) == (self.mae, self.mfe, self.mae_price, self.mfe_price):
             return self
-        return replace(self, mae=mae, mfe=mfe, mae_price=mae_price, mfe_price=mfe_price)
+        changed = self.copy()
+        changed.mae = mae
+        changed.mfe = mfe
+        changed.mae_price = mae_price
+        changed.mfe_price = mfe_price
+        return changed
 
 
 def weighted_average(avg: Decimal, quantity: Decimal, price: Decimal, added: Decimal) -> Decimal:

@@ -41,8 +41,8 @@ def check_identifier(name: str, value: str) -> None:
         raise InvalidInput(f"{name} must not be empty")
     if len(value) > MAX_IDENTIFIER:
         raise InvalidInput(f"{name} is longer than {MAX_IDENTIFIER} characters")
-    if value != value.strip() or any(ord(ch) < 32 for ch in value):
-        raise InvalidInput(f"{name} {value!r} has surrounding spaces or control characters")
+    if not value.isprintable() or value != value.strip():
+        raise InvalidInput(f"{name} {value!r} has surrounding spaces or unprintable characters")
 
 
 def _positive(name: str, value: Decimal | None) -> None:
@@ -129,9 +129,11 @@ class Instrument:
 
     def price_problem(self, price: Decimal) -> str | None:
         """Why ``price`` cannot be traded on this instrument, or None (DESIGN §3.9)."""
-        if self.inverse and price <= 0:
+        if price > 0:
+            return None
+        if self.inverse:
             return f"price must be positive on inverse instrument {self.instrument}, got {price}"
-        if not self.negative_prices and price <= 0:
+        if not self.negative_prices:
             return (
                 f"price must be positive on {self.kind} instrument {self.instrument}, got {price}"
                 " (set allow_negative_prices on the instrument if it can trade at or below zero)"

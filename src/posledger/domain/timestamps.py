@@ -15,12 +15,40 @@ _ISO = re.compile(
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+_DAY = 86_400
+_day_seconds: dict[str, int] = {}
+_day_text: dict[int, str] = {}
+
+
+def _midnight(date: str, year: str, month: str, day: str) -> int:
+    """Seconds from the epoch to 00:00 UTC of a date (validated, cached per date)."""
+    found = _day_seconds.get(date)
+    if found is None:
+        when = datetime(int(year), int(month), int(day), tzinfo=UTC)
+        found = (when - _EPOCH).days * _DAY
+        if len(_day_seconds) > 4096:
+            _day_seconds.clear()
+        _day_seconds[date] = found
+    return found
+
+
 def parse_ts(text: str) -> int:
     """Parse an ISO 8601 time with an explicit offset (``Z`` or ``±HH:MM``) to UTC nanoseconds.
 
     Up to nine fractional digits are kept. A time without an offset is refused: the
     ledger never guesses a time zone.
     """
+    match = _ISO.fullmatch(text)
+    if match is not None and match.group(8) in ("Z", "z"):
+        year, month, day, hour, minute, second, fraction, _ = match.groups()
+        h, m, sec = int(hour), int(minute), int(second)
+        if h < 24 and m < 60 and sec < 60:
+            try:
+                midnight = _midnight(text[:10], year, month, day)
+            except ValueError as exc:
+                raise ValueError(f"{text!r} is not a valid time: {exc}") from None
+            seconds = midnight + h * 3600 + m * 60 + sec
+            return seconds * 1_000_000_000 + (int(fraction.ljust(9, "0")) if fraction else 0)
     match = _ISO.fullmatch(text.strip())
     if match is None:
         raise ValueError(
@@ -49,7 +77,16 @@ def parse_ts(text: str) -> int:
 def format_ts(ns: int) -> str:
     """UTC ISO 8601 with ``Z``; fractional digits in groups of three, only as many as needed."""
     seconds, nanos = divmod(ns, 1_000_000_000)
-    stamp = (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+    days, rest = divmod(seconds, _DAY)
+    date = _day_text.get(days)
+    if date is None:
+        date = (_EPOCH + timedelta(days=days)).strftime("%Y-%m-%d")
+        if len(_day_text) > 4096:
+            _day_text.clear()
+        _day_text[days] = date
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    stamp = f"{date}T{hours:02d}:{minutes:02d}:{secs:02d}"
     if nanos:
         digits = f"{nanos:09d}"
         if digits.endswith("000000"):

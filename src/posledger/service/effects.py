@@ -17,14 +17,14 @@ __all__ = ["fill_effects", "mark_effects"]
 def fill_effects(decision: FillDecision) -> dict[str, Any]:
     effects: dict[str, Any] = {
         "strategy": decision.strategy,
-        "position_side": decision.position_side.value,
-        "intent": None if decision.intent is None else decision.intent.value,
+        "position_side": decision.position_side,
+        "intent": None if decision.intent is None else decision.intent,
         "legs": [
             {
                 "strategy": leg.key.strategy,
-                "position_side": leg.key.position_side.value,
+                "position_side": leg.key.position_side,
                 "trade_id": leg.trade_id,
-                "role": leg.role.value,
+                "role": leg.role,
                 "quantity": fmt(leg.quantity),
                 "delta": fmt(leg.delta),
                 "price": fmt(leg.price),
@@ -37,7 +37,7 @@ def fill_effects(decision: FillDecision) -> dict[str, Any]:
         ],
         "opened": list(decision.opened),
         "closed": [
-            {"trade_id": t.trade_id, "close_reason": t.close_reason and t.close_reason.value}
+            {"trade_id": t.trade_id, "close_reason": t.close_reason}
             for t in decision.trades
             if not t.is_open
         ],
@@ -47,7 +47,7 @@ def fill_effects(decision: FillDecision) -> dict[str, Any]:
             {
                 "kind": a.kind,
                 "strategy": a.key.strategy,
-                "position_side": a.key.position_side.value,
+                "position_side": a.key.position_side,
                 "quantity": fmt(a.quantity),
                 "detail": a.detail,
             }

@@ -194,7 +194,8 @@ def _cancel(tx: UnitOfWork, cancel: Cancel, clock: Clock) -> Outcome:
 def _fill(tx: UnitOfWork, fill: Fill, clock: Clock) -> Outcome:
     key = fill.exec_id
     record = to_record(fill)
-    fingerprint = digest(record)
+    text = encode(record)
+    fingerprint = digest(text)
     seen = tx.fill_seen(fill.account, fill.exec_id)
     if seen is not None:
         if seen.digest == fingerprint:
@@ -216,7 +217,7 @@ def _fill(tx: UnitOfWork, fill: Fill, clock: Clock) -> Outcome:
     if isinstance(decision, Rejection):
         return Outcome("rejected", "fill", key, decision.reason)
     effects = fill_effects(decision)
-    seq = tx.append(_stream(fill.instrument), "fill", encode(record), encode(effects), clock())
+    seq = tx.append(_stream(fill.instrument), "fill", text, encode(effects), clock())
     tx.add_fill(decision, seq, fingerprint)
     book.apply(decision)
     return Outcome("applied", "fill", key, seq=seq, effects=effects)

@@ -21,7 +21,7 @@ __all__ = ["position_views", "trade_views"]
 def _commissions(text: str | None) -> dict[str, str]:
     if text is None:
         return {}
-    return {ccy: fmt(amount) for ccy, amount in decode_commissions(text)}
+    return {ccy: fmt(amount) for ccy, amount in decode_commissions(text).items()}
 
 
 def position_views(views: Views, filters: Filters, include_flat: bool) -> list[dict[str, Any]]:

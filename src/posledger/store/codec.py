@@ -42,13 +42,13 @@ def dec_opt(value: Any) -> Decimal | None:
     return None if value is None else dec(value)
 
 
-def encode_commissions(commissions: tuple[tuple[str, Decimal], ...]) -> str:
-    return msgspec.json.encode({ccy: fmt(amount) for ccy, amount in commissions}).decode()
+def encode_commissions(commissions: Mapping[str, Decimal]) -> str:
+    return msgspec.json.encode({ccy: fmt(commissions[ccy]) for ccy in sorted(commissions)}).decode()
 
 
-def decode_commissions(text: str) -> tuple[tuple[str, Decimal], ...]:
+def decode_commissions(text: str) -> dict[str, Decimal]:
     data = msgspec.json.decode(text)
-    return tuple(sorted((ccy, Decimal(amount)) for ccy, amount in data.items()))
+    return {ccy: Decimal(amount) for ccy, amount in data.items()}
 
 
 def encode_lots(lots: tuple[Lot, ...]) -> str | None:
@@ -64,7 +64,7 @@ def decode_lots(text: str | None) -> tuple[Lot, ...]:
 
 
 def open_slot_key(key: SlotKey) -> str:
-    return "\x1f".join((key.account, key.instrument, key.strategy, key.position_side.value))
+    return "\x1f".join((key.account, key.instrument, key.strategy, key.position_side))
 
 
 # -- reference data -------------------------------------------------------------------
@@ -74,9 +74,9 @@ def account_row(account: Account, seq: int) -> Row:
     return {
         "account": account.account,
         "venue": account.venue,
-        "mode": account.mode.value,
-        "position_mode": account.position_mode.value,
-        "lot_method": account.lot_method.value,
+        "mode": account.mode,
+        "position_mode": account.position_mode,
+        "lot_method": account.lot_method,
         "seq": seq,
     }
 
@@ -94,7 +94,7 @@ def account_from_row(row: Mapping[str, Any]) -> Account:
 def instrument_row(instrument: Instrument, seq: int) -> Row:
     return {
         "instrument": instrument.instrument,
-        "kind": instrument.kind.value,
+        "kind": instrument.kind,
         "multiplier": instrument.multiplier,
         "quote_currency": instrument.quote_currency,
         "settlement_currency": instrument.settlement_currency,
@@ -145,13 +145,13 @@ def order_row(order: Order, status: OrderStatus, seq: int) -> Row:
         "account": order.account,
         "strategy": order.strategy,
         "instrument": order.instrument,
-        "side": order.side.value,
+        "side": order.side,
         "quantity": order.quantity,
-        "intent": order.intent.value,
-        "position_side": None if order.position_side is None else order.position_side.value,
+        "intent": order.intent,
+        "position_side": None if order.position_side is None else order.position_side,
         "bracket_id": order.bracket_id,
         "ts": order.ts,
-        "status": status.value,
+        "status": status,
         "seq": seq,
     }
 
@@ -181,7 +181,7 @@ def slot_row(slot: Slot, seq: int) -> Row:
         "account": key.account,
         "instrument": key.instrument,
         "strategy": key.strategy,
-        "position_side": key.position_side.value,
+        "position_side": key.position_side,
         "quantity": slot.quantity,
         "avg_entry": slot.avg_entry,
         "lots": encode_lots(slot.lots),
@@ -215,8 +215,8 @@ def trade_row(trade: Trade) -> Row:
         "account": key.account,
         "instrument": key.instrument,
         "strategy": key.strategy,
-        "position_side": key.position_side.value,
-        "direction": trade.direction.value,
+        "position_side": key.position_side,
+        "direction": trade.direction,
         "status": "open" if trade.is_open else "closed",
         "open_slot": open_slot_key(key) if trade.is_open else None,
         "opened_at": trade.opened_at,
@@ -232,7 +232,7 @@ def trade_row(trade: Trade) -> Row:
         "realized_pnl": trade.realized_pnl,
         "commissions": encode_commissions(trade.commissions),
         "realized_return": trade.realized_return,
-        "close_reason": None if trade.close_reason is None else trade.close_reason.value,
+        "close_reason": None if trade.close_reason is None else trade.close_reason,
         "mae": trade.mae,
         "mfe": trade.mfe,
         "mae_price": trade.mae_price,
@@ -275,14 +275,14 @@ def fill_row(decision: FillDecision, seq: int, digest: str) -> Row:
         "account": fill.account,
         "exec_id": fill.exec_id,
         "instrument": fill.instrument,
-        "side": fill.side.value,
+        "side": fill.side,
         "quantity": fill.quantity,
         "price": fill.price,
         "ts": fill.ts,
         "client_order_id": fill.client_order_id,
         "strategy": decision.strategy,
-        "position_side": decision.position_side.value,
-        "intent": None if decision.intent is None else decision.intent.value,
+        "position_side": decision.position_side,
+        "intent": None if decision.intent is None else decision.intent,
         "commission": fill.commission,
         "commission_currency": decision.commission_currency,
         "liquidation": fill.liquidation,
@@ -300,7 +300,7 @@ def trade_fill_rows(decision: FillDecision, seq: int) -> list[Row]:
             "leg": index,
             "account": fill.account,
             "exec_id": fill.exec_id,
-            "role": leg.role.value,
+            "role": leg.role,
             "quantity": leg.quantity,
             "delta": leg.delta,
             "price": leg.price,
@@ -323,7 +323,7 @@ def anomaly_rows(decision: FillDecision, seq: int) -> list[Row]:
             "account": anomaly.key.account,
             "instrument": anomaly.key.instrument,
             "strategy": anomaly.key.strategy,
-            "position_side": anomaly.key.position_side.value,
+            "position_side": anomaly.key.position_side,
             "exec_id": decision.fill.exec_id,
             "quantity": anomaly.quantity,
             "detail": anomaly.detail,

@@ -15,6 +15,7 @@ import contextlib
 import sqlite3
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table, and_, bindparam, insert, update
@@ -23,7 +24,7 @@ from ..domain.book import Book
 from ..domain.decide import FillDecision, MarkDecision
 from ..domain.enums import OrderStatus
 from ..domain.numbers import fmt
-from ..domain.positions import SlotKey
+from ..domain.positions import Slot, SlotKey, Trade
 from ..domain.refdata import Account, Instrument, Order, Strategy
 from ..service.unit_of_work import FillSeen, Rejected, UnitOfWork
 from . import codec
@@ -44,18 +45,21 @@ class _Statement:
         sqlite = database.dialect == "sqlite"
         amounts = {c.name for c in table.columns if isinstance(c.type, s.Amount)}
         names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
+        fields = [name[3:] if name.startswith("pk_") else name for name in names]
         self._names = names
-        self._fields = [(name, name[3:] if name.startswith("pk_") else name) for name in names]
-        self._convert = {name: sqlite and field in amounts for name, field in self._fields}
+        self._get = itemgetter(*fields)
+        # SQLite keeps amounts as canonical text; the server drivers take Decimal.
+        self._amounts = [i for i, field in enumerate(fields) if sqlite and field in amounts]
         self._positional = bool(compiled.positional)
 
     def params(self, row: Mapping[str, Any]) -> Params:
-        values: list[Any] = []
-        for name, field in self._fields:
-            value = row[field]
-            if self._convert[name] and value is not None:
-                value = fmt(value)
-            values.append(value)
+        values = self._get(row)
+        if self._amounts:
+            values = list(values)
+            for index in self._amounts:
+                value = values[index]
+                if value is not None:
+                    values[index] = fmt(value)
         if self._positional:
             return tuple(values)
         return dict(zip(self._names, values, strict=True))
@@ -68,9 +72,7 @@ def _insert(table: Table, database: Database) -> _Statement:
 
 
 def _update(table: Table, database: Database, key: list[str]) -> _Statement:
-    values: dict[str, Any] = {
-        c.name: bindparam(c.name) for c in table.columns if c.name not in key
-    }
+    values: dict[str, Any] = {c.name: bindparam(c.name) for c in table.columns if c.name not in key}
     where = and_(*(table.c[name] == bindparam("pk_" + name) for name in key))
     return _Statement(update(table).where(where).values(values), database, table)
 
@@ -80,9 +82,9 @@ class _Buffer:
 
     def __init__(self) -> None:
         self.inserts: dict[str, list[codec.Row]] = {}
-        self.slots: dict[SlotKey, codec.Row] = {}
-        self.trades: dict[int, codec.Row] = {}
-        self.marks: dict[str, codec.Row] = {}
+        self.slots: dict[SlotKey, tuple[Slot, int]] = {}
+        self.trades: dict[int, Trade] = {}
+        self.marks: dict[str, tuple[MarkDecision, int]] = {}
         self.order_status: dict[str, codec.Row] = {}
         self.fills: dict[tuple[str, str], FillSeen] = {}
         self.rejected: set[str] = set()
@@ -188,23 +190,26 @@ class SqlUnitOfWork(UnitOfWork):
         if buf.order_status:
             statement = self._order_update
             cur.executemany(statement.sql, [statement.params(r) for r in buf.order_status.values()])
-        stored, new = self._split(buf.trades, self._trades_stored)
+        trades = {trade_id: codec.trade_row(trade) for trade_id, trade in buf.trades.items()}
+        stored, new = self._split(trades, self._trades_stored)
         if stored:
             statement = self._trade_update
             cur.executemany(statement.sql, [statement.params(r) for r in stored])
         self._insert_many("trades", new)
-        for trade_id, row in buf.trades.items():
-            if row["status"] == "open":
+        for trade_id, trade in buf.trades.items():
+            if trade.closed_at is None:
                 self._trades_stored.add(trade_id)
             else:
                 self._trades_stored.discard(trade_id)
-        stored, new = self._split(buf.slots, self._slots_stored)
+        slots = {key: codec.slot_row(slot, seq) for key, (slot, seq) in buf.slots.items()}
+        stored, new = self._split(slots, self._slots_stored)
         if stored:
             statement = self._slot_update
             cur.executemany(statement.sql, [statement.params(r) for r in stored])
         self._insert_many("slots", new)
         self._slots_stored.update(buf.slots)
-        stored, new = self._split(buf.marks, self._marks_stored)
+        marks = {name: codec.mark_row(mark, seq) for name, (mark, seq) in buf.marks.items()}
+        stored, new = self._split(marks, self._marks_stored)
         if stored:
             statement = self._mark_update
             cur.executemany(statement.sql, [statement.params(r) for r in stored])
@@ -423,9 +428,9 @@ class SqlUnitOfWork(UnitOfWork):
         buf.add("fills", codec.fill_row(decision, seq, digest))
         buf.fills[(fill.account, fill.exec_id)] = FillSeen(seq, digest)
         for slot in decision.slots:
-            buf.slots[slot.key] = codec.slot_row(slot, seq)
+            buf.slots[slot.key] = (slot, seq)
         for trade in decision.trades:
-            buf.trades[trade.trade_id] = codec.trade_row(trade)
+            buf.trades[trade.trade_id] = trade
         for row in codec.trade_fill_rows(decision, seq):
             buf.add("trade_fills", row)
         for row in codec.anomaly_rows(decision, seq):
@@ -433,9 +438,9 @@ class SqlUnitOfWork(UnitOfWork):
 
     def add_mark(self, decision: MarkDecision, seq: int) -> None:
         buf = self._buffer
-        buf.marks[decision.mark.instrument] = codec.mark_row(decision, seq)
+        buf.marks[decision.mark.instrument] = (decision, seq)
         for trade in decision.trades:
-            buf.trades[trade.trade_id] = codec.trade_row(trade)
+            buf.trades[trade.trade_id] = trade
 
     def add_rejected(self, rejected: Rejected) -> None:
         self._buffer.add("rejected_inputs", codec.rejected_row(rejected))
