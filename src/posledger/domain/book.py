@@ -9,13 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from .enums import PositionSide
+from .events import FillDecision, MarkDecision
 from .positions import Slot, SlotKey, Trade
-
-if TYPE_CHECKING:
-    from .decide import FillDecision, MarkDecision
 
 __all__ = ["Book"]
 
@@ -45,12 +42,11 @@ class Book:
 
     def apply(self, decision: FillDecision | MarkDecision) -> None:
         """Fold a decision made against this book into it."""
-        slots = getattr(decision, "slots", None)
-        if slots is None:
-            self.mark = decision.mark.price  # type: ignore[union-attr]
+        if isinstance(decision, MarkDecision):
+            self.mark = decision.mark.price
             self.mark_ts = decision.ts
         else:
-            for slot in slots:
+            for slot in decision.slots:
                 self.slots[slot.key] = slot
         open_trades = self.open_trades
         for trade in decision.trades:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..domain.decide import FillDecision, MarkDecision
+from ..domain.events import FillDecision, MarkDecision
 from ..domain.numbers import fmt, fmt_opt
 
 __all__ = ["fill_effects", "mark_effects"]

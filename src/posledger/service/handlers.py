@@ -11,8 +11,9 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
 from ..adapters.records import digest, encode, record_type, to_record
-from ..domain.decide import Duplicate, Rejection, decide_fill, decide_mark
+from ..domain.decide import decide_fill, decide_mark
 from ..domain.enums import OrderStatus
+from ..domain.events import Duplicate, Rejection
 from ..domain.inputs import BrokerPosition, Cancel, Fill, Input, Mark, Transfer
 from ..domain.refdata import Account, Instrument, InvalidInput, Order, Strategy
 from .effects import fill_effects, mark_effects

@@ -16,8 +16,8 @@ import msgspec
 
 from ..adapters.jsonl import parse_line
 from ..domain.book import Book
-from ..domain.decide import FillDecision, MarkDecision
 from ..domain.enums import OrderStatus, PositionMode, PositionSide, Side
+from ..domain.events import FillDecision, MarkDecision
 from ..domain.invariants import Position3, check_invariants, fill_delta
 from ..domain.refdata import Account, Instrument, InvalidInput, Order, Strategy
 from ..store import codec

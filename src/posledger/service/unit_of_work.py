@@ -11,8 +11,8 @@ from abc import ABC, abstractmethod
 from typing import NamedTuple
 
 from ..domain.book import Book
-from ..domain.decide import FillDecision, MarkDecision
 from ..domain.enums import OrderStatus
+from ..domain.events import FillDecision, MarkDecision
 from ..domain.refdata import Account, Instrument, Order, Strategy
 
 __all__ = ["FillSeen", "Rejected", "UnitOfWork"]

@@ -13,7 +13,6 @@ from typing import Any
 
 import msgspec
 
-from ..domain.decide import FillDecision, MarkDecision
 from ..domain.enums import (
     CloseReason,
     Direction,
@@ -26,6 +25,7 @@ from ..domain.enums import (
     PositionSide,
     Side,
 )
+from ..domain.events import FillDecision, MarkDecision
 from ..domain.numbers import fmt
 from ..domain.positions import Lot, Slot, SlotKey, Trade
 from ..domain.refdata import Account, Instrument, Order, Strategy

@@ -21,8 +21,8 @@ from typing import Any
 from sqlalchemy import Table, and_, bindparam, insert, update
 
 from ..domain.book import Book
-from ..domain.decide import FillDecision, MarkDecision
 from ..domain.enums import OrderStatus
+from ..domain.events import FillDecision, MarkDecision
 from ..domain.numbers import fmt
 from ..domain.positions import Slot, SlotKey, Trade
 from ..domain.refdata import Account, Instrument, Order, Strategy
