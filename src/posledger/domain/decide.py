@@ -184,18 +184,19 @@ class _Work:
         if not excess:
             return
         size = abs(excess)
-        what = "base-currency commission of" if adjustment else "fill"
+        what = "base-currency commission of fill" if adjustment else "fill"
         if self.intent is not None and self.intent.is_exit:
             kind = "exit_overshoot"
             detail = (
-                f"{self.intent} {what} {self.fill.exec_id} for {key.strategy} would open or "
-                f"increase by {size}: booked to {EXTERNAL}"
+                f"{self.intent} {what} {self.fill.exec_id} exceeds {key.strategy}'s position "
+                f"by {size}; an exit never opens, so {size} is booked to {EXTERNAL}"
             )
         else:
             kind = "hedge_overshoot"
             detail = (
-                f"{what} {self.fill.exec_id} for {key.strategy} would take the "
-                f"{key.position_side} slot past zero by {size}: booked to {EXTERNAL}"
+                f"{what} {self.fill.exec_id} would take {key.strategy}'s {key.position_side} "
+                f"slot past zero by {size}; a hedge slot never changes sign, so {size} is "
+                f"booked to {EXTERNAL}"
             )
         self.anomalies.append(Anomaly(kind, key, size, detail))
         external = key._replace(strategy=EXTERNAL)

@@ -143,9 +143,7 @@ fills = Table(
     Column("digest", String(64), nullable=False),
     # Exactly once: a broker execution id is applied once per account.
     PrimaryKeyConstraint("account", "exec_id", name="pk_fills"),
-    Index("ix_fills_instrument", "instrument"),
-    Index("ix_fills_client_order_id", "client_order_id"),
-    Index("ix_fills_seq", "seq"),
+    sqlite_with_rowid=False,
 )
 
 journal = Table(
@@ -177,6 +175,7 @@ slots = Table(
     Column("seq", BigInteger, nullable=False),
     PrimaryKeyConstraint("account", "instrument", "strategy", "position_side", name="pk_slots"),
     Index("ix_slots_instrument", "instrument"),
+    sqlite_with_rowid=False,
 )
 
 trades = Table(
@@ -211,9 +210,27 @@ trades = Table(
     Column("mae_price", Amount),
     Column("mfe_price", Amount),
     UniqueConstraint("open_slot", name="uq_trades_open_slot"),
-    Index("ix_trades_slot", "account", "instrument", "strategy", "position_side"),
     Index("ix_trades_instrument_status", "instrument", "status"),
 )
+
+TRADE_MUTABLE_OPEN = (
+    "quantity",
+    "peak_quantity",
+    "avg_entry",
+    "entry_quantity",
+    "avg_exit",
+    "exit_quantity",
+    "gross_realized",
+    "realized_pnl",
+    "commissions",
+    "realized_return",
+    "mae",
+    "mfe",
+    "mae_price",
+    "mfe_price",
+)
+"""What changes on a trade while it stays open: none of them is indexed."""
+TRADE_MUTABLE_CLOSE = (*TRADE_MUTABLE_OPEN, "status", "open_slot", "closed_at", "close_reason")
 
 trade_fills = Table(
     "trade_fills",
@@ -233,6 +250,7 @@ trade_fills = Table(
     Column("adjustment", Boolean, nullable=False),
     Column("ts", BigInteger, nullable=False),
     PrimaryKeyConstraint("trade_id", "seq", "leg", name="pk_trade_fills"),
+    sqlite_with_rowid=False,
 )
 
 marks = Table(
@@ -258,6 +276,7 @@ anomalies = Table(
     Column("quantity", Amount, nullable=False),
     Column("detail", Text, nullable=False),
     PrimaryKeyConstraint("seq", "idx", name="pk_anomalies"),
+    sqlite_with_rowid=False,
 )
 
 rejected_inputs = Table(

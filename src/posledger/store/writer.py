@@ -71,8 +71,11 @@ def _insert(table: Table, database: Database) -> _Statement:
     return _Statement(statement, database, table)
 
 
-def _update(table: Table, database: Database, key: list[str]) -> _Statement:
-    values: dict[str, Any] = {c.name: bindparam(c.name) for c in table.columns if c.name not in key}
+def _update(
+    table: Table, database: Database, key: list[str], columns: Iterable[str] | None = None
+) -> _Statement:
+    names = [c.name for c in table.columns if c.name not in key] if columns is None else columns
+    values: dict[str, Any] = {name: bindparam(name) for name in names}
     where = and_(*(table.c[name] == bindparam("pk_" + name) for name in key))
     return _Statement(update(table).where(where).values(values), database, table)
 
@@ -114,7 +117,9 @@ class SqlUnitOfWork(UnitOfWork):
         self._slot_update = _update(
             s.slots, database, ["account", "instrument", "strategy", "position_side"]
         )
-        self._trade_update = _update(s.trades, database, ["trade_id"])
+        # Only what changes, so that an update of an open trade touches no index.
+        self._trade_update = _update(s.trades, database, ["trade_id"], s.TRADE_MUTABLE_OPEN)
+        self._trade_close = _update(s.trades, database, ["trade_id"], s.TRADE_MUTABLE_CLOSE)
         self._mark_update = _update(s.marks, database, ["instrument"])
         self._order_update = _update(s.orders, database, ["client_order_id"])
         self._accounts: dict[str, Account] = {}
@@ -190,17 +195,8 @@ class SqlUnitOfWork(UnitOfWork):
         if buf.order_status:
             statement = self._order_update
             cur.executemany(statement.sql, [statement.params(r) for r in buf.order_status.values()])
-        trades = {trade_id: codec.trade_row(trade) for trade_id, trade in buf.trades.items()}
-        stored, new = self._split(trades, self._trades_stored)
-        if stored:
-            statement = self._trade_update
-            cur.executemany(statement.sql, [statement.params(r) for r in stored])
-        self._insert_many("trades", new)
-        for trade_id, trade in buf.trades.items():
-            if trade.closed_at is None:
-                self._trades_stored.add(trade_id)
-            else:
-                self._trades_stored.discard(trade_id)
+        if buf.trades:
+            self._flush_trades(buf.trades)
         slots = {key: codec.slot_row(slot, seq) for key, (slot, seq) in buf.slots.items()}
         stored, new = self._split(slots, self._slots_stored)
         if stored:
@@ -217,6 +213,30 @@ class SqlUnitOfWork(UnitOfWork):
         self._marks_stored.update(buf.marks)
         for table in ("trade_fills", "anomalies", "rejected_inputs"):
             self._insert_many(table, buf.inserts.get(table, ()))
+
+    def _flush_trades(self, trades: Mapping[int, Trade]) -> None:
+        stored = self._trades_stored
+        still_open: list[codec.Row] = []
+        closing: list[codec.Row] = []
+        new: list[codec.Row] = []
+        for trade_id, trade in trades.items():
+            row = codec.trade_row(trade)
+            if trade_id not in stored:
+                new.append(row)
+            elif trade.closed_at is None:
+                still_open.append(row)
+            else:
+                closing.append(row)
+        # Close before insert: a flip's new trade takes the open slot its old one frees.
+        for statement, rows in ((self._trade_update, still_open), (self._trade_close, closing)):
+            if rows:
+                self._cur.executemany(statement.sql, [statement.params(r) for r in rows])
+        self._insert_many("trades", new)
+        for trade_id, trade in trades.items():
+            if trade.closed_at is None:
+                stored.add(trade_id)
+            else:
+                stored.discard(trade_id)
 
     @staticmethod
     def _split(

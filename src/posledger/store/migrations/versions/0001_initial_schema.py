@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.Column("quantity", AMOUNT, nullable=False),
         sa.Column("detail", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("seq", "idx", name="pk_anomalies"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "fills",
@@ -64,10 +65,8 @@ def upgrade() -> None:
         sa.Column("seq", sa.BigInteger(), nullable=False),
         sa.Column("digest", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("account", "exec_id", name="pk_fills"),
+        sqlite_with_rowid=False,
     )
-    op.create_index("ix_fills_client_order_id", "fills", ["client_order_id"], unique=False)
-    op.create_index("ix_fills_instrument", "fills", ["instrument"], unique=False)
-    op.create_index("ix_fills_seq", "fills", ["seq"], unique=False)
 
     op.create_table(
         "instruments",
@@ -176,6 +175,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(
             "account", "instrument", "strategy", "position_side", name="pk_slots"
         ),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_slots_instrument", "slots", ["instrument"], unique=False)
 
@@ -204,6 +204,7 @@ def upgrade() -> None:
         sa.Column("adjustment", sa.Boolean(), nullable=False),
         sa.Column("ts", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("trade_id", "seq", "leg", name="pk_trade_fills"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "trades",
@@ -237,12 +238,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("open_slot", name="uq_trades_open_slot"),
     )
     op.create_index("ix_trades_instrument_status", "trades", ["instrument", "status"], unique=False)
-    op.create_index(
-        "ix_trades_slot",
-        "trades",
-        ["account", "instrument", "strategy", "position_side"],
-        unique=False,
-    )
 
 
 def downgrade() -> None:
