@@ -7,6 +7,7 @@ verification); 2 usage error; 3 the database could not be used.
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from typing import IO, Any
 import click
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..adapters.jsonl import Line
 from ..bootstrap import DEFAULT_URL, open_ledger, resolve_url
@@ -564,4 +566,8 @@ def demo(ctx: click.Context, path: Path) -> None:
 
 
 def main() -> None:
-    cli(prog_name="posledger")
+    try:
+        cli(prog_name="posledger")
+    except (DatabaseError, sqlite3.Error, SQLAlchemyError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_DATABASE)

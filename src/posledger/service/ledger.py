@@ -56,6 +56,17 @@ class RebuildReport:
     rows: dict[str, int]
 
 
+_KEY_FIELD = {
+    "account": "account",
+    "instrument": "instrument",
+    "strategy": "strategy",
+    "order": "client_order_id",
+    "cancel": "client_order_id",
+    "fill": "exec_id",
+    "mark": "instrument",
+}
+
+
 def _raw_digest(raw: str, reason: str) -> str:
     return hashlib.sha256(f"{raw}\n{reason}".encode()).hexdigest()
 
@@ -127,8 +138,9 @@ class Ledger:
         except InvalidInput as exc:
             raw = msgspec.json.encode(data, enc_hook=str).decode()
             reason = str(exc)
-            key = next((str(v) for v in fields.values() if isinstance(v, str)), None)
-            return self._transact(lambda: self._reject(raw, reason, kind, key, None, None))
+            key = fields.get(_KEY_FIELD[kind])
+            shown = None if key is None else str(key)
+            return self._transact(lambda: self._reject(raw, reason, kind, shown, None, None))
         return self.apply(item)
 
     def _transact(self, work: Callable[[], Outcome]) -> Outcome:

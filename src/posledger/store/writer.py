@@ -109,6 +109,7 @@ class SqlUnitOfWork(UnitOfWork):
                 f"writing to {database.dialect} databases is not supported yet; use SQLite"
             )
         self.database = database
+        self._name = database.display_url
         self._fairy = database.engine.raw_connection()
         self._conn: sqlite3.Connection = self._fairy.driver_connection  # type: ignore[assignment]
         self._cur = self._conn.cursor()
@@ -159,7 +160,10 @@ class SqlUnitOfWork(UnitOfWork):
     def begin(self) -> None:
         if self._in_transaction:
             raise RuntimeError("a transaction is already open")
-        self._cur.execute("BEGIN IMMEDIATE")
+        try:
+            self._cur.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"cannot start a transaction on {self._name}: {exc}") from exc
         self._in_transaction = True
         (version,) = self._cur.execute("PRAGMA data_version").fetchone()
         if version != self._data_version:
@@ -171,6 +175,9 @@ class SqlUnitOfWork(UnitOfWork):
         try:
             self._flush()
             self._cur.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self.rollback()
+            raise DatabaseError(f"cannot commit to {self._name}: {exc}") from exc
         except BaseException:
             self.rollback()
             raise
