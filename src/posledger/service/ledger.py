@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from types import TracebackType
 from typing import Any
 
@@ -12,7 +13,7 @@ import msgspec
 
 from ..adapters.jsonl import Line, read_lines
 from ..adapters.records import encode, parse_record, to_record
-from ..domain.inputs import Input
+from ..domain.inputs import Fill, Input
 from ..domain.refdata import InvalidInput
 from ..domain.timestamps import now_ns
 from ..store.database import Database
@@ -200,34 +201,31 @@ class Ledger:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         report = IngestReport()
-        batch: list[tuple[Line, Outcome]] = []
         uow = self._uow
-        open_ = False
-        try:
-            for line in read_lines(lines):
-                if not open_:
-                    uow.begin()
-                    open_ = True
-                if line.item is None:
-                    assert line.error is not None
-                    outcome = self._reject(line.raw, line.error, None, None, source, line.number)
-                else:
-                    outcome = self._apply(line.item, line.raw, source, line.number)
-                batch.append((line, outcome))
-                if len(batch) >= batch_size:
-                    uow.commit()
-                    open_ = False
-                    self._done(batch, report, on_commit)
-                    batch = []
-            if open_:
-                uow.commit()
-                open_ = False
-                self._done(batch, report, on_commit)
-        except BaseException:
-            if open_:
+        for chunk in _chunks(read_lines(lines), batch_size):
+            uow.begin()
+            try:
+                if batch_size > 1:
+                    uow.prefetch_fills(
+                        [
+                            (i.account, i.exec_id)
+                            for i in (line.item for line in chunk)
+                            if isinstance(i, Fill)
+                        ]
+                    )
+                batch = [(line, self._ingest_line(line, source)) for line in chunk]
+            except BaseException:
                 uow.rollback()
-            raise
+                raise
+            uow.commit()
+            self._done(batch, report, on_commit)
         return report
+
+    def _ingest_line(self, line: Line, source: str | None) -> Outcome:
+        if line.item is None:
+            assert line.error is not None
+            return self._reject(line.raw, line.error, None, None, source, line.number)
+        return self._apply(line.item, line.raw, source, line.number)
 
     @staticmethod
     def _done(
@@ -303,6 +301,11 @@ class Ledger:
         self._uow.rollback()  # drop caches: the projections are about to be rewritten
         rows = rewrite_projections(self.database, produce)
         return RebuildReport(entries, rows)
+
+
+def _chunks(lines: Iterator[Line], size: int) -> Iterator[list[Line]]:
+    while chunk := list(islice(lines, size)):
+        yield chunk
 
 
 class RebuildError(RuntimeError):

@@ -63,6 +63,9 @@ class UnitOfWork(ABC):
     @abstractmethod
     def fill_seen(self, account: str, exec_id: str) -> FillSeen | None: ...
 
+    def prefetch_fills(self, keys: list[tuple[str, str]]) -> None:  # noqa: B027
+        """Hint: ``fill_seen`` will be asked about these (account, exec_id) keys soon."""
+
     @abstractmethod
     def journal_record(self, seq: int) -> str:
         """The canonical input record journaled at ``seq``."""

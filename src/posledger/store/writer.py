@@ -90,6 +90,8 @@ class _Buffer:
         self.marks: dict[str, tuple[MarkDecision, int]] = {}
         self.order_status: dict[str, codec.Row] = {}
         self.fills: dict[tuple[str, str], FillSeen] = {}
+        self.known: dict[tuple[str, str], FillSeen | None] = {}
+        """Prefetched lookups of stored fills (None: not stored)."""
         self.rejected: set[str] = set()
 
     def add(self, table: str, row: codec.Row) -> None:
@@ -100,6 +102,7 @@ class _Buffer:
 
 
 _ORDER_CACHE = 200_000
+_PREFETCH = 400
 
 
 class SqlUnitOfWork(UnitOfWork):
@@ -333,10 +336,31 @@ class SqlUnitOfWork(UnitOfWork):
         if len(self._orders) > _ORDER_CACHE:
             self._orders.popitem(last=False)
 
+    def prefetch_fills(self, keys: list[tuple[str, str]]) -> None:
+        """Look up a batch's fills in a few queries instead of one per fill."""
+        buf = self._buffer
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), _PREFETCH):
+            chunk = unique[start : start + _PREFETCH]
+            values = ", ".join(["(?, ?)"] * len(chunk))
+            params = [part for key in chunk for part in key]
+            self._cur.execute(
+                "SELECT account, exec_id, seq, digest FROM fills "
+                f"WHERE (account, exec_id) IN (VALUES {values})",
+                params,
+            )
+            found = {(a, e): FillSeen(seq, digest) for a, e, seq, digest in self._cur.fetchall()}
+            for key in chunk:
+                buf.known[key] = found.get(key)
+
     def fill_seen(self, account: str, exec_id: str) -> FillSeen | None:
-        pending = self._buffer.fills.get((account, exec_id))
+        key = (account, exec_id)
+        buf = self._buffer
+        pending = buf.fills.get(key)
         if pending is not None:
             return pending
+        if key in buf.known:
+            return buf.known[key]
         self._cur.execute(
             "SELECT seq, digest FROM fills WHERE account = ? AND exec_id = ?", (account, exec_id)
         )
