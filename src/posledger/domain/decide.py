@@ -124,12 +124,27 @@ class _Work:
 
     # -- working copies -----------------------------------------------------------
 
+    def peek(self, key: SlotKey) -> Slot | None:
+        """The slot as this fill has left it so far, without taking a working copy."""
+        slot = self.slots.get(key)
+        return self.book.slots.get(key) if slot is None else slot
+
     def slot(self, key: SlotKey) -> Slot:
+        """A working copy of the slot, to change."""
         slot = self.slots.get(key)
         if slot is None:
             held = self.book.slots.get(key)
             slot = self.slots[key] = Slot(key) if held is None else held.copy()
         return slot
+
+    def finish(self) -> None:
+        """A trade's peak is what it held after the whole fill (a spot fill's base-currency
+        commission is taken before the peak is read)."""
+        book = self.book.open_trades
+        for trade_id, trade in self.trades.items():
+            before = book.get(trade_id)
+            peak = ZERO if before is None else before.peak_quantity
+            trade.peak_quantity = max(peak, trade.quantity)
 
     def trade(self, trade_id: int | None) -> Trade:
         assert trade_id is not None
@@ -231,11 +246,12 @@ class _Work:
         flip: bool = False,
     ) -> tuple[Decimal, Decimal]:
         """Book ``delta`` to a slot; return what it could not take and its commission share."""
-        slot = self.slot(key)
-        held = slot.quantity
+        current = self.peek(key)
+        held = ZERO if current is None else current.quantity
         if not held or (held > 0) == (delta > 0):
             if mode is _Mode.REDUCE_ONLY:
                 return delta, commission
+            slot = self.slot(key)
             if held:
                 self._increase(slot, delta, commission, adjustment)
             else:
@@ -247,7 +263,7 @@ class _Work:
         share = commission if not rest else q18(commission * closed / size)
         crossing = bool(rest) and mode is _Mode.FREE
         sign = 1 if delta > 0 else -1
-        self._reduce(slot, sign * closed, share, adjustment, crossing)
+        self._reduce(self.slot(key), sign * closed, share, adjustment, crossing)
         if not rest:
             return ZERO, ZERO
         remaining = commission - share
@@ -304,8 +320,6 @@ class _Work:
         if not adjustment:
             trade.entry_quantity += size
         trade.quantity += size
-        if trade.quantity > trade.peak_quantity:
-            trade.peak_quantity = trade.quantity
         self._commission(trade, commission)
         slot.quantity += delta
         slot.last_price = price
@@ -422,6 +436,7 @@ def _decide_fill(
     if base_commission:
         work.route(key, -fill.commission, ZERO, adjustment=True)
     work.check_external_sides()
+    work.finish()
     return FillDecision(
         fill,
         who.strategy,

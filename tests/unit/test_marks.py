@@ -1,0 +1,135 @@
+"""Unrealized P&L at a mark, and MAE/MFE of open trades (DESIGN §4, §5)."""
+
+from __future__ import annotations
+
+import pytest
+
+from posledger.domain.enums import PositionSide
+from posledger.domain.events import Duplicate, MarkDecision, Rejection
+from posledger.domain.numbers import D, exact
+from posledger.domain.positions import Slot, SlotKey, unrealized
+
+from .scenario import Scenario, future, spot
+
+KEY = SlotKey("A", "X", "s1", PositionSide.BOTH)
+
+
+@pytest.mark.parametrize(
+    ("quantity", "avg", "mark", "multiplier", "inverse", "expected"),
+    [
+        ("2", "100", "103", "5", False, "30"),  # (103 - 100) * 2 * 5
+        ("-2", "100", "103", "5", False, "-30"),  # (103 - 100) * 2 * 5 * (-1)
+        ("-0.5", "100", "90", "1", False, "5"),  # (90 - 100) * 0.5 * (-1)
+        ("3", "-2", "1", "1", False, "9"),  # (1 - (-2)) * 3, negative prices are fine
+        ("10", "50000", "40000", "100", True, "-0.005"),  # (1/50000 - 1/40000) * 1000
+        ("-10", "50000", "40000", "100", True, "0.005"),
+        # (1/30000 - 1/70000) * 100 = 4/2100 = 0.00190476190476190476... -> half-even
+        ("1", "30000", "70000", "100", True, "0.001904761904761905"),
+    ],
+)
+def test_unrealized(quantity, avg, mark, multiplier, inverse, expected):
+    slot = Slot(KEY, D(quantity), D(avg))
+    with exact():
+        assert unrealized(slot, D(mark), D(multiplier), inverse) == D(expected)
+
+
+def test_unrealized_of_a_flat_slot_is_zero():
+    with exact():
+        assert unrealized(Slot(KEY, D(0), D(100)), D(120), D(1), False) == D(0)
+        assert unrealized(Slot(KEY), D(120), D(1), False) == D(0)
+
+
+def test_mae_mfe_of_a_long_trade():
+    book = Scenario(instrument=future("MES", multiplier="5"))
+    book.fill("s1", "BUY 2 @ 100", at=120)
+
+    # a mark timestamped before the trade opened does not count for it
+    early = book.mark("90", at=90)
+    assert isinstance(early, MarkDecision)
+    assert early.trades == []
+    assert book.trade("s1").mae is None
+
+    # (98 - 100) * 2 * 5 = -20
+    decision = book.mark("98", at=180)
+    assert isinstance(decision, MarkDecision)
+    assert [t.trade_id for t in decision.trades] == [book.trade("s1").trade_id]
+    trade = book.trade("s1")
+    assert (trade.mae, trade.mfe) == (D(-20), D(0))
+    assert (trade.mae_price, trade.mfe_price) == (D(98), D(98))
+
+    # (104 - 100) * 2 * 5 = 40
+    book.mark("104", at=240)
+    trade = book.trade("s1")
+    assert (trade.mae, trade.mfe) == (D(-20), D(40))
+    assert (trade.mae_price, trade.mfe_price) == (D(98), D(104))
+
+    # inside the range: nothing changes
+    quiet = book.mark("101", at=300)
+    assert isinstance(quiet, MarkDecision)
+    assert quiet.trades == []
+
+    # the excursion is of the whole position at that moment:
+    # increase to 3 at avg (200 + 103) / 3 = 101; at 99: (99 - 101) * 3 * 5 = -30
+    book.fill("s1", "BUY 1 @ 103", at=360)
+    book.mark("99", at=420)
+    trade = book.trade("s1")
+    assert trade.mae == D(-30)
+    assert trade.mae_price == D(98)  # the worst price seen is still 98
+
+    book.fill("s1", "SELL 3 @ 102", at=480)
+    closed = book.trade("s1")
+    after = book.mark("80", at=540)
+    assert isinstance(after, MarkDecision)
+    assert after.trades == []
+    assert book.trade("s1") == closed
+    assert closed.mae == D(-30)
+    assert closed.mfe == D(40)
+
+
+def test_mae_mfe_of_a_short_trade():
+    book = Scenario()
+    book.fill("s1", "SELL 1 @ 100", at=60)
+    book.mark("103", at=120)
+    trade = book.trade("s1")
+    assert (trade.mae, trade.mfe) == (D(-3), D(0))
+    assert trade.mae_price == D(103)
+    book.mark("95", at=180)
+    trade = book.trade("s1")
+    assert (trade.mae, trade.mfe) == (D(-3), D(5))
+    assert (trade.mae_price, trade.mfe_price) == (D(103), D(95))
+    assert trade.mae <= 0 <= trade.mfe
+
+
+def test_marks_must_move_forward_in_time():
+    book = Scenario()
+    book.fill("s1", "BUY 1 @ 100", at=60)
+    assert isinstance(book.mark("101", at=120), MarkDecision)
+
+    same = book.mark("101", at=120)
+    assert isinstance(same, Duplicate)
+    assert "already applied" in same.reason
+
+    for price, at in (("90", 120), ("90", 100)):
+        stale = book.mark(price, at=at)
+        assert isinstance(stale, Duplicate)
+        assert "stale" in stale.reason
+    # a stale mark changed nothing
+    assert book.book.mark == D(101)
+    assert book.trade("s1").mae == D(0)
+    assert book.trade("s1").mae_price == D(101)
+
+
+def test_mark_refused_where_the_price_is_impossible():
+    book = Scenario(instrument=spot())
+    decision = book.mark("0", at=10)
+    assert isinstance(decision, Rejection)
+    assert "must be positive" in decision.reason
+    assert book.book.mark is None
+
+
+def test_negative_mark_allowed_on_a_future():
+    book = Scenario()
+    book.fill("s1", "BUY 1 @ 1", at=60)
+    decision = book.mark("-2", at=120)
+    assert isinstance(decision, MarkDecision)
+    assert book.trade("s1").mae == D(-3)  # (-2 - 1) * 1
