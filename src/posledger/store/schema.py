@@ -38,6 +38,10 @@ SCHEMA_REVISION = "0001"
 ID = 128
 ENUM = 16
 
+RowId = BigInteger().with_variant(Integer(), "sqlite")
+"""A 64-bit key. On SQLite it is spelt INTEGER so that it *is* the rowid (SQLite only
+aliases ``INTEGER PRIMARY KEY``; a BIGINT key would cost a second B-tree)."""
+
 
 class Amount(TypeDecorator[Decimal]):
     """An exact decimal: NUMERIC(38, 18) on servers, canonical text on SQLite."""
@@ -149,7 +153,7 @@ fills = Table(
 journal = Table(
     "journal",
     metadata,
-    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("seq", RowId, primary_key=True, autoincrement=False),
     Column("stream", String(2 * ID), nullable=False),
     Column("version", Integer, nullable=False),
     Column("kind", String(ENUM), nullable=False),
@@ -181,7 +185,7 @@ slots = Table(
 trades = Table(
     "trades",
     metadata,
-    Column("trade_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("trade_id", RowId, primary_key=True, autoincrement=False),
     Column("account", String(ID), nullable=False),
     Column("instrument", String(ID), nullable=False),
     Column("strategy", String(ID), nullable=False),

@@ -13,6 +13,8 @@ from sqlalchemy.dialects import mysql
 # Frozen here on purpose: later changes to posledger's types must not change what
 # this revision creates. Amounts are exact text on SQLite, NUMERIC(38, 18) elsewhere.
 AMOUNT = sa.Numeric(38, 18).with_variant(sa.Text(), "sqlite")
+# INTEGER on SQLite so that the key is the rowid rather than a second B-tree.
+ROW_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 revision = "0001"
 down_revision = None
@@ -85,7 +87,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "journal",
-        sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("seq", ROW_ID, autoincrement=False, nullable=False),
         sa.Column("stream", sa.String(length=256), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
@@ -208,7 +210,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "trades",
-        sa.Column("trade_id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("trade_id", ROW_ID, autoincrement=False, nullable=False),
         sa.Column("account", sa.String(length=128), nullable=False),
         sa.Column("instrument", sa.String(length=128), nullable=False),
         sa.Column("strategy", sa.String(length=128), nullable=False),
