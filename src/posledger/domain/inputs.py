@@ -10,7 +10,15 @@ from decimal import Decimal
 
 from .enums import PositionMode, PositionSide, Side
 from .numbers import ZERO
-from .refdata import Account, Instrument, InvalidInput, Order, Strategy, check_identifier
+from .refdata import (
+    Account,
+    Instrument,
+    InvalidInput,
+    Order,
+    Strategy,
+    check_identifier,
+    plain_identifier,
+)
 
 __all__ = [
     "BrokerPosition",
@@ -22,9 +30,13 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Fill:
-    """An execution report: a fact. Quantity is positive; the side gives the direction."""
+    """An execution report: a fact. Quantity is positive; the side gives the direction.
+
+    Inputs are values and never change once built; they are not ``frozen`` only because
+    a frozen dataclass costs several microseconds more to build, once per line ingested.
+    """
 
     exec_id: str
     account: str
@@ -41,9 +53,11 @@ class Fill:
     liquidation: bool = False
 
     def __post_init__(self) -> None:
-        check_identifier("exec_id", self.exec_id)
-        check_identifier("account", self.account)
-        check_identifier("instrument", self.instrument)
+        if not (plain_identifier(self.exec_id) and plain_identifier(self.account)):
+            check_identifier("exec_id", self.exec_id)
+            check_identifier("account", self.account)
+        if not plain_identifier(self.instrument):
+            check_identifier("instrument", self.instrument)
         if self.client_order_id is not None:
             check_identifier("client_order_id", self.client_order_id)
         if self.strategy is not None:
@@ -58,7 +72,7 @@ class Fill:
         return self.quantity if self.side is Side.BUY else -self.quantity
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Mark:
     """A price observation used for unrealized P&L and MAE/MFE."""
 

@@ -25,6 +25,7 @@ from decimal import (
     Overflow,
     localcontext,
 )
+from functools import lru_cache
 
 __all__ = [
     "MAX_FRACTION_DIGITS",
@@ -116,8 +117,12 @@ def D(value: str | int | Decimal) -> Decimal:
     return parse_decimal(value)
 
 
+@lru_cache(maxsize=8192)
 def fmt(value: Decimal) -> str:
-    """Canonical text of an amount: plain notation, no exponent, no trailing zeros."""
+    """Canonical text of an amount: plain notation, no exponent, no trailing zeros.
+
+    Cached by value: equal amounts have one canonical text, and the same prices and
+    quantities come back again and again."""
     if not value:
         return "0"
     text = str(value)

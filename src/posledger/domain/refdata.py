@@ -27,6 +27,7 @@ __all__ = [
     "Order",
     "Strategy",
     "check_identifier",
+    "plain_identifier",
 ]
 
 MAX_IDENTIFIER = 128
@@ -34,6 +35,11 @@ MAX_IDENTIFIER = 128
 
 class InvalidInput(ValueError):
     """An input that can never be applied, whatever the ledger holds."""
+
+
+def plain_identifier(value: str) -> bool:
+    """The common case of :func:`check_identifier`, checked fast (no message)."""
+    return 0 < len(value) <= MAX_IDENTIFIER and value.isprintable() and value == value.strip()
 
 
 def check_identifier(name: str, value: str) -> None:
@@ -155,9 +161,11 @@ class Strategy:
             raise InvalidInput(f"max_open_slots must be at least 1, got {self.max_open_slots}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Order:
-    """An order a strategy registers before sending it; its fills belong to that strategy."""
+    """An order a strategy registers before sending it; its fills belong to that strategy.
+
+    A value like :class:`~.inputs.Fill` (not frozen only to be cheap to build)."""
 
     client_order_id: str
     account: str

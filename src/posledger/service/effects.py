@@ -2,6 +2,7 @@
 
 The journal keeps, beside each accepted input, the effects it had. Replay re-decides the
 input and compares its effects with these, so they are written by one function only.
+A leg's quantity is ``|delta|`` and its price the fill's, so neither is repeated.
 """
 
 from __future__ import annotations
@@ -25,9 +26,7 @@ def fill_effects(decision: FillDecision) -> dict[str, Any]:
                 "position_side": leg.key.position_side,
                 "trade_id": leg.trade_id,
                 "role": leg.role,
-                "quantity": fmt(leg.quantity),
                 "delta": fmt(leg.delta),
-                "price": fmt(leg.price),
                 "commission": fmt(leg.commission),
                 "commission_currency": leg.commission_currency,
                 "realized": fmt(leg.realized),
