@@ -35,11 +35,32 @@ def parse_line(text: str) -> Input:
     return parse_record(obj)
 
 
-def read_lines(lines: Iterable[str]) -> Iterator[Line]:
-    """Parse a JSONL stream; blank lines are skipped, numbering counts every line."""
+def _text(raw: str | bytes) -> tuple[str, str | None]:
+    """A line as text, and why it cannot be read if it is not UTF-8."""
+    if isinstance(raw, str):
+        return raw, None
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        bad = raw[exc.start : exc.start + 1].hex()
+        return raw.decode("utf-8", "replace"), f"not valid UTF-8 (byte 0x{bad} at {exc.start})"
+
+
+def read_lines(lines: Iterable[str | bytes]) -> Iterator[Line]:
+    """Parse a JSONL stream (text, or bytes decoded line by line as UTF-8).
+
+    Blank lines are skipped; numbering counts every line. A byte-order mark at the start
+    is ignored. A line that is not UTF-8 is refused alone, like any other bad line.
+    """
     for number, raw in enumerate(lines, start=1):
-        text = raw.rstrip("\r\n")
+        text, problem = _text(raw)
+        if number == 1:
+            text = text.removeprefix("\ufeff")
+        text = text.rstrip("\r\n")
         if not text.strip():
+            continue
+        if problem is not None:
+            yield Line(number, text, None, problem)
             continue
         try:
             yield Line(number, text, parse_line(text), None)

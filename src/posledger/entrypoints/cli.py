@@ -26,7 +26,7 @@ from ..bootstrap import DEFAULT_URL, open_ledger, resolve_url
 from ..domain.numbers import fmt
 from ..service.handlers import Outcome
 from ..service.ledger import IngestReport, Ledger, RebuildError
-from ..store.database import Database, DatabaseError, make_engine, migrate
+from ..store.database import DatabaseError, upgrade_database
 
 EXIT_PROBLEM = 1
 EXIT_DATABASE = 3
@@ -145,7 +145,7 @@ def summary_text(report: IngestReport, source: str) -> str:
 
 
 @cli.command()
-@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.argument("file", type=click.File("rb"))
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
@@ -160,7 +160,7 @@ def summary_text(report: IngestReport, source: str) -> str:
 @click.option("--quiet", is_flag=True, help="No progress output on stderr.")
 @click.pass_context
 def ingest(
-    ctx: click.Context, file: IO[str], batch_size: int, verbose: bool, as_json: bool, quiet: bool
+    ctx: click.Context, file: IO[bytes], batch_size: int, verbose: bool, as_json: bool, quiet: bool
 ) -> None:
     """Apply a JSON Lines FILE (or - for stdin) of fills, orders, marks and reference data.
 
@@ -179,7 +179,8 @@ def ingest(
        "side":"BUY","quantity":"1","price":"6852.25","ts":"2026-03-02T14:45:02Z",
        "client_order_id":"o-1","commission":"0.62","commission_currency":"USD"}
     """
-    source = "<stdin>" if file.name == "<stdin>" else file.name
+    name = getattr(file, "name", "<stdin>")
+    source = name if isinstance(name, str) and name != "-" else "<stdin>"
     progress = _Progress(enabled=not quiet)
     done = 0
 
@@ -341,13 +342,14 @@ def positions(
 
 
 @cli.command()
-@click.option("--open", "status", flag_value="open", help="Only open trades.")
-@click.option("--closed", "status", flag_value="closed", help="Only closed trades.")
+@click.option("--open", "only_open", is_flag=True, help="Only open trades.")
+@click.option("--closed", "only_closed", is_flag=True, help="Only closed trades.")
 @_filters
 @click.pass_context
 def trades(
     ctx: click.Context,
-    status: str | None,
+    only_open: bool,
+    only_closed: bool,
     account: str | None,
     instrument: str | None,
     strategy: str | None,
@@ -362,6 +364,9 @@ def trades(
     Example:
       posledger trades --closed --json
     """
+    if only_open and only_closed:
+        raise click.UsageError("--open and --closed exclude each other; give one or neither")
+    status = "open" if only_open else "closed" if only_closed else None
     with _ledger(ctx) as ledger:
         rows = ledger.trades(
             account=account,
@@ -526,10 +531,7 @@ def migrate_command(ctx: click.Context) -> None:
     """Create the schema in an empty database or upgrade an older one."""
     url = resolve_url(ctx.obj["db"])
     try:
-        parsed, engine = make_engine(url)
-        database = Database(parsed, engine)
-        before, after = migrate(database)
-        database.dispose()
+        before, after = upgrade_database(url)
     except DatabaseError as exc:
         click.echo(f"error: {exc}", err=True)
         ctx.exit(EXIT_DATABASE)

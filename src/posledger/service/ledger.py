@@ -187,7 +187,7 @@ class Ledger:
 
     def ingest(
         self,
-        lines: Iterable[str],
+        lines: Iterable[str | bytes],
         *,
         source: str | None = None,
         batch_size: int = 1,

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from .schema import SCHEMA_REVISION
@@ -19,6 +19,7 @@ __all__ = [
     "migrate",
     "open_database",
     "schema_revision",
+    "upgrade_database",
 ]
 
 
@@ -60,8 +61,7 @@ def _sqlite_engine(url: URL) -> Engine:
         # implicit BEGIN handling is not what a ledger wants.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        if not memory:
-            cursor.execute("PRAGMA journal_mode=WAL")
+        # (WAL mode is set once the file is known to be posledger's: see _settle.)
         # FULL: a committed fill survives power loss, not only a process crash.
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA busy_timeout=30000")
@@ -111,39 +111,76 @@ def migrate(database: Database) -> tuple[str | None, str]:
     return before, after or ""
 
 
+def _inspect(database: Database) -> tuple[str | None, bool]:
+    try:
+        return schema_revision(database.engine)
+    except SQLAlchemyError as exc:
+        database.dispose()
+        reason = getattr(exc, "orig", None) or exc
+        raise DatabaseError(f"cannot open {database.display_url}: {reason}") from None
+
+
+def _refuse_foreign(database: Database, revision: str | None, has_tables: bool) -> None:
+    """Refuse a database that is not posledger's, or that a newer posledger wrote."""
+    shown = database.display_url
+    if revision is None and has_tables:
+        database.dispose()
+        raise SchemaError(
+            f"{shown} holds tables but no posledger schema version; "
+            "point --db at a posledger database or an empty one"
+        )
+    if revision is not None and revision != SCHEMA_REVISION:
+        from .migrations import known_revisions
+
+        if revision not in known_revisions():
+            database.dispose()
+            raise SchemaError(
+                f"{shown} has schema revision {revision}, which this posledger "
+                f"(revision {SCHEMA_REVISION}) does not know: it was written by a newer "
+                "posledger"
+            )
+
+
+def _settle(database: Database) -> None:
+    """Per-file settings, made once the database is known to be posledger's."""
+    if database.dialect == "sqlite" and database.url.database not in (None, "", ":memory:"):
+        raw = database.engine.raw_connection()
+        try:
+            raw.driver_connection.execute("PRAGMA journal_mode=WAL")  # type: ignore[union-attr]
+        finally:
+            raw.close()
+
+
 def open_database(url: str | URL, *, create: bool = True) -> Database:
     """Open ``url``; create the schema in an empty database, refuse a mismatched one."""
-    parsed, engine = make_engine(url)
-    database = Database(parsed, engine)
-    shown = database.display_url
-    try:
-        revision, has_tables = schema_revision(engine)
-    except OperationalError as exc:
-        engine.dispose()
-        raise DatabaseError(f"cannot open {shown}: {exc.orig}") from None
-    if revision is None:
-        if has_tables:
-            engine.dispose()
+    database = Database(*make_engine(url))
+    revision, has_tables = _inspect(database)
+    if revision != SCHEMA_REVISION:
+        _refuse_foreign(database, revision, has_tables)
+        if revision is not None:
+            database.dispose()
             raise SchemaError(
-                f"{shown} holds tables but no posledger schema version; "
-                "point --db at a posledger database or an empty one"
+                f"{database.display_url} has schema revision {revision}, older than this "
+                f"posledger's {SCHEMA_REVISION}: run `posledger --db ... migrate` to upgrade it"
             )
         if not create:
-            engine.dispose()
-            raise SchemaError(f"{shown} has no posledger schema; run `posledger migrate`")
+            database.dispose()
+            raise SchemaError(
+                f"{database.display_url} has no posledger schema; run `posledger migrate`"
+            )
         migrate(database)
-        return database
-    if revision == SCHEMA_REVISION:
-        return database
-    engine.dispose()
-    from .migrations import known_revisions
+    _settle(database)
+    return database
 
-    if revision in known_revisions():
-        raise SchemaError(
-            f"{shown} has schema revision {revision}, older than this posledger's "
-            f"{SCHEMA_REVISION}: run `posledger --db ... migrate` to upgrade it"
-        )
-    raise SchemaError(
-        f"{shown} has schema revision {revision}, which this posledger "
-        f"(revision {SCHEMA_REVISION}) does not know: it was written by a newer posledger"
-    )
+
+def upgrade_database(url: str | URL) -> tuple[str | None, str]:
+    """Create or upgrade the schema at ``url``: (revision before, revision after)."""
+    database = Database(*make_engine(url))
+    try:
+        revision, has_tables = _inspect(database)
+        _refuse_foreign(database, revision, has_tables)
+        result = migrate(database)
+        _settle(database)
+        return result
+    finally:
+        database.dispose()
