@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import msgspec
 
@@ -16,8 +16,7 @@ __all__ = ["Line", "parse_line", "read_lines"]
 _decoder = msgspec.json.Decoder()
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
+class Line(NamedTuple):
     """One non-blank line of a JSONL source, parsed or refused."""
 
     number: int

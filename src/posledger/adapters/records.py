@@ -390,6 +390,40 @@ for _name, (_cls, _spec) in _SPECS.items():
 
 def to_record(item: Input) -> dict[str, object]:
     """The canonical record of an input: type first, then the fields that are set."""
+    if type(item) is Fill:
+        return _fill_record(item)
+    return generic_record(item)
+
+
+def _fill_record(fill: Fill) -> dict[str, object]:
+    """:func:`generic_record` of a fill, written out: fills are most of every stream."""
+    record: dict[str, object] = {
+        "type": "fill",
+        "exec_id": fill.exec_id,
+        "account": fill.account,
+        "instrument": fill.instrument,
+        "side": fill.side,
+        "quantity": fmt(fill.quantity),
+        "price": fmt(fill.price),
+        "ts": format_ts(fill.ts),
+    }
+    if fill.client_order_id is not None:
+        record["client_order_id"] = fill.client_order_id
+    if fill.strategy is not None:
+        record["strategy"] = fill.strategy
+    if fill.commission:
+        record["commission"] = fmt(fill.commission)
+    if fill.commission_currency is not None:
+        record["commission_currency"] = fill.commission_currency
+    if fill.position_side is not None:
+        record["position_side"] = fill.position_side
+    if fill.liquidation:
+        record["liquidation"] = True
+    return record
+
+
+def generic_record(item: Input) -> dict[str, object]:
+    """The canonical record of any input, from the field table above."""
     name, getter, writers = _WRITERS[type(item)]
     record: dict[str, object] = {"type": name}
     for (field, write, default), value in zip(writers, getter(item), strict=True):

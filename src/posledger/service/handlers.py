@@ -7,8 +7,8 @@ and never raise for bad input.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
-from typing import Any, Literal
+from dataclasses import fields, replace
+from typing import Any, Literal, NamedTuple
 
 from ..adapters.records import digest, encode, record_type, to_record
 from ..domain.decide import decide_fill, decide_mark
@@ -25,8 +25,7 @@ Status = Literal["applied", "duplicate", "rejected"]
 Clock = Callable[[], int]
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What applying one input did."""
 
     status: Status
