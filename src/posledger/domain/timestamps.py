@@ -32,12 +32,38 @@ def _midnight(date: str, year: str, month: str, day: str) -> int:
     return found
 
 
+_minutes: dict[str, int] = {}
+
+
+def _quick(text: str) -> int | None:
+    """``YYYY-MM-DDTHH:MM:SS[.f]Z`` of a minute seen before, without the regular expression."""
+    base = _minutes.get(text[:17])
+    if base is None or text[-1] != "Z":
+        return None
+    seconds = text[17:19]
+    if len(text) == 20:
+        fraction = ""
+    elif text[19] == "." and 21 < len(text) <= 30:
+        fraction = text[20:-1]
+    else:
+        return None
+    if not (seconds.isascii() and seconds.isdigit() and seconds < "60"):
+        return None
+    if fraction and not (fraction.isascii() and fraction.isdigit()):
+        return None
+    nanos = int(fraction.ljust(9, "0")) if fraction else 0
+    return (base + int(seconds)) * 1_000_000_000 + nanos
+
+
 def parse_ts(text: str) -> int:
     """Parse an ISO 8601 time with an explicit offset (``Z`` or ``±HH:MM``) to UTC nanoseconds.
 
     Up to nine fractional digits are kept. A time without an offset is refused: the
     ledger never guesses a time zone.
     """
+    quick = _quick(text)
+    if quick is not None:
+        return quick
     match = _ISO.fullmatch(text)
     if match is not None and match.group(8) in ("Z", "z"):
         year, month, day, hour, minute, second, fraction, _ = match.groups()
@@ -47,7 +73,12 @@ def parse_ts(text: str) -> int:
                 midnight = _midnight(text[:10], year, month, day)
             except ValueError as exc:
                 raise ValueError(f"{text!r} is not a valid time: {exc}") from None
-            seconds = midnight + h * 3600 + m * 60 + sec
+            minute = midnight + h * 3600 + m * 60
+            if text[10] == "T":
+                if len(_minutes) > 4096:
+                    _minutes.clear()
+                _minutes[text[:17]] = minute
+            seconds = minute + sec
             return seconds * 1_000_000_000 + (int(fraction.ljust(9, "0")) if fraction else 0)
     match = _ISO.fullmatch(text.strip())
     if match is None:

@@ -337,21 +337,23 @@ class SqlUnitOfWork(UnitOfWork):
             self._orders.popitem(last=False)
 
     def prefetch_fills(self, keys: list[tuple[str, str]]) -> None:
-        """Look up a batch's fills in a few queries instead of one per fill."""
-        buf = self._buffer
-        unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), _PREFETCH):
-            chunk = unique[start : start + _PREFETCH]
-            values = ", ".join(["(?, ?)"] * len(chunk))
-            params = [part for key in chunk for part in key]
-            self._cur.execute(
-                "SELECT account, exec_id, seq, digest FROM fills "
-                f"WHERE (account, exec_id) IN (VALUES {values})",
-                params,
-            )
-            found = {(a, e): FillSeen(seq, digest) for a, e, seq, digest in self._cur.fetchall()}
-            for key in chunk:
-                buf.known[key] = found.get(key)
+        """Look up a batch's fills in a few indexed queries instead of one per fill."""
+        known = self._buffer.known
+        by_account: dict[str, list[str]] = {}
+        for account, exec_id in dict.fromkeys(keys):
+            by_account.setdefault(account, []).append(exec_id)
+        for account, exec_ids in by_account.items():
+            for start in range(0, len(exec_ids), _PREFETCH):
+                chunk = exec_ids[start : start + _PREFETCH]
+                marks = ", ".join("?" * len(chunk))
+                self._cur.execute(
+                    "SELECT exec_id, seq, digest FROM fills "
+                    f"WHERE account = ? AND exec_id IN ({marks})",
+                    [account, *chunk],
+                )
+                found = {e: FillSeen(seq, digest) for e, seq, digest in self._cur.fetchall()}
+                for exec_id in chunk:
+                    known[(account, exec_id)] = found.get(exec_id)
 
     def fill_seen(self, account: str, exec_id: str) -> FillSeen | None:
         key = (account, exec_id)
