@@ -100,8 +100,10 @@ def cli(ctx: click.Context, db: str | None) -> None:
 class _Progress:
     """Progress on stderr: a live line on a terminal, a plain line every 5 s otherwise."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, what: str = "ingesting", unit: str = "lines") -> None:
         self.enabled = enabled
+        self.what = what
+        self.unit = unit
         self.tty = sys.stderr.isatty()
         self.start = time.monotonic()
         self.last = self.start
@@ -116,7 +118,7 @@ class _Progress:
             return
         self.last = now
         rate = lines / max(now - self.start, 1e-9)
-        text = f"ingesting: {lines:,} lines ({rate:,.0f}/s)"
+        text = f"{self.what}: {lines:,} {self.unit} ({rate:,.0f}/s)"
         if self.tty:
             click.echo(f"\r{text}", err=True, nl=False)
         else:
@@ -482,7 +484,11 @@ def verify(ctx: click.Context, as_json: bool) -> None:
       posledger verify
     """
     with _ledger(ctx) as ledger:
-        report = ledger.verify()
+        progress = _Progress(True, "replaying", "journal entries")
+        try:
+            report = ledger.verify(progress.tick)
+        finally:
+            progress.done()
     if as_json:
         _json(
             {
@@ -515,7 +521,11 @@ def rebuild(ctx: click.Context) -> None:
     """
     with _ledger(ctx) as ledger:
         try:
-            report = ledger.rebuild()
+            progress = _Progress(True, "replaying", "journal entries")
+            try:
+                report = ledger.rebuild(progress.tick)
+            finally:
+                progress.done()
         except RebuildError as exc:
             click.echo(f"error: {exc}", err=True)
             for problem in exc.problems[:20]:

@@ -228,7 +228,7 @@ def replay(
             )
         elif uow._ids:
             uow.problem(f"seq {seq}: the journal records trades the replay does not open")
-        if progress is not None and result.entries % 10_000 == 0:
+        if progress is not None and result.entries % 1_000 == 0:
             progress(result.entries)
     return result
 
