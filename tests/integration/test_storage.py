@@ -200,7 +200,7 @@ def test_rejected_input_is_stored_once(ledger: Ledger) -> None:
     stored = ledger.rejected_inputs()
     assert len(stored) == 2
     assert [r["raw"] for r in stored][1] == bad
-    assert stored[1]["line_no"] == 1 and stored[1]["source"] == "bad.jsonl"
+    assert stored[1]["line"] == 1 and stored[1]["source"] == "bad.jsonl"
 
 
 # -- the journal ---------------------------------------------------------------------------

@@ -9,33 +9,23 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..adapters.jsonl import Line
 from ..bootstrap import DEFAULT_URL, open_ledger, resolve_url
-from ..domain.numbers import fmt
 from ..service.handlers import Outcome
-from ..service.ledger import IngestReport, Ledger, RebuildError
+from ..service.ledger import Ledger, RebuildError
 from ..store.database import DatabaseError, upgrade_database
+from . import render
 
 EXIT_PROBLEM = 1
 EXIT_DATABASE = 3
-
-
-def _console(stream: IO[str] | None = None) -> Console:
-    target = stream or sys.stdout
-    tty = target.isatty()
-    return Console(file=target, width=None if tty else 250, highlight=False, soft_wrap=False)
 
 
 def _json(data: Any) -> None:
@@ -97,53 +87,11 @@ def cli(ctx: click.Context, db: str | None) -> None:
 # -- ingest -----------------------------------------------------------------------------
 
 
-class _Progress:
-    """Progress on stderr: a live line on a terminal, a plain line every 5 s otherwise."""
-
-    def __init__(self, enabled: bool, what: str = "ingesting", unit: str = "lines") -> None:
-        self.enabled = enabled
-        self.what = what
-        self.unit = unit
-        self.tty = sys.stderr.isatty()
-        self.start = time.monotonic()
-        self.last = self.start
-        self.lines = 0
-
-    def tick(self, lines: int) -> None:
-        self.lines = lines
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self.last < (0.2 if self.tty else 5.0):
-            return
-        self.last = now
-        rate = lines / max(now - self.start, 1e-9)
-        text = f"{self.what}: {lines:,} {self.unit} ({rate:,.0f}/s)"
-        if self.tty:
-            click.echo(f"\r{text}", err=True, nl=False)
-        else:
-            click.echo(text, err=True)
-
-    def done(self) -> None:
-        if self.enabled and self.tty and self.last != self.start:
-            click.echo("\r" + " " * 60 + "\r", err=True, nl=False)
-
-
 def _say_outcome(line: Line, outcome: Outcome) -> str:
     what = f"{outcome.kind} {outcome.key}" if outcome.kind else "input"
     if outcome.status == "applied":
         return f"line {line.number}: applied {what} (seq {outcome.seq})"
     return f"line {line.number}: {outcome.status} {what}: {outcome.reason}"
-
-
-def summary_text(report: IngestReport, source: str) -> str:
-    lines = [
-        f"{source}: {report.lines} lines: {report.applied} applied, "
-        f"{report.duplicate} duplicate, {report.rejected} rejected"
-    ]
-    for number, reason in report.rejections:
-        lines.append(f"  rejected line {number}: {reason}")
-    return "\n".join(lines)
 
 
 @cli.command()
@@ -183,7 +131,7 @@ def ingest(
     """
     name = getattr(file, "name", "<stdin>")
     source = name if isinstance(name, str) and name != "-" else "<stdin>"
-    progress = _Progress(enabled=not quiet)
+    progress = render.Progress(enabled=not quiet)
     done = 0
 
     def on_commit(batch: list[tuple[Line, Outcome]]) -> None:
@@ -215,100 +163,12 @@ def ingest(
             }
         )
     else:
-        click.echo(summary_text(report, source))
+        click.echo(render.summary_text(report, source))
     if not report.ok:
         ctx.exit(EXIT_PROBLEM)
 
 
 # -- positions and trades ------------------------------------------------------------
-
-
-def human(value: str | None, places: int = 6) -> str:
-    """An amount for a human table: at most ``places`` decimals (JSON keeps every digit)."""
-    if value is None:
-        return "-"
-    amount = Decimal(value)
-    if amount.as_tuple().exponent < -places:  # type: ignore[operator]
-        amount = amount.quantize(Decimal(1).scaleb(-places))
-    return fmt(amount)
-
-
-def _percent(value: str | None) -> str:
-    if value is None:
-        return "-"
-    return f"{(Decimal(value) * 100).quantize(Decimal('0.001'))}%"
-
-
-def _when(value: str | None) -> str:
-    return "-" if value is None else value.replace("T", " ")[:19]
-
-
-def positions_table(rows: list[dict[str, Any]], title: str = "Positions") -> Table:
-    table = Table(title=title, title_justify="left")
-    for name, justify in [
-        ("account", "left"),
-        ("instrument", "left"),
-        ("strategy", "left"),
-        ("pos side", "left"),
-        ("qty", "right"),
-        ("avg entry", "right"),
-        ("realized", "right"),
-        ("unrealized", "right"),
-        ("ccy", "left"),
-        ("trade", "right"),
-    ]:
-        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
-    for row in rows:
-        table.add_row(
-            row["account"],
-            row["instrument"],
-            row["strategy"],
-            row["position_side"],
-            row["signed_quantity"],
-            human(row["avg_entry_price"]),
-            human(row["realized_pnl"]),
-            human(row["unrealized_pnl"]),
-            row["pnl_currency"],
-            str(row["trade_id"] or ""),
-        )
-    return table
-
-
-def trades_table(rows: list[dict[str, Any]], title: str = "Trades") -> Table:
-    table = Table(title=title, title_justify="left")
-    for name, justify in [
-        ("id", "right"),
-        ("account", "left"),
-        ("instrument", "left"),
-        ("strategy", "left"),
-        ("side", "left"),
-        ("qty/peak", "right"),
-        ("entry", "right"),
-        ("exit", "right"),
-        ("net p&l", "right"),
-        ("ccy", "left"),
-        ("return", "right"),
-        ("opened", "left"),
-        ("reason", "left"),
-    ]:
-        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
-    for row in rows:
-        table.add_row(
-            str(row["trade_id"]),
-            row["account"],
-            row["instrument"],
-            row["strategy"],
-            row["side"],
-            f"{row['quantity']}/{row['peak_quantity']}",
-            human(row["avg_entry_price"]),
-            human(row["avg_exit_price"]),
-            human(row["realized_pnl"]),
-            row["pnl_currency"],
-            _percent(row["realized_return"]),
-            _when(row["opened_at"]),
-            row["close_reason"] or "",
-        )
-    return table
 
 
 @cli.command()
@@ -340,7 +200,7 @@ def positions(
     if as_json:
         _json(rows)
     else:
-        _console().print(positions_table(rows))
+        render.console().print(render.positions_table(rows))
 
 
 @cli.command()
@@ -380,7 +240,7 @@ def trades(
     if as_json:
         _json(rows)
     else:
-        _console().print(trades_table(rows))
+        render.console().print(render.trades_table(rows))
 
 
 @cli.command()
@@ -405,22 +265,9 @@ def anomalies(
     with _ledger(ctx) as ledger:
         rows = ledger.anomalies(account=account, instrument=instrument, strategy=strategy)
     if as_json:
-        _json([{**row, "quantity": str(row["quantity"])} for row in rows])
-        return
-    table = Table(title="Anomalies", title_justify="left")
-    for name in ("seq", "kind", "account", "instrument", "strategy", "exec_id", "detail"):
-        table.add_column(name, overflow="fold")
-    for row in rows:
-        table.add_row(
-            str(row["seq"]),
-            row["kind"],
-            row["account"],
-            row["instrument"],
-            row["strategy"],
-            row["exec_id"] or "",
-            row["detail"],
-        )
-    _console().print(table)
+        _json(rows)
+    else:
+        render.console().print(render.anomalies_table(rows))
 
 
 @cli.command()
@@ -433,37 +280,12 @@ def rejected(ctx: click.Context, as_json: bool) -> None:
     Example:
       posledger rejected --json
     """
-    from ..domain.timestamps import format_ts
-
     with _ledger(ctx) as ledger:
         rows = ledger.rejected_inputs()
-    items = [
-        {
-            "id": row["id"],
-            "received_at": format_ts(row["received_at"]),
-            "source": row["source"],
-            "line": row["line_no"],
-            "reason": row["reason"],
-            "raw": row["raw"],
-        }
-        for row in rows
-    ]
     if as_json:
-        _json(items)
-        return
-    table = Table(title="Rejected inputs", title_justify="left")
-    for name in ("id", "received", "source", "line", "reason", "raw"):
-        table.add_column(name, overflow="fold")
-    for item in items:
-        table.add_row(
-            str(item["id"]),
-            item["received_at"],
-            item["source"] or "",
-            str(item["line"] or ""),
-            item["reason"],
-            item["raw"],
-        )
-    _console().print(table)
+        _json(rows)
+    else:
+        render.console().print(render.rejected_table(rows))
 
 
 # -- replay ---------------------------------------------------------------------------
@@ -484,7 +306,7 @@ def verify(ctx: click.Context, as_json: bool) -> None:
       posledger verify
     """
     with _ledger(ctx) as ledger:
-        progress = _Progress(True, "replaying", "journal entries")
+        progress = render.Progress(True, "replaying", "journal entries")
         try:
             report = ledger.verify(progress.tick)
         finally:
@@ -521,7 +343,7 @@ def rebuild(ctx: click.Context) -> None:
     """
     with _ledger(ctx) as ledger:
         try:
-            progress = _Progress(True, "replaying", "journal entries")
+            progress = render.Progress(True, "replaying", "journal entries")
             try:
                 report = ledger.rebuild(progress.tick)
             finally:
@@ -574,7 +396,7 @@ def demo(ctx: click.Context, path: Path) -> None:
     """
     from .demo import run_demo
 
-    ctx.exit(run_demo(path, _console()))
+    ctx.exit(run_demo(path, render.console()))
 
 
 def main() -> None:

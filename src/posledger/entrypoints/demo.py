@@ -6,9 +6,9 @@ from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from ..bootstrap import open_ledger
+from . import render
 
 SESSION = "session.jsonl"
 
@@ -19,25 +19,20 @@ def session_lines() -> list[str]:
 
 
 def run_demo(path: Path, console: Console) -> int:
-    from .cli import positions_table, summary_text, trades_table
 
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     url = f"sqlite:///{path}"
     with open_ledger(url) as ledger:
         report = ledger.ingest(session_lines(), source=f"demo/{SESSION}")
-        console.print(summary_text(report, f"demo/{SESSION}"))
+        console.print(render.summary_text(report, f"demo/{SESSION}"))
         console.print()
-        console.print(positions_table(ledger.positions(include_flat=True), "Positions (all slots)"))
+        positions = ledger.positions(include_flat=True)
+        console.print(render.positions_table(positions, "Positions (all slots)"))
         console.print()
-        console.print(trades_table(ledger.trades(with_fills=False)))
+        console.print(render.trades_table(ledger.trades(with_fills=False)))
         console.print()
-        table = Table(title="Anomalies", title_justify="left")
-        for name in ("exec_id", "kind", "strategy", "detail"):
-            table.add_column(name, overflow="fold")
-        for row in ledger.anomalies():
-            table.add_row(row["exec_id"] or "", row["kind"], row["strategy"], row["detail"])
-        console.print(table)
+        console.print(render.anomalies_table(ledger.anomalies()))
         console.print()
         check = ledger.verify()
     if check.ok:

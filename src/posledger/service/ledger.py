@@ -21,7 +21,7 @@ from ..store.rebuild import rewrite_projections
 from ..store.views import Views
 from ..store.writer import SqlUnitOfWork
 from .handlers import Outcome, handle
-from .queries import position_views, trade_views
+from .queries import anomaly_views, position_views, rejected_views, trade_views
 from .replay import VerifyReport, replay, verify
 from .unit_of_work import Rejected
 
@@ -268,7 +268,8 @@ class Ledger:
         return trade_views(self._views, filters, status, with_fills)
 
     def rejected_inputs(self) -> list[dict[str, Any]]:
-        return self._views.rejected()
+        """Refused inputs, oldest first: id, received_at, source, line, reason, raw."""
+        return rejected_views(self._views)
 
     def anomalies(
         self,
@@ -277,8 +278,9 @@ class Ledger:
         instrument: str | None = None,
         strategy: str | None = None,
     ) -> list[dict[str, Any]]:
+        """Fills booked to EXTERNAL because they did not fit their slot, in journal order."""
         filters = {"account": account, "instrument": instrument, "strategy": strategy}
-        return self._views.anomalies(filters)
+        return anomaly_views(self._views, filters)
 
     # -- replay -----------------------------------------------------------------------
 

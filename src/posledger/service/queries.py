@@ -15,7 +15,7 @@ from ..domain.timestamps import format_ts
 from ..store.codec import decode_commissions
 from ..store.views import Filters, Views
 
-__all__ = ["position_views", "trade_views"]
+__all__ = ["anomaly_views", "position_views", "rejected_views", "trade_views"]
 
 
 def _commissions(text: str | None) -> dict[str, str]:
@@ -123,3 +123,34 @@ def trade_views(
             ]
         out.append(item)
     return out
+
+
+def anomaly_views(views: Views, filters: Filters) -> list[dict[str, Any]]:
+    return [
+        {
+            "seq": row["seq"],
+            "kind": row["kind"],
+            "account": row["account"],
+            "instrument": row["instrument"],
+            "strategy": row["strategy"],
+            "position_side": row["position_side"],
+            "exec_id": row["exec_id"],
+            "quantity": fmt(row["quantity"]),
+            "detail": row["detail"],
+        }
+        for row in views.anomalies(filters)
+    ]
+
+
+def rejected_views(views: Views) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": row["id"],
+            "received_at": format_ts(row["received_at"]),
+            "source": row["source"],
+            "line": row["line_no"],
+            "reason": row["reason"],
+            "raw": row["raw"],
+        }
+        for row in views.rejected()
+    ]

@@ -1,0 +1,198 @@
+"""How the command line shows things to people: tables, summaries, progress.
+
+JSON output needs none of this: it prints what the ledger's queries return.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from decimal import Decimal
+from typing import IO, Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ..domain.numbers import fmt
+from ..service.ledger import IngestReport
+
+__all__ = [
+    "Progress",
+    "anomalies_table",
+    "console",
+    "human",
+    "positions_table",
+    "rejected_table",
+    "summary_text",
+    "trades_table",
+]
+
+
+def console(stream: IO[str] | None = None) -> Console:
+    target = stream or sys.stdout
+    tty = target.isatty()
+    return Console(file=target, width=None if tty else 250, highlight=False, soft_wrap=False)
+
+
+class Progress:
+    """Progress on stderr: a live line on a terminal, a plain line every 5 s otherwise."""
+
+    def __init__(self, enabled: bool, what: str = "ingesting", unit: str = "lines") -> None:
+        self.enabled = enabled
+        self.what = what
+        self.unit = unit
+        self.tty = sys.stderr.isatty()
+        self.start = time.monotonic()
+        self.last = self.start
+        self.lines = 0
+
+    def tick(self, lines: int) -> None:
+        self.lines = lines
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.last < (0.2 if self.tty else 5.0):
+            return
+        self.last = now
+        rate = lines / max(now - self.start, 1e-9)
+        text = f"{self.what}: {lines:,} {self.unit} ({rate:,.0f}/s)"
+        if self.tty:
+            click.echo(f"\r{text}", err=True, nl=False)
+        else:
+            click.echo(text, err=True)
+
+    def done(self) -> None:
+        if self.enabled and self.tty and self.last != self.start:
+            click.echo("\r" + " " * 60 + "\r", err=True, nl=False)
+
+
+def summary_text(report: IngestReport, source: str) -> str:
+    lines = [
+        f"{source}: {report.lines} lines: {report.applied} applied, "
+        f"{report.duplicate} duplicate, {report.rejected} rejected"
+    ]
+    for number, reason in report.rejections:
+        lines.append(f"  rejected line {number}: {reason}")
+    return "\n".join(lines)
+
+
+def human(value: str | None, places: int = 6) -> str:
+    """An amount for a human table: at most ``places`` decimals (JSON keeps every digit)."""
+    if value is None:
+        return "-"
+    amount = Decimal(value)
+    if amount.as_tuple().exponent < -places:  # type: ignore[operator]
+        amount = amount.quantize(Decimal(1).scaleb(-places))
+    return fmt(amount)
+
+
+def _percent(value: str | None) -> str:
+    if value is None:
+        return "-"
+    return f"{(Decimal(value) * 100).quantize(Decimal('0.001'))}%"
+
+
+def _when(value: str | None) -> str:
+    return "-" if value is None else value.replace("T", " ")[:19]
+
+
+def positions_table(rows: list[dict[str, Any]], title: str = "Positions") -> Table:
+    table = Table(title=title, title_justify="left")
+    for name, justify in [
+        ("account", "left"),
+        ("instrument", "left"),
+        ("strategy", "left"),
+        ("pos side", "left"),
+        ("qty", "right"),
+        ("avg entry", "right"),
+        ("realized", "right"),
+        ("unrealized", "right"),
+        ("ccy", "left"),
+        ("trade", "right"),
+    ]:
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(
+            row["account"],
+            row["instrument"],
+            row["strategy"],
+            row["position_side"],
+            row["signed_quantity"],
+            human(row["avg_entry_price"]),
+            human(row["realized_pnl"]),
+            human(row["unrealized_pnl"]),
+            row["pnl_currency"],
+            str(row["trade_id"] or ""),
+        )
+    return table
+
+
+def trades_table(rows: list[dict[str, Any]], title: str = "Trades") -> Table:
+    table = Table(title=title, title_justify="left")
+    for name, justify in [
+        ("id", "right"),
+        ("account", "left"),
+        ("instrument", "left"),
+        ("strategy", "left"),
+        ("side", "left"),
+        ("qty/peak", "right"),
+        ("entry", "right"),
+        ("exit", "right"),
+        ("net p&l", "right"),
+        ("ccy", "left"),
+        ("return", "right"),
+        ("opened", "left"),
+        ("reason", "left"),
+    ]:
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(
+            str(row["trade_id"]),
+            row["account"],
+            row["instrument"],
+            row["strategy"],
+            row["side"],
+            f"{row['quantity']}/{row['peak_quantity']}",
+            human(row["avg_entry_price"]),
+            human(row["avg_exit_price"]),
+            human(row["realized_pnl"]),
+            row["pnl_currency"],
+            _percent(row["realized_return"]),
+            _when(row["opened_at"]),
+            row["close_reason"] or "",
+        )
+    return table
+
+
+def anomalies_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="Anomalies", title_justify="left")
+    for name in ("seq", "kind", "account", "instrument", "strategy", "exec_id", "detail"):
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(
+            str(row["seq"]),
+            row["kind"],
+            row["account"],
+            row["instrument"],
+            row["strategy"],
+            row["exec_id"] or "",
+            row["detail"],
+        )
+    return table
+
+
+def rejected_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="Rejected inputs", title_justify="left")
+    for name in ("id", "received", "source", "line", "reason", "raw"):
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            row["received_at"],
+            row["source"] or "",
+            str(row["line"] or ""),
+            row["reason"],
+            row["raw"],
+        )
+    return table
