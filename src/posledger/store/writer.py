@@ -101,6 +101,8 @@ class _Buffer:
         return bool(self.inserts or self.slots or self.trades or self.marks or self.order_status)
 
 
+_WRITTEN_FIRST = ("journal", "accounts", "instruments", "strategies", "orders", "fills")
+_WRITTEN_LAST = ("trade_fills", "anomalies", "rejected_inputs")
 _ORDER_CACHE = 200_000
 _PREFETCH = 400
 
@@ -199,30 +201,37 @@ class SqlUnitOfWork(UnitOfWork):
         buf = self._buffer
         if not buf:
             return
-        cur = self._cur
-        for table in ("journal", "accounts", "instruments", "strategies", "orders", "fills"):
-            self._insert_many(table, buf.inserts.get(table, ()))
+        inserts = buf.inserts
+        for table in _WRITTEN_FIRST:
+            if table in inserts:
+                self._run(self._inserts[table], inserts[table])
         if buf.order_status:
-            statement = self._order_update
-            cur.executemany(statement.sql, [statement.params(r) for r in buf.order_status.values()])
+            self._run(self._order_update, buf.order_status.values())
         if buf.trades:
             self._flush_trades(buf.trades)
-        slots = {key: codec.slot_row(slot, seq) for key, (slot, seq) in buf.slots.items()}
-        stored, new = self._split(slots, self._slots_stored)
-        if stored:
-            statement = self._slot_update
-            cur.executemany(statement.sql, [statement.params(r) for r in stored])
-        self._insert_many("slots", new)
-        self._slots_stored.update(buf.slots)
-        marks = {name: codec.mark_row(mark, seq) for name, (mark, seq) in buf.marks.items()}
-        stored, new = self._split(marks, self._marks_stored)
-        if stored:
-            statement = self._mark_update
-            cur.executemany(statement.sql, [statement.params(r) for r in stored])
-        self._insert_many("marks", new)
-        self._marks_stored.update(buf.marks)
-        for table in ("trade_fills", "anomalies", "rejected_inputs"):
-            self._insert_many(table, buf.inserts.get(table, ()))
+        if buf.slots:
+            slots = {key: codec.slot_row(slot, seq) for key, (slot, seq) in buf.slots.items()}
+            self._upsert(slots, self._slots_stored, self._slot_update, "slots")
+        if buf.marks:
+            marks = {name: codec.mark_row(mark, seq) for name, (mark, seq) in buf.marks.items()}
+            self._upsert(marks, self._marks_stored, self._mark_update, "marks")
+        for table in _WRITTEN_LAST:
+            if table in inserts:
+                self._run(self._inserts[table], inserts[table])
+
+    def _run(self, statement: _Statement, rows: Iterable[codec.Row]) -> None:
+        params = [statement.params(row) for row in rows]
+        if len(params) == 1:
+            self._cur.execute(statement.sql, params[0])
+        elif params:
+            self._cur.executemany(statement.sql, params)
+
+    def _upsert(
+        self, rows: Mapping[Any, codec.Row], stored: set[Any], update: _Statement, table: str
+    ) -> None:
+        self._run(update, [row for key, row in rows.items() if key in stored])
+        self._run(self._inserts[table], [row for key, row in rows.items() if key not in stored])
+        stored.update(rows)
 
     def _flush_trades(self, trades: Mapping[int, Trade]) -> None:
         stored = self._trades_stored
@@ -238,29 +247,14 @@ class SqlUnitOfWork(UnitOfWork):
             else:
                 closing.append(row)
         # Close before insert: a flip's new trade takes the open slot its old one frees.
-        for statement, rows in ((self._trade_update, still_open), (self._trade_close, closing)):
-            if rows:
-                self._cur.executemany(statement.sql, [statement.params(r) for r in rows])
-        self._insert_many("trades", new)
+        self._run(self._trade_update, still_open)
+        self._run(self._trade_close, closing)
+        self._run(self._inserts["trades"], new)
         for trade_id, trade in trades.items():
             if trade.closed_at is None:
                 stored.add(trade_id)
             else:
                 stored.discard(trade_id)
-
-    @staticmethod
-    def _split(
-        rows: Mapping[Any, codec.Row], stored: set[Any]
-    ) -> tuple[list[codec.Row], list[codec.Row]]:
-        old = [row for key, row in rows.items() if key in stored]
-        new = [row for key, row in rows.items() if key not in stored]
-        return old, new
-
-    def _insert_many(self, table: str, rows: Iterable[codec.Row]) -> None:
-        statement = self._inserts[table]
-        params = [statement.params(row) for row in rows]
-        if params:
-            self._cur.executemany(statement.sql, params)
 
     # -- reads ------------------------------------------------------------------------
 
