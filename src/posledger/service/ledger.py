@@ -14,7 +14,7 @@ import msgspec
 from ..adapters.jsonl import Line, read_lines
 from ..adapters.records import encode, parse_record, to_record
 from ..domain.inputs import Fill, Input
-from ..domain.refdata import InvalidInput
+from ..domain.refdata import InvalidInput, Order
 from ..domain.timestamps import now_ns
 from ..store.database import Database
 from ..store.rebuild import rewrite_projections
@@ -206,12 +206,10 @@ class Ledger:
             uow.begin()
             try:
                 if batch_size > 1:
-                    uow.prefetch_fills(
-                        [
-                            (i.account, i.exec_id)
-                            for i in (line.item for line in chunk)
-                            if isinstance(i, Fill)
-                        ]
+                    items = [line.item for line in chunk]
+                    uow.prefetch(
+                        [(i.account, i.exec_id) for i in items if isinstance(i, Fill)],
+                        [i.client_order_id for i in items if isinstance(i, Order)],
                     )
                 batch = [(line, self._ingest_line(line, source)) for line in chunk]
             except BaseException:

@@ -63,8 +63,11 @@ class UnitOfWork(ABC):
     @abstractmethod
     def fill_seen(self, account: str, exec_id: str) -> FillSeen | None: ...
 
-    def prefetch_fills(self, keys: list[tuple[str, str]]) -> None:  # noqa: B027
-        """Hint: ``fill_seen`` will be asked about these (account, exec_id) keys soon."""
+    def prefetch(  # noqa: B027
+        self, fills: list[tuple[str, str]], orders: list[str]
+    ) -> None:
+        """Hint: ``fill_seen`` and ``order`` will soon be asked about these fills
+        (account, exec_id) and orders (client_order_id)."""
 
     @abstractmethod
     def journal_record(self, seq: int) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from operator import itemgetter
 from typing import Any
 
@@ -92,6 +92,8 @@ class _Buffer:
         self.fills: dict[tuple[str, str], FillSeen] = {}
         self.known: dict[tuple[str, str], FillSeen | None] = {}
         """Prefetched lookups of stored fills (None: not stored)."""
+        self.absent_orders: set[str] = set()
+        """Prefetched: client order ids with no stored order."""
         self.rejected: set[str] = set()
 
     def add(self, table: str, row: codec.Row) -> None:
@@ -105,6 +107,11 @@ _WRITTEN_FIRST = ("journal", "accounts", "instruments", "strategies", "orders", 
 _WRITTEN_LAST = ("trade_fills", "anomalies", "rejected_inputs")
 _ORDER_CACHE = 200_000
 _PREFETCH = 400
+
+
+def _chunks(values: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(values), _PREFETCH):
+        yield values[start : start + _PREFETCH]
 
 
 class SqlUnitOfWork(UnitOfWork):
@@ -317,6 +324,8 @@ class SqlUnitOfWork(UnitOfWork):
         if found is not None:
             self._orders.move_to_end(client_order_id)
             return found
+        if client_order_id in self._buffer.absent_orders:
+            return None
         row = self._one("SELECT * FROM orders WHERE client_order_id = ?", (client_order_id,))
         if row is None:
             return None
@@ -330,24 +339,38 @@ class SqlUnitOfWork(UnitOfWork):
         if len(self._orders) > _ORDER_CACHE:
             self._orders.popitem(last=False)
 
-    def prefetch_fills(self, keys: list[tuple[str, str]]) -> None:
-        """Look up a batch's fills in a few indexed queries instead of one per fill."""
+    def prefetch(self, fills: list[tuple[str, str]], orders: list[str]) -> None:
+        """Look up a batch's fills and orders in a few indexed queries, not one each."""
         known = self._buffer.known
         by_account: dict[str, list[str]] = {}
-        for account, exec_id in dict.fromkeys(keys):
+        for account, exec_id in dict.fromkeys(fills):
             by_account.setdefault(account, []).append(exec_id)
         for account, exec_ids in by_account.items():
-            for start in range(0, len(exec_ids), _PREFETCH):
-                chunk = exec_ids[start : start + _PREFETCH]
-                marks = ", ".join("?" * len(chunk))
-                self._cur.execute(
-                    "SELECT exec_id, seq, digest FROM fills "
-                    f"WHERE account = ? AND exec_id IN ({marks})",
-                    [account, *chunk],
-                )
-                found = {e: FillSeen(seq, digest) for e, seq, digest in self._cur.fetchall()}
+            for chunk in _chunks(exec_ids):
+                found = {
+                    exec_id: FillSeen(seq, digest)
+                    for exec_id, seq, digest in self._in(
+                        "SELECT exec_id, seq, digest FROM fills WHERE account = ? AND exec_id",
+                        chunk,
+                        [account],
+                    )
+                }
                 for exec_id in chunk:
                     known[(account, exec_id)] = found.get(exec_id)
+        missing = [cid for cid in dict.fromkeys(orders) if cid not in self._orders]
+        for chunk in _chunks(missing):
+            present = set()
+            for row in self._in("SELECT * FROM orders WHERE client_order_id", chunk, []):
+                entry = dict(zip([d[0] for d in self._cur.description], row, strict=True))
+                self._remember_order((codec.order_from_row(entry), OrderStatus(entry["status"])))
+                present.add(entry["client_order_id"])
+            self._buffer.absent_orders.update(cid for cid in chunk if cid not in present)
+
+    def _in(self, sql: str, values: list[str], before: list[str]) -> list[tuple[Any, ...]]:
+        """``sql`` (ending in a column name) ``IN`` the given values."""
+        marks = ", ".join("?" * len(values))
+        self._cur.execute(f"{sql} IN ({marks})", [*before, *values])
+        return self._cur.fetchall()
 
     def fill_seen(self, account: str, exec_id: str) -> FillSeen | None:
         key = (account, exec_id)
@@ -456,6 +479,7 @@ class SqlUnitOfWork(UnitOfWork):
 
     def add_order(self, order: Order, seq: int) -> None:
         self._buffer.add("orders", codec.order_row(order, OrderStatus.OPEN, seq))
+        self._buffer.absent_orders.discard(order.client_order_id)
         self._remember_order((order, OrderStatus.OPEN))
 
     def cancel_order(self, order: Order, seq: int) -> None:
