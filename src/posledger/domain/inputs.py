@@ -67,10 +67,6 @@ class Fill:
         if self.quantity <= 0:
             raise InvalidInput(f"quantity must be positive, got {self.quantity}")
 
-    @property
-    def signed_quantity(self) -> Decimal:
-        return self.quantity if self.side is Side.BUY else -self.quantity
-
 
 @dataclass(slots=True)
 class Mark:

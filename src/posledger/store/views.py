@@ -94,12 +94,3 @@ class Views:
 
     def journal(self) -> Iterator[dict[str, Any]]:
         yield from self.table(s.journal)
-
-    def counts(self) -> dict[str, int]:
-        from sqlalchemy import func
-
-        with self.database.engine.connect() as conn:
-            return {
-                table.name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
-                for table in (s.journal, s.fills, s.trades, s.slots, s.rejected_inputs)
-            }

@@ -125,7 +125,6 @@ class SqlUnitOfWork(UnitOfWork):
         self._fairy = database.engine.raw_connection()
         self._conn: sqlite3.Connection = self._fairy.driver_connection  # type: ignore[assignment]
         self._cur = self._conn.cursor()
-        self._ph = "?"
         self._inserts = {t.name: _insert(t, database) for t in s.metadata.sorted_tables}
         self._slot_update = _update(
             s.slots, database, ["account", "instrument", "strategy", "position_side"]
