@@ -1,0 +1,71 @@
+"""Marks through the ledger: stamping, staleness, and what they do to open trades."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from posledger import open_ledger
+from posledger.domain.timestamps import parse_ts
+
+T = parse_ts("2026-03-02T15:00:00Z")
+
+
+def _setup(url: str, clock: list[int]):
+    ledger = open_ledger(url, clock=lambda: clock[0])
+    ledger.register_account(account="A", venue="CME", mode="SIM", position_mode="netting")
+    ledger.register_instrument(
+        instrument="MES",
+        kind="future",
+        multiplier="5",
+        quote_currency="USD",
+        settlement_currency="USD",
+    )
+    ledger.register_strategy(strategy="s1")
+    ledger.apply_fill(
+        exec_id="e1",
+        account="A",
+        instrument="MES",
+        side="BUY",
+        quantity="2",
+        price="100",
+        ts="2026-03-02T14:00:00Z",
+        strategy="s1",
+    )
+    return ledger
+
+
+def test_a_mark_without_ts_is_stamped_when_received_and_journaled_so(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    clock = [T]
+    with _setup(url, clock) as ledger:
+        first = ledger.apply_mark(instrument="MES", price="98")
+        clock[0] = T + 1_000_000_000
+        second = ledger.apply_mark(instrument="MES", price="103")
+        assert (first.status, second.status) == ("applied", "applied")
+        [position] = ledger.positions()
+        # (103 - 100) * 2 * 5 = 30, at the second mark, stamped one second later
+        assert position["unrealized_pnl"] == "30"
+        assert position["mark_ts"] == "2026-03-02T15:00:01Z"
+        [trade] = ledger.trades()
+        # worst mark 98: (98 - 100) * 2 * 5 = -20; best 103: +30
+        assert (trade["mae"], trade["mfe"]) == ("-20", "30")
+        assert ledger.verify().ok
+    journal = sqlite3.connect(tmp_path / "m.db").execute(
+        "SELECT input FROM journal WHERE kind = 'mark' ORDER BY seq"
+    )
+    assert [json.loads(text)["ts"] for (text,) in journal] == [
+        "2026-03-02T15:00:00Z",
+        "2026-03-02T15:00:01Z",
+    ]
+
+
+def test_a_stale_mark_changes_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    with _setup(url, [T]) as ledger:
+        assert ledger.apply_mark(instrument="MES", price="101", ts="2026-03-02T15:00:00Z").applied
+        stale = ledger.apply_mark(instrument="MES", price="90", ts="2026-03-02T14:59:59Z")
+        assert stale.status == "duplicate" and "stale" in (stale.reason or "")
+        [trade] = ledger.trades()
+        assert (trade["mae"], trade["mfe"]) == ("0", "10")
