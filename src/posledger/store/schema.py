@@ -32,7 +32,7 @@ from ..domain.numbers import fmt
 
 __all__ = ["SCHEMA_REVISION", "Amount", "metadata"]
 
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 """The Alembic revision this code reads and writes; a test keeps it equal to the head."""
 
 ID = 128
@@ -163,6 +163,19 @@ journal = Table(
     # Two writers can never append the same version of a stream.
     UniqueConstraint("stream", "version", name="uq_journal_stream_version"),
 )
+
+streams = Table(
+    "streams",
+    metadata,
+    Column("stream", String(2 * ID), primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+"""The last journal version of each stream. Server writers lock a stream's row for the
+length of a transaction: that is what orders writers on one instrument."""
+
+SEQUENCES = ("journal_seq", "trade_id_seq")
+"""Server-side id allocators (PostgreSQL and MariaDB sequences; SQLite counts under its
+write lock instead)."""
 
 slots = Table(
     "slots",

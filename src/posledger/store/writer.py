@@ -12,7 +12,6 @@ committed; the caches are then dropped and re-read.
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from operator import itemgetter
@@ -27,9 +26,9 @@ from ..domain.numbers import fmt
 from ..domain.positions import Slot, SlotKey, Trade
 from ..domain.refdata import Account, Instrument, Order, Strategy
 from ..service.unit_of_work import FillSeen, Rejected, UnitOfWork
-from . import codec
+from . import backends, codec
 from . import schema as s
-from .database import Database, DatabaseError
+from .database import Database
 
 __all__ = ["SqlUnitOfWork"]
 
@@ -89,6 +88,8 @@ class _Buffer:
         self.trades: dict[int, Trade] = {}
         self.marks: dict[str, tuple[MarkDecision, int]] = {}
         self.order_status: dict[str, codec.Row] = {}
+        self.streams: dict[str, int] = {}
+        """New version of every stream appended to (servers keep it in ``streams``)."""
         self.fills: dict[tuple[str, str], FillSeen] = {}
         self.known: dict[tuple[str, str], FillSeen | None] = {}
         """Prefetched lookups of stored fills (None: not stored)."""
@@ -105,6 +106,7 @@ class _Buffer:
 
 _WRITTEN_FIRST = ("journal", "accounts", "instruments", "strategies", "orders", "fills")
 _WRITTEN_LAST = ("trade_fills", "anomalies", "rejected_inputs")
+_INSTRUMENT = "instrument:"
 _ORDER_CACHE = 200_000
 _PREFETCH = 400
 
@@ -116,15 +118,8 @@ def _chunks(values: list[str]) -> Iterator[list[str]]:
 
 class SqlUnitOfWork(UnitOfWork):
     def __init__(self, database: Database) -> None:
-        if database.dialect != "sqlite":
-            raise DatabaseError(
-                f"writing to {database.dialect} databases is not supported yet; use SQLite"
-            )
         self.database = database
         self._name = database.display_url
-        self._fairy = database.engine.raw_connection()
-        self._conn: sqlite3.Connection = self._fairy.driver_connection  # type: ignore[assignment]
-        self._cur = self._conn.cursor()
         self._inserts = {t.name: _insert(t, database) for t in s.metadata.sorted_tables}
         self._slot_update = _update(
             s.slots, database, ["account", "instrument", "strategy", "position_side"]
@@ -134,6 +129,7 @@ class SqlUnitOfWork(UnitOfWork):
         self._trade_close = _update(s.trades, database, ["trade_id"], s.TRADE_MUTABLE_CLOSE)
         self._mark_update = _update(s.marks, database, ["instrument"])
         self._order_update = _update(s.orders, database, ["client_order_id"])
+        self._stream_update = _update(s.streams, database, ["stream"])
         self._accounts: dict[str, Account] = {}
         self._instruments: dict[str, Instrument] = {}
         self._strategies: dict[str, Strategy] = {}
@@ -141,17 +137,34 @@ class SqlUnitOfWork(UnitOfWork):
         self._data_version: int | None = None
         self._in_transaction = False
         self._buffer = _Buffer()
+        self._connect()
         self._forget()
+
+    def _connect(self) -> None:
+        self._fairy = self.database.engine.raw_connection()
+        self._backend = backends.backend_for(self.database, self._fairy.driver_connection)
+        self._backend.setup()
+        self._conn: Any = self._fairy.driver_connection
+        self._cur = self._conn.cursor()
+        mark = self._backend.placeholder
+        self._q: Callable[[str], str] = (
+            (lambda sql: sql) if mark == "?" else (lambda sql: sql.replace("?", mark))
+        )
+        self._streams_locked = self._backend.has_streams_table_locks
 
     def _forget(self) -> None:
         """Drop every cache that another writer's commit could make stale."""
         self._books: dict[str, Book] = {}
+        self._book_versions: dict[str, int] = {}
         self._versions: dict[str, int] = {}
         self._slots_stored: set[SlotKey] = set()
         self._trades_stored: set[int] = set()
         self._marks_stored: set[str] = set()
         self._next_seq: int | None = None
         self._next_trade: int | None = None
+        self._pool: dict[str, list[int]] = {"journal": [], "trade_id": []}
+        self._block = 1
+        """How many ids to fetch from a server sequence at once."""
 
     def _forget_all(self) -> None:
         self._forget()
@@ -163,7 +176,8 @@ class SqlUnitOfWork(UnitOfWork):
     def close(self) -> None:
         if self._in_transaction:
             self.rollback()
-        self._cur.close()
+        with contextlib.suppress(Exception):
+            self._cur.close()
         self._fairy.close()
 
     # -- transactions ---------------------------------------------------------------
@@ -171,12 +185,10 @@ class SqlUnitOfWork(UnitOfWork):
     def begin(self) -> None:
         if self._in_transaction:
             raise RuntimeError("a transaction is already open")
-        try:
-            self._cur.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise DatabaseError(f"cannot start a transaction on {self._name}: {exc}") from exc
+        self._backend.begin(self._cur)
         self._in_transaction = True
-        (version,) = self._cur.execute("PRAGMA data_version").fetchone()
+        self._locked: dict[str, int] = {}
+        version = self._backend.data_version(self._cur)
         if version != self._data_version:
             if self._data_version is not None:
                 self._forget_all()
@@ -185,23 +197,54 @@ class SqlUnitOfWork(UnitOfWork):
     def commit(self) -> None:
         try:
             self._flush()
-            self._cur.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self.rollback()
-            raise DatabaseError(f"cannot commit to {self._name}: {exc}") from exc
+            self._backend.commit(self._cur)
         except BaseException:
             self.rollback()
             raise
         self._in_transaction = False
         self._buffer = _Buffer()
+        for stream in self._locked:
+            if stream.startswith(_INSTRUMENT):
+                self._book_versions[stream[len(_INSTRUMENT) :]] = self._versions[stream]
 
     def rollback(self) -> None:
         if self._in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                self._cur.execute("ROLLBACK")
+            with contextlib.suppress(Exception):
+                self._backend.rollback(self._cur)
         self._in_transaction = False
         self._buffer = _Buffer()
         self._forget_all()
+
+    def classify(self, exc: BaseException) -> str | None:
+        """Whether a failed transaction may be tried again: "retry", "reconnect" or None."""
+        return self._backend.classify(exc)
+
+    def reconnect(self) -> None:
+        """Drop the connection (the server may have gone) and open a fresh one."""
+        with contextlib.suppress(Exception):
+            self._fairy.invalidate()
+        self._in_transaction = False
+        self._buffer = _Buffer()
+        self._forget_all()
+        self._data_version = None
+        self._connect()
+
+    def _lock(self, stream: str) -> int:
+        """Take the stream's lock for this transaction (servers) and return its version."""
+        version = self._locked.get(stream)
+        if version is None:
+            if self._streams_locked:
+                version = self._backend.lock_stream(self._cur, stream)
+            else:
+                version = self._versions.get(stream)
+                if version is None:
+                    self._cur.execute(
+                        self._q("SELECT max(version) FROM journal WHERE stream = ?"), (stream,)
+                    )
+                    version = self._cur.fetchone()[0] or 0
+            self._locked[stream] = version
+            self._versions[stream] = version
+        return version
 
     def _flush(self) -> None:
         buf = self._buffer
@@ -224,6 +267,9 @@ class SqlUnitOfWork(UnitOfWork):
         for table in _WRITTEN_LAST:
             if table in inserts:
                 self._run(self._inserts[table], inserts[table])
+        if self._streams_locked and buf.streams:
+            rows = [{"stream": k, "version": v} for k, v in buf.streams.items()]
+            self._run(self._stream_update, rows)
 
     def _run(self, statement: _Statement, rows: Iterable[codec.Row]) -> None:
         params = [statement.params(row) for row in rows]
@@ -264,8 +310,13 @@ class SqlUnitOfWork(UnitOfWork):
 
     # -- reads ------------------------------------------------------------------------
 
+    def _scalar(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        self._cur.execute(self._q(sql), params)
+        row = self._cur.fetchone()
+        return None if row is None else row[0]
+
     def _one(self, sql: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
-        self._cur.execute(sql, params)
+        self._cur.execute(self._q(sql), params)
         row = self._cur.fetchone()
         if row is None:
             return None
@@ -273,7 +324,7 @@ class SqlUnitOfWork(UnitOfWork):
         return dict(zip(names, row, strict=True))
 
     def _all(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
-        self._cur.execute(sql, params)
+        self._cur.execute(self._q(sql), params)
         names = [d[0] for d in self._cur.description]
         return [dict(zip(names, row, strict=True)) for row in self._cur.fetchall()]
 
@@ -340,6 +391,7 @@ class SqlUnitOfWork(UnitOfWork):
 
     def prefetch(self, fills: list[tuple[str, str]], orders: list[str]) -> None:
         """Look up a batch's fills and orders in a few indexed queries, not one each."""
+        self._block = max(1, min(len(fills) + len(orders), 1000))
         known = self._buffer.known
         by_account: dict[str, list[str]] = {}
         for account, exec_id in dict.fromkeys(fills):
@@ -368,8 +420,9 @@ class SqlUnitOfWork(UnitOfWork):
     def _in(self, sql: str, values: list[str], before: list[str]) -> list[tuple[Any, ...]]:
         """``sql`` (ending in a column name) ``IN`` the given values."""
         marks = ", ".join("?" * len(values))
-        self._cur.execute(f"{sql} IN ({marks})", [*before, *values])
-        return self._cur.fetchall()
+        self._cur.execute(self._q(f"{sql} IN ({marks})"), [*before, *values])
+        rows: list[tuple[Any, ...]] = self._cur.fetchall()
+        return rows
 
     def fill_seen(self, account: str, exec_id: str) -> FillSeen | None:
         key = (account, exec_id)
@@ -379,26 +432,28 @@ class SqlUnitOfWork(UnitOfWork):
             return pending
         if key in buf.known:
             return buf.known[key]
-        self._cur.execute(
+        row = self._one(
             "SELECT seq, digest FROM fills WHERE account = ? AND exec_id = ?", (account, exec_id)
         )
-        row = self._cur.fetchone()
-        return None if row is None else FillSeen(row[0], row[1])
+        return None if row is None else FillSeen(row["seq"], row["digest"])
 
     def journal_record(self, seq: int) -> str:
         for row in self._buffer.inserts.get("journal", ()):
             if row["seq"] == seq:
                 return str(row["input"])
-        self._cur.execute("SELECT input FROM journal WHERE seq = ?", (seq,))
-        found = self._cur.fetchone()
+        found = self._scalar("SELECT input FROM journal WHERE seq = ?", (seq,))
         if found is None:
             raise KeyError(seq)
-        return str(found[0])
+        return str(found)
 
     def book(self, instrument: str) -> Book:
+        version = self._lock(_INSTRUMENT + instrument)
         book = self._books.get(instrument)
-        if book is not None:
+        if book is not None and (
+            not self._streams_locked or self._book_versions.get(instrument) == version
+        ):
             return book
+        # Not cached, or another writer appended to the stream since: read it again.
         book = Book(instrument)
         for row in self._all("SELECT * FROM slots WHERE instrument = ?", (instrument,)):
             slot = codec.slot_from_row(row)
@@ -417,43 +472,50 @@ class SqlUnitOfWork(UnitOfWork):
             book.mark_ts = mark["ts"]
             self._marks_stored.add(instrument)
         self._books[instrument] = book
+        self._book_versions[instrument] = version
         return book
 
     def rejected_seen(self, digest: str) -> bool:
         if digest in self._buffer.rejected:
             return True
-        self._cur.execute("SELECT 1 FROM rejected_inputs WHERE digest = ?", (digest,))
-        return self._cur.fetchone() is not None
+        return self._scalar("SELECT 1 FROM rejected_inputs WHERE digest = ?", (digest,)) is not None
 
     # -- ids and the journal ---------------------------------------------------------
 
+    def _allocate(self, counter: str) -> int:
+        """The next id of a server sequence (fetched a batch at a time, see prefetch)."""
+        pool = self._pool[counter]
+        if not pool:
+            pool.extend(reversed(self._backend.allocate(self._cur, counter, self._block)))
+        return pool.pop()
+
     def next_trade_id(self) -> int:
+        if self._streams_locked:
+            return self._allocate("trade_id")
         if self._next_trade is None:
-            (top,) = self._cur.execute("SELECT max(trade_id) FROM trades").fetchone()
-            self._next_trade = (top or 0) + 1
+            self._next_trade = (self._scalar("SELECT max(trade_id) FROM trades") or 0) + 1
         trade_id = self._next_trade
         self._next_trade += 1
         return trade_id
 
     def append(self, stream: str, kind: str, record: str, effects: str, recorded_at: int) -> int:
-        if self._next_seq is None:
-            (top,) = self._cur.execute("SELECT max(seq) FROM journal").fetchone()
-            self._next_seq = (top or 0) + 1
-        version = self._versions.get(stream)
-        if version is None:
-            (top,) = self._cur.execute(
-                "SELECT max(version) FROM journal WHERE stream = ?", (stream,)
-            ).fetchone()
-            version = top or 0
-        seq = self._next_seq
-        self._next_seq += 1
-        self._versions[stream] = version + 1
+        version = self._lock(stream) if stream not in self._locked else self._versions[stream]
+        if self._streams_locked:
+            seq = self._allocate("journal")
+        else:
+            if self._next_seq is None:
+                self._next_seq = (self._scalar("SELECT max(seq) FROM journal") or 0) + 1
+            seq = self._next_seq
+            self._next_seq += 1
+        version += 1
+        self._versions[stream] = version
+        self._buffer.streams[stream] = version
         self._buffer.add(
             "journal",
             {
                 "seq": seq,
                 "stream": stream,
-                "version": version + 1,
+                "version": version,
                 "kind": kind,
                 "recorded_at": recorded_at,
                 "input": record,

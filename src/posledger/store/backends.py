@@ -1,0 +1,189 @@
+"""What differs between SQLite, PostgreSQL and MariaDB/MySQL for the writer.
+
+The writer speaks SQL through the DBAPI driver; a backend says how that driver begins and
+ends a transaction, how a writer takes the lock of one journal stream, how ids are
+allocated, and which driver errors mean "try the transaction again".
+
+Concurrency (see docs/deployment.md):
+
+* SQLite has one writer at a time (``BEGIN IMMEDIATE``); ``PRAGMA data_version`` tells a
+  writer that another connection committed, and its caches are dropped.
+* On the servers every transaction runs at READ COMMITTED and takes a row lock on the
+  ``streams`` row of each journal stream it appends to (``SELECT ... FOR UPDATE``). Writers
+  on different instruments never wait for each other; writers on one instrument take
+  turns, and each reads the stream's version under the lock, so a cached book is reused
+  only if nobody else wrote to that stream since. Unique constraints (a fill's
+  ``(account, exec_id)``, a journal ``(stream, version)``) catch the races the locks do
+  not order, and the transaction is retried: the second attempt sees the winner's row
+  and reports a duplicate.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from .database import Database
+
+__all__ = ["Backend", "backend_for"]
+
+RETRY = "retry"
+RECONNECT = "reconnect"
+
+
+class Backend:
+    """The SQLite flavour; servers override what differs."""
+
+    placeholder = "?"
+    amounts_as_text = True
+    """SQLite keeps amounts as canonical text; the servers take Decimal."""
+    has_streams_table_locks = False
+    name = "sqlite"
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def setup(self) -> None:
+        """Per-connection settings, once after connecting."""
+
+    def begin(self, cursor: Any) -> None:
+        cursor.execute("BEGIN IMMEDIATE")
+
+    def commit(self, cursor: Any) -> None:
+        cursor.execute("COMMIT")
+
+    def rollback(self, cursor: Any) -> None:
+        cursor.execute("ROLLBACK")
+
+    def data_version(self, cursor: Any) -> int | None:
+        """A number that changes when another connection commits (None: not known)."""
+        (version,) = cursor.execute("PRAGMA data_version").fetchone()
+        return int(version)
+
+    def lock_stream(self, cursor: Any, stream: str) -> int:
+        raise NotImplementedError
+
+    def allocate(self, cursor: Any, counter: str, count: int) -> list[int]:
+        raise NotImplementedError
+
+    def classify(self, exc: BaseException) -> str | None:
+        """RETRY, RECONNECT, or None when the error is not one a retry can cure."""
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            return RETRY
+        return None
+
+
+class PostgresBackend(Backend):
+    placeholder = "%s"
+    amounts_as_text = False
+    has_streams_table_locks = True
+    name = "postgresql"
+
+    def setup(self) -> None:
+        self.connection.autocommit = False
+        self.connection.isolation_level = None  # the server's default: READ COMMITTED
+
+    def begin(self, cursor: Any) -> None:
+        """psycopg opens the transaction with the first statement."""
+
+    def commit(self, cursor: Any) -> None:
+        self.connection.commit()
+
+    def rollback(self, cursor: Any) -> None:
+        self.connection.rollback()
+
+    def data_version(self, cursor: Any) -> int | None:
+        return None
+
+    def lock_stream(self, cursor: Any, stream: str) -> int:
+        cursor.execute(
+            "INSERT INTO streams (stream, version) VALUES (%s, 0) ON CONFLICT DO NOTHING",
+            (stream,),
+        )
+        cursor.execute("SELECT version FROM streams WHERE stream = %s FOR UPDATE", (stream,))
+        return int(cursor.fetchone()[0])
+
+    def allocate(self, cursor: Any, counter: str, count: int) -> list[int]:
+        cursor.execute(f"SELECT nextval('{counter}_seq') FROM generate_series(1, %s)", (count,))
+        return [int(row[0]) for row in cursor.fetchall()]
+
+    def classify(self, exc: BaseException) -> str | None:
+        import psycopg
+
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            return RECONNECT
+        if isinstance(
+            exc,
+            psycopg.errors.UniqueViolation
+            | psycopg.errors.DeadlockDetected
+            | psycopg.errors.SerializationFailure
+            | psycopg.errors.LockNotAvailable,
+        ):
+            return RETRY
+        return None
+
+
+class MariaDbBackend(Backend):
+    placeholder = "%s"
+    amounts_as_text = False
+    has_streams_table_locks = True
+    name = "mariadb"
+
+    def setup(self) -> None:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        self.connection.autocommit(False)
+
+    def begin(self, cursor: Any) -> None:
+        self.connection.begin()
+
+    def commit(self, cursor: Any) -> None:
+        self.connection.commit()
+
+    def rollback(self, cursor: Any) -> None:
+        self.connection.rollback()
+
+    def data_version(self, cursor: Any) -> int | None:
+        return None
+
+    def lock_stream(self, cursor: Any, stream: str) -> int:
+        cursor.execute("INSERT IGNORE INTO streams (stream, version) VALUES (%s, 0)", (stream,))
+        cursor.execute("SELECT version FROM streams WHERE stream = %s FOR UPDATE", (stream,))
+        return int(cursor.fetchone()[0])
+
+    def allocate(self, cursor: Any, counter: str, count: int) -> list[int]:
+        cursor.execute(f"SELECT NEXTVAL({counter}_seq) FROM seq_1_to_{int(count)}")
+        return [int(row[0]) for row in cursor.fetchall()]
+
+    def classify(self, exc: BaseException) -> str | None:
+        import pymysql
+
+        if isinstance(exc, pymysql.err.OperationalError):
+            code = exc.args[0] if exc.args else 0
+            # 1205 lock wait timeout, 1213 deadlock: the transaction can run again.
+            return RETRY if code in (1205, 1213) else RECONNECT
+        if isinstance(exc, pymysql.err.InterfaceError):
+            return RECONNECT
+        if isinstance(exc, pymysql.err.IntegrityError) and exc.args and exc.args[0] == 1062:
+            return RETRY  # duplicate key
+        return None
+
+
+def backend_for(database: Database, connection: Any) -> Backend:
+    dialect = database.dialect
+    if dialect == "sqlite":
+        return Backend(connection)
+    if dialect == "postgresql":
+        return PostgresBackend(connection)
+    if dialect in ("mysql", "mariadb"):
+        if not getattr(database.engine.dialect, "is_mariadb", False):
+            from .database import DatabaseError
+
+            raise DatabaseError(
+                "MySQL is not supported yet (posledger needs MariaDB 10.3+ sequences); "
+                "use MariaDB or PostgreSQL"
+            )
+        return MariaDbBackend(connection)
+    from .database import DatabaseError
+
+    raise DatabaseError(f"posledger does not support {dialect} databases")
