@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import random
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -16,7 +19,7 @@ from ..adapters.records import encode, parse_record, to_record
 from ..domain.inputs import Fill, Input
 from ..domain.refdata import InvalidInput, Order
 from ..domain.timestamps import now_ns
-from ..store.database import Database
+from ..store.database import Database, DatabaseError
 from ..store.rebuild import rewrite_projections
 from ..store.views import Views
 from ..store.writer import SqlUnitOfWork
@@ -25,7 +28,11 @@ from .queries import anomaly_views, position_views, rejected_views, trade_views
 from .replay import VerifyReport, replay, verify
 from .unit_of_work import Rejected
 
-__all__ = ["IngestReport", "Ledger", "RebuildReport"]
+__all__ = ["RETRIES", "IngestReport", "Ledger", "RebuildReport"]
+
+RETRIES = 8
+"""Attempts at one transaction before a database error is raised (about 10 s in all)."""
+T = TypeVar("T")
 
 
 @dataclass
@@ -144,15 +151,40 @@ class Ledger:
             return self._transact(lambda: self._reject(raw, reason, kind, shown, None, None))
         return self.apply(item)
 
-    def _transact(self, work: Callable[[], Outcome]) -> Outcome:
-        self._uow.begin()
-        try:
-            outcome = work()
-        except BaseException:
-            self._uow.rollback()
-            raise
-        self._uow.commit()
-        return outcome
+    def _transact(self, work: Callable[[], T]) -> T:
+        """Run ``work`` in one transaction, again if the database says that may succeed.
+
+        A deadlock, a lock timeout, a unique key another writer took first, or a lost
+        connection (the server restarted) roll the transaction back and run it again,
+        on a fresh connection if need be: inputs are idempotent, so a retry cannot apply
+        anything twice. Other errors, and the last of ``RETRIES`` failures, are raised.
+        """
+        uow = self._uow
+        for attempt in range(1, RETRIES + 1):
+            try:
+                uow.begin()
+                try:
+                    result = work()
+                    uow.commit()
+                except BaseException:
+                    uow.rollback()
+                    raise
+                return result
+            except Exception as exc:
+                cure = uow.classify(exc)
+                if cure is None:
+                    raise
+                if cure == "fatal":
+                    raise DatabaseError(f"{self.database.display_url}: {exc}") from exc
+                if attempt == RETRIES:
+                    raise DatabaseError(
+                        f"{self.database.display_url}: gave up after {attempt} attempts: {exc}"
+                    ) from exc
+                time.sleep(min(0.05 * 2**attempt, 2.0) * random.uniform(0.5, 1.0))
+                if cure == "reconnect":
+                    with contextlib.suppress(Exception):
+                        uow.reconnect()
+        raise AssertionError("unreachable")
 
     def _apply(
         self, item: Input, raw: str | None, source: str | None, line_no: int | None
@@ -203,20 +235,17 @@ class Ledger:
         report = IngestReport()
         uow = self._uow
         for chunk in _chunks(read_lines(lines), batch_size):
-            uow.begin()
-            try:
+
+            def work(chunk: list[Line] = chunk) -> list[tuple[Line, Outcome]]:
                 if batch_size > 1:
                     items = [line.item for line in chunk]
                     uow.prefetch(
                         [(i.account, i.exec_id) for i in items if isinstance(i, Fill)],
                         [i.client_order_id for i in items if isinstance(i, Order)],
                     )
-                batch = [(line, self._ingest_line(line, source)) for line in chunk]
-            except BaseException:
-                uow.rollback()
-                raise
-            uow.commit()
-            self._done(batch, report, on_commit)
+                return [(line, self._ingest_line(line, source)) for line in chunk]
+
+            self._done(self._transact(work), report, on_commit)
         return report
 
     def _ingest_line(self, line: Line, source: str | None) -> Outcome:

@@ -46,6 +46,14 @@ class UnitOfWork(ABC):
     @abstractmethod
     def rollback(self) -> None: ...
 
+    def classify(self, exc: BaseException) -> str | None:
+        """What a failed transaction needs: "retry", "reconnect", "fatal" (a database
+        error no retry cures), or None (not a database error at all)."""
+        return None
+
+    def reconnect(self) -> None:  # noqa: B027
+        """Replace a connection the database dropped."""
+
     # -- reads --------------------------------------------------------------------------
 
     @abstractmethod

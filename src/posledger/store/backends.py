@@ -29,6 +29,7 @@ __all__ = ["Backend", "backend_for"]
 
 RETRY = "retry"
 RECONNECT = "reconnect"
+FATAL = "fatal"
 
 
 class Backend:
@@ -67,9 +68,12 @@ class Backend:
         raise NotImplementedError
 
     def classify(self, exc: BaseException) -> str | None:
-        """RETRY, RECONNECT, or None when the error is not one a retry can cure."""
+        """RETRY, RECONNECT, FATAL (a database error no retry cures), or None (not a
+        database error)."""
         if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
             return RETRY
+        if isinstance(exc, sqlite3.Error):
+            return FATAL
         return None
 
 
@@ -120,6 +124,8 @@ class PostgresBackend(Backend):
             | psycopg.errors.LockNotAvailable,
         ):
             return RETRY
+        if isinstance(exc, psycopg.Error):
+            return FATAL
         return None
 
 
@@ -166,6 +172,8 @@ class MariaDbBackend(Backend):
             return RECONNECT
         if isinstance(exc, pymysql.err.IntegrityError) and exc.args and exc.args[0] == 1062:
             return RETRY  # duplicate key
+        if isinstance(exc, pymysql.err.MySQLError):
+            return FATAL
         return None
 
 

@@ -142,10 +142,11 @@ class SqlUnitOfWork(UnitOfWork):
 
     def _connect(self) -> None:
         self._fairy = self.database.engine.raw_connection()
-        self._backend = backends.backend_for(self.database, self._fairy.driver_connection)
+        connection: Any = self._fairy.driver_connection
+        self._conn = connection
+        self._backend = backends.backend_for(self.database, connection)
         self._backend.setup()
-        self._conn: Any = self._fairy.driver_connection
-        self._cur = self._conn.cursor()
+        self._cur = connection.cursor()
         mark = self._backend.placeholder
         self._q: Callable[[str], str] = (
             (lambda sql: sql) if mark == "?" else (lambda sql: sql.replace("?", mark))
