@@ -168,7 +168,12 @@ def open_database(url: str | URL, *, create: bool = True) -> Database:
             raise SchemaError(
                 f"{database.display_url} has no posledger schema; run `posledger migrate`"
             )
-        migrate(database)
+        try:
+            migrate(database)
+        except SQLAlchemyError:
+            # Another process may have created the schema at the same moment.
+            if _inspect(database)[0] != SCHEMA_REVISION:
+                raise
     _settle(database)
     return database
 
