@@ -1,0 +1,105 @@
+"""The databases the suite runs against: SQLite files, and fresh PostgreSQL and MariaDB
+databases on the servers named by environment variables.
+
+``POSLEDGER_TEST_POSTGRES_URL`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``)
+and ``POSLEDGER_TEST_MARIADB_URL`` (default ``mysql+pymysql://root@127.0.0.1:3306/test``)
+name a server and a database the tests may create schemas or databases beside. A test
+asking for a server that does not answer is skipped with the reason, unless ``CI=true``,
+where a missing server fails the run. Every test gets its own PostgreSQL schema or
+MariaDB database, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL, make_url
+
+KINDS = ("sqlite", "postgresql", "mariadb")
+SERVERS = ("postgresql", "mariadb")
+
+DEFAULTS = {
+    "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    "mariadb": "mysql+pymysql://root@127.0.0.1:3306/test",
+}
+ENV = {
+    "postgresql": "POSLEDGER_TEST_POSTGRES_URL",
+    "mariadb": "POSLEDGER_TEST_MARIADB_URL",
+}
+
+
+def server_url(kind: str) -> URL:
+    url = make_url(os.environ.get(ENV[kind]) or DEFAULTS[kind])
+    if url.host not in (None, "127.0.0.1", "localhost", "::1"):
+        raise RuntimeError(f"{ENV[kind]} must point at this machine (loopback), not {url.host}")
+    return url
+
+
+@cache
+def unavailable(kind: str) -> str | None:
+    """Why the server cannot be used, or None when it answers."""
+    url = server_url(kind)
+    try:
+        engine = create_engine(url, connect_args=_timeout(kind))
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:  # any driver or network error: the server is not usable
+        return f"{kind} at {url.render_as_string(hide_password=True)} is unavailable: {exc}"
+    return None
+
+
+def require(kind: str) -> None:
+    """Skip (or, under CI=true, fail) the current test when the server is missing."""
+    if kind == "sqlite":
+        return
+    reason = unavailable(kind)
+    if reason is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true and {reason}")
+    pytest.skip(reason)
+
+
+def _timeout(kind: str) -> dict[str, int]:
+    return {"connect_timeout": 3}
+
+
+@contextmanager
+def fresh_database(kind: str, tmp_path: object = None) -> Iterator[str]:
+    """A URL of an empty database of this kind; it is dropped afterwards."""
+    if kind == "sqlite":
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory() as directory:
+            yield f"sqlite:///{Path(directory) / 'ledger.db'}"
+        return
+    require(kind)
+    name = f"pl_{uuid.uuid4().hex[:12]}"
+    base = server_url(kind)
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if kind == "postgresql":
+            conn.execute(text(f"CREATE SCHEMA {name}"))
+        else:
+            conn.execute(text(f"CREATE DATABASE {name}"))
+    if kind == "postgresql":
+        url = base.update_query_dict({"options": f"-csearch_path={name}"})
+    else:
+        url = base.set(database=name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            if kind == "postgresql":
+                conn.execute(text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
+            else:
+                conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        admin.dispose()
