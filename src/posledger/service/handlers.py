@@ -196,15 +196,17 @@ def _fill(tx: UnitOfWork, fill: Fill, clock: Clock) -> Outcome:
     record = to_record(fill)
     text = encode(record)
     fingerprint = digest(text)
+    account = _require_account(tx, fill.account)
+    instrument = _require_instrument(tx, fill.instrument)
+    # The book comes with the instrument stream's lock: with several writers, exactly-once
+    # must be checked under it, where another writer's copy of this fill is visible.
+    book = tx.book(fill.instrument)
     seen = tx.fill_seen(fill.account, fill.exec_id)
     if seen is not None:
         if seen.digest == fingerprint:
             return Outcome("duplicate", "fill", key, f"fill {key} was already applied")
         return Outcome("rejected", "fill", key, _conflict(tx, fill, seen.seq, record))
-    account = _require_account(tx, fill.account)
-    instrument = _require_instrument(tx, fill.instrument)
     found = tx.order(fill.client_order_id) if fill.client_order_id is not None else None
-    book = tx.book(fill.instrument)
     decision = decide_fill(
         fill,
         account=account,

@@ -16,7 +16,7 @@ import msgspec
 
 from ..adapters.jsonl import Line, read_lines
 from ..adapters.records import encode, parse_record, to_record
-from ..domain.inputs import Fill, Input
+from ..domain.inputs import Fill, Input, Mark
 from ..domain.refdata import InvalidInput, Order
 from ..domain.timestamps import now_ns
 from ..store.database import Database, DatabaseError
@@ -113,7 +113,11 @@ class Ledger:
 
     def apply(self, item: Input) -> Outcome:
         """Apply one input (a value of :mod:`posledger.domain`) in its own transaction."""
-        return self._transact(lambda: self._apply(item, None, None, None))
+        return self._numbered(self._transact(lambda: self._apply(item, None, None, None)))
+
+    def _numbered(self, outcome: Outcome) -> Outcome:
+        seq = self._uow.resolve(outcome.seq)
+        return outcome if seq == outcome.seq else outcome._replace(seq=seq)
 
     def register_account(self, **fields: Any) -> Outcome:
         """Fields of DESIGN §7 ``account``: account, venue, mode, position_mode, [lot_method]."""
@@ -242,10 +246,12 @@ class Ledger:
                     uow.prefetch(
                         [(i.account, i.exec_id) for i in items if isinstance(i, Fill)],
                         [i.client_order_id for i in items if isinstance(i, Order)],
+                        [i.instrument for i in items if isinstance(i, Fill | Order | Mark)],
                     )
                 return [(line, self._ingest_line(line, source)) for line in chunk]
 
-            self._done(self._transact(work), report, on_commit)
+            batch = [(line, self._numbered(outcome)) for line, outcome in self._transact(work)]
+            self._done(batch, report, on_commit)
         return report
 
     def _ingest_line(self, line: Line, source: str | None) -> Outcome:

@@ -51,6 +51,11 @@ class UnitOfWork(ABC):
         error no retry cures), or None (not a database error at all)."""
         return None
 
+    def resolve(self, seq: int | None) -> int | None:
+        """The final journal number of ``seq`` as an ``append`` returned it, once the
+        transaction committed (a writer may number entries only at commit)."""
+        return seq
+
     def reconnect(self) -> None:  # noqa: B027
         """Replace a connection the database dropped."""
 
@@ -72,10 +77,10 @@ class UnitOfWork(ABC):
     def fill_seen(self, account: str, exec_id: str) -> FillSeen | None: ...
 
     def prefetch(  # noqa: B027
-        self, fills: list[tuple[str, str]], orders: list[str]
+        self, fills: list[tuple[str, str]], orders: list[str], instruments: list[str]
     ) -> None:
-        """Hint: ``fill_seen`` and ``order`` will soon be asked about these fills
-        (account, exec_id) and orders (client_order_id)."""
+        """Hint: the coming inputs touch these instruments' books, and ``fill_seen`` and
+        ``order`` will be asked about these fills (account, exec_id) and orders."""
 
     @abstractmethod
     def journal_record(self, seq: int) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -88,27 +90,64 @@ def make_engine(url: str | URL) -> tuple[URL, Engine]:
         raise DatabaseError(f"no driver for {parsed.drivername}: {exc}") from None
 
 
+def _revision_on(conn: Connection) -> tuple[str | None, bool]:
+    names = set(inspect(conn).get_table_names())
+    if "alembic_version" not in names:
+        return None, bool(names)
+    row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+    return (None if row is None else str(row[0])), True
+
+
 def schema_revision(engine: Engine) -> tuple[str | None, bool]:
     """(stored Alembic revision or None, whether the database has any tables)."""
     with engine.connect() as conn:
-        names = set(inspect(conn).get_table_names())
-        if "alembic_version" not in names:
-            return None, bool(names)
-        row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
-        return (None if row is None else str(row[0])), True
+        return _revision_on(conn)
 
 
-def migrate(database: Database) -> tuple[str | None, str]:
-    """Apply pending migrations; return (revision before, revision after)."""
+_LOCK_KEY = 7061726  # "pl" and a version: any constant other applications do not use
+
+
+@contextmanager
+def _schema_lock(database: Database) -> Iterator[Connection]:
+    """A connection holding the database-wide lock under which the schema is created or
+    upgraded, so that two processes never do it at once. (On SQLite the schema is
+    created in one transaction under SQLite's own write lock.)"""
+    with database.engine.connect() as conn:
+        dialect = database.dialect
+        if dialect == "postgresql":
+            conn.execute(text(f"SELECT pg_advisory_lock({_LOCK_KEY})"))
+        elif dialect in ("mysql", "mariadb"):
+            conn.execute(text("SELECT GET_LOCK('posledger-schema', 600)"))
+        conn.commit()
+        try:
+            yield conn
+        finally:
+            conn.rollback()
+            if dialect == "postgresql":
+                conn.execute(text(f"SELECT pg_advisory_unlock({_LOCK_KEY})"))
+            elif dialect in ("mysql", "mariadb"):
+                conn.execute(text("SELECT RELEASE_LOCK('posledger-schema')"))
+            conn.commit()
+
+
+def _upgrade(conn: Connection) -> None:
     from alembic import command
 
     from .migrations import alembic_config
 
-    before, _ = schema_revision(database.engine)
-    with database.engine.begin() as conn:
+    with conn.begin():
         command.upgrade(alembic_config(conn), "head")
-    after, _ = schema_revision(database.engine)
-    return before, after or ""
+
+
+def migrate(database: Database) -> tuple[str | None, str]:
+    """Apply pending migrations; return (revision before, revision after)."""
+    with _schema_lock(database) as conn:
+        before, has_tables = _revision_on(conn)
+        conn.rollback()
+        _refuse_foreign(database, before, has_tables)
+        _upgrade(conn)
+        after, _ = _revision_on(conn)
+        return before, after or ""
 
 
 def _inspect(database: Database) -> tuple[str | None, bool]:
@@ -154,26 +193,36 @@ def _settle(database: Database) -> None:
 def open_database(url: str | URL, *, create: bool = True) -> Database:
     """Open ``url``; create the schema in an empty database, refuse a mismatched one."""
     database = Database(*make_engine(url))
-    revision, has_tables = _inspect(database)
+    revision, _ = _inspect(database)
     if revision != SCHEMA_REVISION:
-        _refuse_foreign(database, revision, has_tables)
-        if revision is not None:
-            database.dispose()
-            raise SchemaError(
-                f"{database.display_url} has schema revision {revision}, older than this "
-                f"posledger's {SCHEMA_REVISION}: run `posledger --db ... migrate` to upgrade it"
-            )
-        if not create:
-            database.dispose()
-            raise SchemaError(
-                f"{database.display_url} has no posledger schema; run `posledger migrate`"
-            )
         try:
-            migrate(database)
-        except SQLAlchemyError:
-            # Another process may have created the schema at the same moment.
-            if _inspect(database)[0] != SCHEMA_REVISION:
-                raise
+            with _schema_lock(database) as conn:
+                # Again under the lock: another process may be creating the schema.
+                revision, has_tables = _revision_on(conn)
+                conn.rollback()
+                if revision != SCHEMA_REVISION:
+                    _refuse_foreign(database, revision, has_tables)
+                    if revision is not None:
+                        raise SchemaError(
+                            f"{database.display_url} has schema revision {revision}, older "
+                            f"than this posledger's {SCHEMA_REVISION}: run "
+                            "`posledger --db ... migrate` to upgrade it"
+                        )
+                    if not create:
+                        raise SchemaError(
+                            f"{database.display_url} has no posledger schema; "
+                            "run `posledger migrate`"
+                        )
+                    try:
+                        _upgrade(conn)
+                    except SQLAlchemyError:
+                        # SQLite: another process created the schema while we waited
+                        # for its write lock.
+                        if _revision_on(conn)[0] != SCHEMA_REVISION:
+                            raise
+        except BaseException:
+            database.dispose()
+            raise
     _settle(database)
     return database
 
@@ -182,8 +231,7 @@ def upgrade_database(url: str | URL) -> tuple[str | None, str]:
     """Create or upgrade the schema at ``url``: (revision before, revision after)."""
     database = Database(*make_engine(url))
     try:
-        revision, has_tables = _inspect(database)
-        _refuse_foreign(database, revision, has_tables)
+        _inspect(database)
         result = migrate(database)
         _settle(database)
         return result

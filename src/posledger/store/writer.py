@@ -163,8 +163,10 @@ class SqlUnitOfWork(UnitOfWork):
         self._marks_stored: set[str] = set()
         self._next_seq: int | None = None
         self._next_trade: int | None = None
-        self._pool: dict[str, list[int]] = {"journal": [], "trade_id": []}
+        self._pool: dict[str, list[int]] = {"trade_id": []}
         self._block = 1
+        self.numbered: dict[int, int] = {}
+        """Stand-in journal numbers of the last transaction and the numbers they got."""
         """How many ids to fetch from a server sequence at once."""
 
     def _forget_all(self) -> None:
@@ -251,6 +253,8 @@ class SqlUnitOfWork(UnitOfWork):
         buf = self._buffer
         if not buf:
             return
+        if self._streams_locked:
+            self._number_entries()
         inserts = buf.inserts
         for table in _WRITTEN_FIRST:
             if table in inserts:
@@ -271,6 +275,43 @@ class SqlUnitOfWork(UnitOfWork):
         if self._streams_locked and buf.streams:
             rows = [{"stream": k, "version": v} for k, v in buf.streams.items()]
             self._run(self._stream_update, rows)
+
+    def _number_entries(self) -> None:
+        """Give this transaction's journal entries their sequence numbers.
+
+        On a server, numbers are drawn at the end of the transaction, holding every lock
+        it took and after every read it made. So an entry whose decision saw another
+        entry is numbered after it (that one was numbered before it committed, and was
+        read after), and a stream's entries are numbered in the order the stream's lock
+        was held. Replay in sequence order therefore sees what each writer saw.
+        """
+        buf = self._buffer
+        entries = buf.inserts.get("journal", [])
+        if not entries:
+            return
+        numbers = sorted(self._backend.allocate(self._cur, "journal", len(entries)))
+        real = {-(index + 1): number for index, number in enumerate(numbers)}
+        self.numbered = real
+        for rows in buf.inserts.values():
+            for row in rows:
+                seq = row.get("seq")
+                if isinstance(seq, int) and seq < 0:
+                    row["seq"] = real[seq]
+        for key, (slot, seq) in list(buf.slots.items()):
+            if seq < 0:
+                buf.slots[key] = (slot, real[seq])
+        for name, (mark, seq) in list(buf.marks.items()):
+            if seq < 0:
+                buf.marks[name] = (mark, real[seq])
+        for row in buf.order_status.values():
+            if row["seq"] < 0:
+                row["seq"] = real[row["seq"]]
+
+    def resolve(self, seq: int | None) -> int | None:
+        """The journal number of an entry appended in the last committed transaction."""
+        if seq is None or seq >= 0:
+            return seq
+        return self.numbered.get(seq, seq)
 
     def _run(self, statement: _Statement, rows: Iterable[codec.Row]) -> None:
         params = [statement.params(row) for row in rows]
@@ -390,9 +431,20 @@ class SqlUnitOfWork(UnitOfWork):
         if len(self._orders) > _ORDER_CACHE:
             self._orders.popitem(last=False)
 
-    def prefetch(self, fills: list[tuple[str, str]], orders: list[str]) -> None:
-        """Look up a batch's fills and orders in a few indexed queries, not one each."""
+    def prefetch(
+        self, fills: list[tuple[str, str]], orders: list[str], instruments: list[str]
+    ) -> None:
+        """Take a batch's stream locks, then look its fills and orders up in a few indexed
+        queries instead of one each.
+
+        The locks come first, in a fixed order: what is looked up under them stays true
+        until commit, and two batches never wait for each other's locks in a cycle.
+        """
         self._block = max(1, min(len(fills) + len(orders), 1000))
+        if self._streams_locked:
+            for name in sorted(set(instruments)):
+                if self.instrument(name) is not None:
+                    self._lock(_INSTRUMENT + name)
         known = self._buffer.known
         by_account: dict[str, list[str]] = {}
         for account, exec_id in dict.fromkeys(fills):
@@ -484,7 +536,8 @@ class SqlUnitOfWork(UnitOfWork):
     # -- ids and the journal ---------------------------------------------------------
 
     def _allocate(self, counter: str) -> int:
-        """The next id of a server sequence (fetched a batch at a time, see prefetch)."""
+        """The next trade id from the server's sequence (fetched a batch at a time, see
+        prefetch: trade ids need not follow the journal's order)."""
         pool = self._pool[counter]
         if not pool:
             pool.extend(reversed(self._backend.allocate(self._cur, counter, self._block)))
@@ -502,7 +555,10 @@ class SqlUnitOfWork(UnitOfWork):
     def append(self, stream: str, kind: str, record: str, effects: str, recorded_at: int) -> int:
         version = self._lock(stream) if stream not in self._locked else self._versions[stream]
         if self._streams_locked:
-            seq = self._allocate("journal")
+            # A stand-in, replaced at flush by a number from the server's sequence: taken
+            # then, after every read and lock of the transaction, journal order agrees
+            # with what each entry saw (see _number_entries).
+            seq = -(len(self._buffer.inserts.get("journal", ())) + 1)
         else:
             if self._next_seq is None:
                 self._next_seq = (self._scalar("SELECT max(seq) FROM journal") or 0) + 1
