@@ -26,12 +26,8 @@ def rewrite_projections(
     counts: dict[str, int] = {}
     with database.engine.connect() as conn, conn.begin():
         _lock(conn)
-        journal = (
-            dict(row._mapping)
-            for row in conn.execution_options(yield_per=2000).execute(
-                select(s.journal).order_by(s.journal.c.seq)
-            )
-        )
+        query = select(s.journal).order_by(s.journal.c.seq).execution_options(yield_per=2000)
+        journal = (dict(row._mapping) for row in conn.execute(query))
         tables = produce(journal)
         for table in reversed(s.PROJECTIONS):
             conn.execute(table.delete())
@@ -44,6 +40,13 @@ def rewrite_projections(
 
 
 def _lock(conn: Connection) -> None:
-    if conn.dialect.name == "sqlite":
+    """Keep every writer out until the rewrite commits."""
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
         # A no-op write takes SQLite's write lock now rather than at the first DELETE.
         conn.execute(text("UPDATE alembic_version SET version_num = version_num"))
+    elif dialect == "postgresql":
+        # Writers lock a stream row before they write: this waits for them and stops them.
+        conn.execute(text("LOCK TABLE streams IN EXCLUSIVE MODE"))
+    else:
+        conn.execute(text("SELECT stream FROM streams FOR UPDATE"))
