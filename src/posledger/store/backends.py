@@ -100,6 +100,10 @@ class PostgresBackend(Backend):
         return None
 
     def lock_stream(self, cursor: Any, stream: str) -> int:
+        cursor.execute("SELECT version FROM streams WHERE stream = %s FOR UPDATE", (stream,))
+        row = cursor.fetchone()
+        if row is not None:
+            return int(row[0])
         cursor.execute(
             "INSERT INTO streams (stream, version) VALUES (%s, 0) ON CONFLICT DO NOTHING",
             (stream,),
@@ -153,6 +157,10 @@ class MariaDbBackend(Backend):
         return None
 
     def lock_stream(self, cursor: Any, stream: str) -> int:
+        cursor.execute("SELECT version FROM streams WHERE stream = %s FOR UPDATE", (stream,))
+        row = cursor.fetchone()
+        if row is not None:
+            return int(row[0])
         cursor.execute("INSERT IGNORE INTO streams (stream, version) VALUES (%s, 0)", (stream,))
         cursor.execute("SELECT version FROM streams WHERE stream = %s FOR UPDATE", (stream,))
         return int(cursor.fetchone()[0])
