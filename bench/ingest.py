@@ -2,8 +2,9 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/ingest.py            # or: make bench
-    .venv/bin/python bench/ingest.py --quick    # small sizes, seconds (used by the smoke test)
+    .venv/bin/python bench/ingest.py                  # or: make bench
+    .venv/bin/python bench/ingest.py --quick          # small sizes (used by the smoke test)
+    .venv/bin/python bench/ingest.py --skip-servers   # SQLite only
 
 One run measures, interleaved so that every repetition sees the same machine conditions:
 
@@ -13,7 +14,16 @@ One run measures, interleaved so that every repetition sees the same machine con
 3. a bare sqlite3 transaction (BEGIN IMMEDIATE, INSERT, UPSERT, COMMIT) on the same disk
    with the same pragmas: the floor durable ingestion is compared with;
 4. batched JSONL ingestion through the CLI (a subprocess, start-up included) and in process;
-5. peak RSS of the CLI ingest process and the size of the database it writes.
+5. peak RSS of the CLI ingest process and the size of the database it writes;
+6. to 9. the same on PostgreSQL and MariaDB when they answer (bench/servers.py): durable
+   per-fill ingestion beside a bare driver-level transaction of the same shape, batched
+   ingestion in process and through the CLI, and 1, 2 and 8 concurrent ``posledger
+   ingest`` writers on distinct instruments and on one; with the servers' settings and
+   the requests each path sends (bench/servers_report.py writes those sections).
+
+Modules: bench/workloads.py (the inputs), bench/common.py (measurement and formatting
+helpers, sizes), bench/servers.py, bench/servers_report.py and bench/writers.py (the helper
+process that starts concurrent writers).
 
 Timings are wall-clock (``time.perf_counter``) with the garbage collector left on, as in
 production. Numbers in the report come only from this script; nothing is typed in by hand.
@@ -22,26 +32,24 @@ production. Numbers in the report come only from this script; nothing is typed i
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
-import math
 import os
 import platform
-import random
 import shlex
 import shutil
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import timeit
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -49,6 +57,28 @@ from typing import Any
 import sqlalchemy
 
 import posledger
+import servers
+import servers_report
+from common import (
+    FULL,
+    QUICK,
+    CliRun,
+    Latency,
+    Sizes,
+    filesystem,
+    latency_of,
+    met,
+    mib,
+    ms,
+    n0,
+    pct,
+    row,
+    run_child,
+    say,
+    secs,
+    stat,
+    table,
+)
 from posledger.domain.book import Book
 from posledger.domain.decide import decide_fill
 from posledger.domain.enums import Kind, Mode, PositionMode, Side
@@ -56,43 +86,32 @@ from posledger.domain.events import Rejection
 from posledger.domain.inputs import Fill
 from posledger.domain.numbers import exact
 from posledger.domain.refdata import Account, Instrument
+from workloads import (
+    ACCOUNT,
+    INSTRUMENT,
+    REFDATA_ONE_SLOT,
+    SLOT_STRATEGY,
+    TICK,
+    Session,
+    SlotFill,
+    as_fields,
+    as_fill,
+    as_line,
+    dec,
+    jsonl,
+    one_slot_fills,
+    realistic_session,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = REPO / "docs" / "benchmarks.md"
 
 # Goals from the issue. The report evaluates each against the median of the repetitions.
+# (The servers' goals are in bench/servers.py.)
 GOAL_DOMAIN_FPS = 100_000
 GOAL_DURABLE_RATIO = 0.5
 GOAL_DURABLE_P99_MS = 2.0
 GOAL_BATCHED_FPS = 30_000
-
-
-@dataclass(frozen=True)
-class Sizes:
-    domain: int
-    durable: int
-    bare: int
-    batched: int
-    repeat: int
-
-
-FULL = Sizes(domain=200_000, durable=5_000, bare=5_000, batched=50_000, repeat=3)
-QUICK = Sizes(domain=5_000, durable=200, bare=200, batched=2_000, repeat=1)
-
-
-# -- small helpers ------------------------------------------------------------------------
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of already sorted values (q in 0..100)."""
-    if not sorted_values:
-        return math.nan
-    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def remove_db(path: Path) -> None:
@@ -100,349 +119,7 @@ def remove_db(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-_START = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
-_START_NS = int(_START.timestamp()) * 1_000_000_000
-
-
-def iso(ns: int) -> str:
-    """ISO 8601 UTC text with milliseconds for nanoseconds since the epoch (ms-aligned)."""
-    when = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
-
-
-def dec(value: Decimal) -> str:
-    return format(value, "f")
-
-
-def jsonl(record: dict[str, Any]) -> str:
-    return json.dumps(record, separators=(",", ":"))
-
-
-# -- workloads ----------------------------------------------------------------------------
-
-ACCOUNT = "SIM-4821"
-INSTRUMENT = "MESH6.CME"
-SLOT_STRATEGY = "mes-orb-01"
-TICK = Decimal("0.25")
-MES_COMMISSION = Decimal("0.62")
-
-REFDATA_ONE_SLOT: list[dict[str, Any]] = [
-    {
-        "type": "account",
-        "account": ACCOUNT,
-        "venue": "CME",
-        "mode": "SIM",
-        "position_mode": "netting",
-    },
-    {
-        "type": "instrument",
-        "instrument": INSTRUMENT,
-        "kind": "future",
-        "multiplier": "5",
-        "tick_size": "0.25",
-        "lot_size": "1",
-        "quote_currency": "USD",
-        "settlement_currency": "USD",
-    },
-    {"type": "strategy", "strategy": SLOT_STRATEGY},
-]
-
-
-@dataclass(frozen=True, slots=True)
-class SlotFill:
-    """One fill of the one-slot workload, before it becomes a Fill, a JSONL line or kwargs."""
-
-    exec_id: str
-    side: Side
-    quantity: int
-    price: Decimal
-    ts: int
-
-    @property
-    def commission(self) -> Decimal:
-        return MES_COMMISSION * self.quantity
-
-
-def one_slot_fills(count: int, seed: int, prefix: str) -> list[SlotFill]:
-    """Fills for one netting slot of a future (multiplier 5).
-
-    Each fill moves the slot to a random target position in -5..5 other than where it is:
-    on the same side or flat four times in five, anywhere (a flip when the sign changes)
-    otherwise. So the slot opens, increases, reduces, closes and sometimes flips, and buys
-    and sells mostly alternate. Prices walk in ticks of 0.25 around 6850.
-    """
-    rng = random.Random(seed)
-    targets = range(-5, 6)
-    held = 0
-    ticks = 27_400
-    ts = _START_NS
-    out: list[SlotFill] = []
-    for n in range(count):
-        same_side = held and rng.random() < 0.8
-        target = rng.choice([t for t in targets if t != held and (not same_side or t * held >= 0)])
-        side = Side.BUY if target > held else Side.SELL
-        quantity = abs(target - held)
-        held = target
-        ticks = max(4, ticks + rng.randint(-4, 4))
-        ts += rng.randint(1, 2_000) * 1_000_000
-        out.append(SlotFill(f"{prefix}-{n}", side, quantity, ticks * TICK, ts))
-    return out
-
-
-def as_fill(f: SlotFill) -> Fill:
-    return Fill(
-        exec_id=f.exec_id,
-        account=ACCOUNT,
-        instrument=INSTRUMENT,
-        side=f.side,
-        quantity=Decimal(f.quantity),
-        price=f.price,
-        ts=f.ts,
-        strategy=SLOT_STRATEGY,
-        commission=f.commission,
-        commission_currency="USD",
-    )
-
-
-def as_fields(f: SlotFill) -> dict[str, Any]:
-    return {
-        "exec_id": f.exec_id,
-        "account": ACCOUNT,
-        "instrument": INSTRUMENT,
-        "side": str(f.side),
-        "quantity": str(f.quantity),
-        "price": dec(f.price),
-        "ts": iso(f.ts),
-        "strategy": SLOT_STRATEGY,
-        "commission": dec(f.commission),
-        "commission_currency": "USD",
-    }
-
-
-def as_line(f: SlotFill) -> str:
-    return jsonl({"type": "fill", **as_fields(f)})
-
-
-@dataclass
-class _Instr:
-    name: str
-    venue_prefix: str
-    account: str
-    tick: Decimal
-    lot: Decimal
-    lots: tuple[int, int]
-    price: Decimal
-    currency: str
-    per_contract: Decimal | None  # futures: flat per contract; else a rate of notional
-    rate: Decimal = Decimal("0.0004")
-
-
-@dataclass
-class _Strat:
-    name: str
-    instr: _Instr
-    hedge_side: str | None  # LONG/SHORT on the hedge account, None on the netting one
-    held: Decimal = Decimal(0)
-
-
-@dataclass
-class Session:
-    lines: list[str]
-    fills: int
-    orders: int
-    marks: int
-    refdata: int
-    strategies: int
-
-
-def realistic_session(fills: int, seed: int) -> Session:
-    """A JSONL trading session: two accounts (netting CME, hedge Binance), three instruments,
-    six strategies; every fill belongs to a registered order with an intent (entry, exit,
-    take_profit, stop_loss), orders fill in one to three parts, commissions on every fill,
-    a mark every 50 fills. Slots open, increase, reduce, close and (netting) flip."""
-    rng = random.Random(seed)
-    refdata: list[dict[str, Any]] = [
-        REFDATA_ONE_SLOT[0],
-        {
-            "type": "account",
-            "account": "BN-UM-01",
-            "venue": "BINANCE",
-            "mode": "LIVE",
-            "position_mode": "hedge",
-        },
-        REFDATA_ONE_SLOT[1],
-        {
-            "type": "instrument",
-            "instrument": "MNQH6.CME",
-            "kind": "future",
-            "multiplier": "2",
-            "tick_size": "0.25",
-            "lot_size": "1",
-            "quote_currency": "USD",
-            "settlement_currency": "USD",
-        },
-        {
-            "type": "instrument",
-            "instrument": "BTCUSDT-PERP.BINANCE",
-            "kind": "perpetual",
-            "multiplier": "1",
-            "tick_size": "0.10",
-            "lot_size": "0.001",
-            "base_currency": "BTC",
-            "quote_currency": "USDT",
-            "settlement_currency": "USDT",
-        },
-    ]
-    mes = _Instr(
-        INSTRUMENT, "cme", ACCOUNT, TICK, Decimal(1), (1, 4), Decimal("6850"), "USD", MES_COMMISSION
-    )
-    mnq = _Instr(
-        "MNQH6.CME",
-        "cme",
-        ACCOUNT,
-        TICK,
-        Decimal(1),
-        (1, 6),
-        Decimal("24100"),
-        "USD",
-        Decimal("0.62"),
-    )
-    btc = _Instr(
-        "BTCUSDT-PERP.BINANCE",
-        "bn",
-        "BN-UM-01",
-        Decimal("0.1"),
-        Decimal("0.001"),
-        (1, 50),
-        Decimal("91250"),
-        "USDT",
-        None,
-    )
-    strategies = [
-        _Strat("mes-orb-01", mes, None),
-        _Strat("mes-mr-02", mes, None),
-        _Strat("mnq-trend-01", mnq, None),
-        _Strat("btc-trend", btc, "LONG"),
-        _Strat("btc-fade", btc, "SHORT"),
-        _Strat("btc-scalp", btc, "LONG"),
-    ]
-    for st in strategies:
-        refdata.append({"type": "strategy", "strategy": st.name})
-    lines = [jsonl(r) for r in refdata]
-    ts = _START_NS
-    counts = Counter[str]()
-    exits = ("exit", "take_profit", "stop_loss")
-
-    def lots(instr: _Instr) -> Decimal:
-        return rng.randint(*instr.lots) * instr.lot
-
-    while counts["fill"] < fills:
-        st = rng.choice(strategies)
-        instr = st.instr
-        held = st.held
-        long_side = "BUY" if st.hedge_side in (None, "LONG") else "SELL"
-        if not held:
-            side = long_side if st.hedge_side else rng.choice(("BUY", "SELL"))
-            quantity, intent = lots(instr), "entry"
-        else:
-            grow = "BUY" if held > 0 else "SELL"
-            shrink = "SELL" if held > 0 else "BUY"
-            r = rng.random()
-            if r < 0.25:
-                side, quantity, intent = grow, lots(instr), "entry"
-            elif r < 0.35 and st.hedge_side is None:
-                side, quantity, intent = shrink, abs(held) + lots(instr), "entry"  # flip
-            elif r < 0.55 and abs(held) > instr.lot:
-                part = rng.randint(1, int(abs(held) / instr.lot) - 1) * instr.lot
-                side, quantity, intent = shrink, part, rng.choice(exits)
-            else:
-                side, quantity, intent = shrink, abs(held), rng.choice(exits)
-        counts["order"] += 1
-        cid = f"{st.name}-{counts['order']}"
-        ts += rng.randint(1, 3_000) * 1_000_000
-        order: dict[str, Any] = {
-            "type": "order",
-            "client_order_id": cid,
-            "account": instr.account,
-            "strategy": st.name,
-            "instrument": instr.name,
-            "side": side,
-            "quantity": dec(quantity),
-            "intent": intent,
-        }
-        if st.hedge_side:
-            order["position_side"] = st.hedge_side
-        order["ts"] = iso(ts)
-        lines.append(jsonl(order))
-        parts = min(rng.randint(1, 3), int(quantity / instr.lot))
-        cuts = sorted(rng.sample(range(1, int(quantity / instr.lot)), parts - 1))
-        bounds = [0, *cuts, int(quantity / instr.lot)]
-        for low, high in itertools.pairwise(bounds):
-            size = (high - low) * instr.lot
-            instr.price = max(instr.tick, instr.price + rng.randint(-6, 6) * instr.tick)
-            ts += rng.randint(1, 900) * 1_000_000
-            if instr.per_contract is not None:
-                commission = instr.per_contract * size
-            else:
-                commission = (instr.price * size * instr.rate).quantize(Decimal("0.00000001"))
-            counts["fill"] += 1
-            lines.append(
-                jsonl(
-                    {
-                        "type": "fill",
-                        "exec_id": f"{instr.venue_prefix}-{counts['fill']}",
-                        "account": instr.account,
-                        "instrument": instr.name,
-                        "side": side,
-                        "quantity": dec(size),
-                        "price": dec(instr.price),
-                        "ts": iso(ts),
-                        "client_order_id": cid,
-                        "commission": dec(commission),
-                        "commission_currency": instr.currency,
-                    }
-                )
-            )
-            st.held += size if side == "BUY" else -size
-            if counts["fill"] % 50 == 0:
-                counts["mark"] += 1
-                marked = rng.choice((mes, mnq, btc))
-                lines.append(
-                    jsonl(
-                        {
-                            "type": "mark",
-                            "instrument": marked.name,
-                            "price": dec(marked.price),
-                            "ts": iso(ts),
-                        }
-                    )
-                )
-            if counts["fill"] >= fills:
-                break
-    return Session(
-        lines, counts["fill"], counts["order"], counts["mark"], len(refdata), len(strategies)
-    )
-
-
 # -- measurements -------------------------------------------------------------------------
-
-
-@dataclass
-class Latency:
-    rate: float
-    p50_ms: float
-    p99_ms: float
-    max_ms: float
-
-
-def latency_of(count: int, total_s: float, samples_ns: list[int]) -> Latency:
-    ordered = sorted(samples_ns)
-    return Latency(
-        count / total_s,
-        percentile(ordered, 50) / 1e6,
-        percentile(ordered, 99) / 1e6,
-        ordered[-1] / 1e6 if ordered else math.nan,
-    )
 
 
 def slot_refdata() -> tuple[Account, Instrument]:
@@ -643,64 +320,6 @@ def bare_run(path: Path, fills: Sequence[SlotFill]) -> Latency:
     return latency_of(len(fills), elapsed, samples)
 
 
-def console_script() -> list[str]:
-    script = Path(sys.executable).parent / "posledger"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from posledger.entrypoints.cli import main; main()"]
-
-
-@dataclass
-class CliRun:
-    seconds: float
-    max_rss_bytes: int
-    db_bytes: int
-    summary: dict[str, Any]
-
-
-# Spawns the CLI and reports its wall time and peak RSS. It runs as a separate small process
-# because a forked child's ru_maxrss starts from its parent's RSS at fork time (Linux keeps
-# the pre-exec high-water mark): spawned straight from this benchmark, which holds the
-# workloads in memory, the CLI would be charged for them.
-LAUNCHER = """
-import json, os, subprocess, sys, time
-a = json.loads(sys.argv[1])
-with open(a["out"], "wb") as out, open(a["err"], "wb") as err:
-    start = time.perf_counter()
-    proc = subprocess.Popen(a["cmd"], stdout=out, stderr=err, env=a["env"], cwd=a["cwd"])
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-proc.returncode = code = os.waitstatus_to_exitcode(status)
-print(json.dumps({"seconds": seconds, "code": code, "maxrss": usage.ru_maxrss}))
-"""
-
-
-def run_child(args: list[str], workdir: Path) -> tuple[float, int, str]:
-    """Run the posledger CLI with ``args``: (seconds from spawn to exit, peak RSS in bytes
-    from os.wait4's rusage of that very child, stdout). Exits on a non-zero status."""
-    cmd = [*console_script(), *args]
-    env = {k: v for k, v in os.environ.items() if k != "POSLEDGER_DB"}
-    out_path, err_path = workdir / "cli.out", workdir / "cli.err"
-    spec = {"cmd": cmd, "env": env, "cwd": str(workdir), "out": str(out_path)}
-    spec["err"] = str(err_path)
-    launched = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", LAUNCHER, json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if launched.returncode != 0:
-        raise SystemExit(f"launcher failed: {launched.stderr[-4000:]}")
-    result = json.loads(launched.stdout)
-    output = out_path.read_text()
-    if result["code"] != 0:
-        errors = err_path.read_text()
-        raise SystemExit(f"{shlex.join(cmd)} exited {result['code']}: {output}{errors}"[-4000:])
-    # ru_maxrss is in KiB on Linux, bytes on macOS.
-    scale = 1 if sys.platform == "darwin" else 1024
-    return float(result["seconds"]), int(result["maxrss"]) * scale, output
-
-
 def cli_help(workdir: Path) -> CliRun:
     """`posledger --help`: interpreter start-up and imports, no database."""
     seconds, rss, _ = run_child(["--help"], workdir)
@@ -777,21 +396,6 @@ def mem_total() -> str:
     except OSError:
         pass
     return "unknown"
-
-
-def filesystem(path: Path) -> str:
-    """The file system type and device of the mount holding ``path`` (Linux)."""
-    real = str(path.resolve())
-    best = ("", "unknown", "unknown")
-    try:
-        for line in Path("/proc/mounts").read_text().splitlines():
-            device, mount, fstype, *_ = line.split()
-            inside = real == mount or real.startswith(mount.rstrip("/") + "/")
-            if inside and len(mount) > len(best[0]):
-                best = (mount, fstype, device)
-    except OSError:
-        return "unknown"
-    return f"{best[1]} on {best[2]} (mounted at {best[0]})"
 
 
 def git_revision() -> str:
@@ -892,7 +496,7 @@ class Results:
     help: list[CliRun] = field(default_factory=list)
 
 
-def run(sizes: Sizes, workdir: Path) -> tuple[Results, dict[str, Any]]:
+def run(sizes: Sizes, workdir: Path, bench: servers.ServerBench) -> tuple[Results, dict[str, Any]]:
     say("building workloads ...")
     slot = one_slot_fills(sizes.domain, seed=1, prefix="d")
     domain_fills = [as_fill(f) for f in slot]
@@ -912,6 +516,7 @@ def run(sizes: Sizes, workdir: Path) -> tuple[Results, dict[str, Any]]:
         "session": session,
         "session_bytes": source.stat().st_size,
     }
+    bench.prepare(session)
     results = Results()
     for r in range(1, sizes.repeat + 1):
         tag = f"[{r}/{sizes.repeat}]"
@@ -936,68 +541,11 @@ def run(sizes: Sizes, workdir: Path) -> tuple[Results, dict[str, Any]]:
             inprocess_batched(workdir / f"inproc-{r}.db", source, len(session.lines))
         )
         say(f"{tag} in-process batched: {session.fills / results.inproc[-1]:,.0f} fills/s")
+        bench.repetition(source, refdata_only, tag)
     return results, workload
 
 
 # -- the report ---------------------------------------------------------------------------
-
-
-def n0(value: float) -> str:
-    return f"{value:,.0f}"
-
-
-def ms(value: float) -> str:
-    return f"{value:.3f} ms"
-
-
-def mib(value: float) -> str:
-    return f"{value / 1024 / 1024:,.1f} MiB"
-
-
-def secs(value: float) -> str:
-    return f"{value:.2f} s"
-
-
-def pct(value: float) -> str:
-    return f"{value:.0%}"
-
-
-def met(ok: bool) -> str:
-    return "yes" if ok else "**no**"
-
-
-@dataclass
-class Stat:
-    """The values of the repetitions; ``high`` says whether bigger is better."""
-
-    values: list[float]
-    high: bool = True
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.values)
-
-    @property
-    def best(self) -> float:
-        return max(self.values) if self.high else min(self.values)
-
-
-def stat(values: Iterator[float] | list[float], high: bool = True) -> Stat:
-    return Stat(list(values), high)
-
-
-def row(
-    label: str, s: Stat, show: Callable[[float], str], goal: str = "", ok: bool | None = None
-) -> list[str]:
-    """A table row: label, median, best, every run, goal, whether the median meets it."""
-    each = " / ".join(show(v) for v in s.values)
-    return [label, show(s.median), show(s.best), each, goal, "" if ok is None else met(ok)]
-
-
-def table(rows: list[list[str]], header: list[str]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(cells) + " |" for cells in rows]
-    return out
 
 
 def report(
@@ -1007,6 +555,7 @@ def report(
     context: dict[str, Any],
     command: str,
     elapsed: float,
+    bench: servers.ServerBench,
 ) -> str:
     session: Session = workload["session"]
     fills, lines = session.fills, len(session.lines)
@@ -1108,18 +657,24 @@ def report(
                     met(domain_ok),
                 ],
                 [
-                    "Durable per-fill ingestion / bare sqlite3 transaction",
+                    "SQLite: durable per-fill ingestion / bare sqlite3 transaction",
                     pct(ratio.median),
                     f"≥ {pct(GOAL_DURABLE_RATIO)}",
                     met(ratio_ok),
                 ],
-                ["Durable per-fill ingestion p99 latency", ms(p99.median), p99_goal, met(p99_ok)],
                 [
-                    "Batched JSONL ingestion through the CLI",
+                    "SQLite: durable per-fill ingestion p99 latency",
+                    ms(p99.median),
+                    p99_goal,
+                    met(p99_ok),
+                ],
+                [
+                    "SQLite: batched JSONL ingestion through the CLI",
                     f"{n0(cli.median)} fills/s",
                     f"≥ {n0(GOAL_BATCHED_FPS)} fills/s",
                     met(batched_ok),
                 ],
+                *servers_report.summary_rows(bench),
             ],
             ["Measurement", "Median", "Goal", "Met"],
         ),
@@ -1281,6 +836,7 @@ def report(
             hdr,
         ),
         "",
+        *servers_report.report_sections(bench, hdr),
     ]
     return "\n".join(out)
 
@@ -1352,6 +908,28 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"repetitions; the report gives median and best (default {FULL.repeat}, quick 1)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the benchmark directory")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--skip-servers",
+        action="store_true",
+        help="SQLite only: leave out PostgreSQL and MariaDB (sections 6-9)",
+    )
+    group.add_argument(
+        "--require-servers",
+        action="store_true",
+        help="fail when PostgreSQL or MariaDB does not answer (default: skip it with a note)",
+    )
+    for kind, flag in (("postgresql", "--postgres-url"), ("mariadb", "--mariadb-url")):
+        parser.add_argument(
+            flag,
+            metavar="URL",
+            default=None,
+            help=(
+                f"the {servers.LABEL[kind]} server and database beside which fresh "
+                f"{'schemas' if kind == 'postgresql' else 'databases'} are made "
+                f"(default: ${servers.URL_ENV[kind]}, else {servers.DEFAULT_URLS[kind]})"
+            ),
+        )
     args = parser.parse_args(argv)
     if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -1382,17 +960,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = QUICK if args.quick else FULL
     if args.repeat is not None:
-        sizes = Sizes(sizes.domain, sizes.durable, sizes.bare, sizes.batched, args.repeat)
+        sizes = dataclasses.replace(sizes, repeat=args.repeat)
     started = time.perf_counter()
+    candidates = servers.servers_from(args)
+    skipped = servers.probe_servers(candidates, args.skip_servers, args.require_servers)
     with bench_directory(args.dir, args.keep) as workdir:
         say(f"benchmark directory: {workdir}")
         context = machine_context(workdir)
         context["calibration"] = [calibrate(workdir, args.quick)]
-        results, workload = run(sizes, workdir)
+        bench = servers.ServerBench(candidates, skipped, sizes, workdir)
+        try:
+            results, workload = run(sizes, workdir, bench)
+        finally:
+            bench.close()
         context["load"] += f" / {os.getloadavg()[0]:.2f}"
         context["calibration"].append(calibrate(workdir, args.quick))
     elapsed = time.perf_counter() - started
-    text = report(results, workload, sizes, context, command_line(argv), elapsed)
+    text = report(results, workload, sizes, context, command_line(argv), elapsed, bench)
     print(text)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text, encoding="utf-8")

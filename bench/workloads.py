@@ -1,0 +1,359 @@
+"""The benchmark's workloads: one netting slot of a future, and a realistic JSONL session.
+
+Every workload is generated from a fixed seed, so every run measures the same inputs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from posledger.domain.enums import Side
+from posledger.domain.inputs import Fill
+
+_START = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
+_START_NS = int(_START.timestamp()) * 1_000_000_000
+
+
+def iso(ns: int) -> str:
+    """ISO 8601 UTC text with milliseconds for nanoseconds since the epoch (ms-aligned)."""
+    when = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def dec(value: Decimal) -> str:
+    return format(value, "f")
+
+
+def jsonl(record: dict[str, Any]) -> str:
+    return json.dumps(record, separators=(",", ":"))
+
+
+# -- workloads ----------------------------------------------------------------------------
+
+ACCOUNT = "SIM-4821"
+INSTRUMENT = "MESH6.CME"
+SLOT_STRATEGY = "mes-orb-01"
+TICK = Decimal("0.25")
+MES_COMMISSION = Decimal("0.62")
+
+REFDATA_ONE_SLOT: list[dict[str, Any]] = [
+    {
+        "type": "account",
+        "account": ACCOUNT,
+        "venue": "CME",
+        "mode": "SIM",
+        "position_mode": "netting",
+    },
+    {
+        "type": "instrument",
+        "instrument": INSTRUMENT,
+        "kind": "future",
+        "multiplier": "5",
+        "tick_size": "0.25",
+        "lot_size": "1",
+        "quote_currency": "USD",
+        "settlement_currency": "USD",
+    },
+    {"type": "strategy", "strategy": SLOT_STRATEGY},
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SlotFill:
+    """One fill of the one-slot workload, before it becomes a Fill, a JSONL line or kwargs."""
+
+    exec_id: str
+    side: Side
+    quantity: int
+    price: Decimal
+    ts: int
+
+    @property
+    def commission(self) -> Decimal:
+        return MES_COMMISSION * self.quantity
+
+
+def one_slot_fills(count: int, seed: int, prefix: str) -> list[SlotFill]:
+    """Fills for one netting slot of a future (multiplier 5).
+
+    Each fill moves the slot to a random target position in -5..5 other than where it is:
+    on the same side or flat four times in five, anywhere (a flip when the sign changes)
+    otherwise. So the slot opens, increases, reduces, closes and sometimes flips, and buys
+    and sells mostly alternate. Prices walk in ticks of 0.25 around 6850.
+    """
+    rng = random.Random(seed)
+    targets = range(-5, 6)
+    held = 0
+    ticks = 27_400
+    ts = _START_NS
+    out: list[SlotFill] = []
+    for n in range(count):
+        same_side = held and rng.random() < 0.8
+        target = rng.choice([t for t in targets if t != held and (not same_side or t * held >= 0)])
+        side = Side.BUY if target > held else Side.SELL
+        quantity = abs(target - held)
+        held = target
+        ticks = max(4, ticks + rng.randint(-4, 4))
+        ts += rng.randint(1, 2_000) * 1_000_000
+        out.append(SlotFill(f"{prefix}-{n}", side, quantity, ticks * TICK, ts))
+    return out
+
+
+def as_fill(f: SlotFill) -> Fill:
+    return Fill(
+        exec_id=f.exec_id,
+        account=ACCOUNT,
+        instrument=INSTRUMENT,
+        side=f.side,
+        quantity=Decimal(f.quantity),
+        price=f.price,
+        ts=f.ts,
+        strategy=SLOT_STRATEGY,
+        commission=f.commission,
+        commission_currency="USD",
+    )
+
+
+def as_fields(f: SlotFill) -> dict[str, Any]:
+    return {
+        "exec_id": f.exec_id,
+        "account": ACCOUNT,
+        "instrument": INSTRUMENT,
+        "side": str(f.side),
+        "quantity": str(f.quantity),
+        "price": dec(f.price),
+        "ts": iso(f.ts),
+        "strategy": SLOT_STRATEGY,
+        "commission": dec(f.commission),
+        "commission_currency": "USD",
+    }
+
+
+def as_line(f: SlotFill) -> str:
+    return jsonl({"type": "fill", **as_fields(f)})
+
+
+@dataclass
+class _Instr:
+    name: str
+    venue_prefix: str
+    account: str
+    tick: Decimal
+    lot: Decimal
+    lots: tuple[int, int]
+    price: Decimal
+    currency: str
+    per_contract: Decimal | None  # futures: flat per contract; else a rate of notional
+    rate: Decimal = Decimal("0.0004")
+
+
+@dataclass
+class _Strat:
+    name: str
+    instr: _Instr
+    hedge_side: str | None  # LONG/SHORT on the hedge account, None on the netting one
+    held: Decimal = Decimal(0)
+
+
+@dataclass
+class Session:
+    lines: list[str]
+    fills: int
+    orders: int
+    marks: int
+    refdata: int
+    strategies: int
+
+
+def realistic_session(fills: int, seed: int) -> Session:
+    """A JSONL trading session: two accounts (netting CME, hedge Binance), three instruments,
+    six strategies; every fill belongs to a registered order with an intent (entry, exit,
+    take_profit, stop_loss), orders fill in one to three parts, commissions on every fill,
+    a mark every 50 fills. Slots open, increase, reduce, close and (netting) flip."""
+    rng = random.Random(seed)
+    refdata: list[dict[str, Any]] = [
+        REFDATA_ONE_SLOT[0],
+        {
+            "type": "account",
+            "account": "BN-UM-01",
+            "venue": "BINANCE",
+            "mode": "LIVE",
+            "position_mode": "hedge",
+        },
+        REFDATA_ONE_SLOT[1],
+        {
+            "type": "instrument",
+            "instrument": "MNQH6.CME",
+            "kind": "future",
+            "multiplier": "2",
+            "tick_size": "0.25",
+            "lot_size": "1",
+            "quote_currency": "USD",
+            "settlement_currency": "USD",
+        },
+        {
+            "type": "instrument",
+            "instrument": "BTCUSDT-PERP.BINANCE",
+            "kind": "perpetual",
+            "multiplier": "1",
+            "tick_size": "0.10",
+            "lot_size": "0.001",
+            "base_currency": "BTC",
+            "quote_currency": "USDT",
+            "settlement_currency": "USDT",
+        },
+    ]
+    mes = _Instr(
+        INSTRUMENT, "cme", ACCOUNT, TICK, Decimal(1), (1, 4), Decimal("6850"), "USD", MES_COMMISSION
+    )
+    mnq = _Instr(
+        "MNQH6.CME",
+        "cme",
+        ACCOUNT,
+        TICK,
+        Decimal(1),
+        (1, 6),
+        Decimal("24100"),
+        "USD",
+        Decimal("0.62"),
+    )
+    btc = _Instr(
+        "BTCUSDT-PERP.BINANCE",
+        "bn",
+        "BN-UM-01",
+        Decimal("0.1"),
+        Decimal("0.001"),
+        (1, 50),
+        Decimal("91250"),
+        "USDT",
+        None,
+    )
+    strategies = [
+        _Strat("mes-orb-01", mes, None),
+        _Strat("mes-mr-02", mes, None),
+        _Strat("mnq-trend-01", mnq, None),
+        _Strat("btc-trend", btc, "LONG"),
+        _Strat("btc-fade", btc, "SHORT"),
+        _Strat("btc-scalp", btc, "LONG"),
+    ]
+    for st in strategies:
+        refdata.append({"type": "strategy", "strategy": st.name})
+    lines = [jsonl(r) for r in refdata]
+    ts = _START_NS
+    counts = Counter[str]()
+    exits = ("exit", "take_profit", "stop_loss")
+
+    def lots(instr: _Instr) -> Decimal:
+        return rng.randint(*instr.lots) * instr.lot
+
+    while counts["fill"] < fills:
+        st = rng.choice(strategies)
+        instr = st.instr
+        held = st.held
+        long_side = "BUY" if st.hedge_side in (None, "LONG") else "SELL"
+        if not held:
+            side = long_side if st.hedge_side else rng.choice(("BUY", "SELL"))
+            quantity, intent = lots(instr), "entry"
+        else:
+            grow = "BUY" if held > 0 else "SELL"
+            shrink = "SELL" if held > 0 else "BUY"
+            r = rng.random()
+            if r < 0.25:
+                side, quantity, intent = grow, lots(instr), "entry"
+            elif r < 0.35 and st.hedge_side is None:
+                side, quantity, intent = shrink, abs(held) + lots(instr), "entry"  # flip
+            elif r < 0.55 and abs(held) > instr.lot:
+                part = rng.randint(1, int(abs(held) / instr.lot) - 1) * instr.lot
+                side, quantity, intent = shrink, part, rng.choice(exits)
+            else:
+                side, quantity, intent = shrink, abs(held), rng.choice(exits)
+        counts["order"] += 1
+        cid = f"{st.name}-{counts['order']}"
+        ts += rng.randint(1, 3_000) * 1_000_000
+        order: dict[str, Any] = {
+            "type": "order",
+            "client_order_id": cid,
+            "account": instr.account,
+            "strategy": st.name,
+            "instrument": instr.name,
+            "side": side,
+            "quantity": dec(quantity),
+            "intent": intent,
+        }
+        if st.hedge_side:
+            order["position_side"] = st.hedge_side
+        order["ts"] = iso(ts)
+        lines.append(jsonl(order))
+        parts = min(rng.randint(1, 3), int(quantity / instr.lot))
+        cuts = sorted(rng.sample(range(1, int(quantity / instr.lot)), parts - 1))
+        bounds = [0, *cuts, int(quantity / instr.lot)]
+        for low, high in itertools.pairwise(bounds):
+            size = (high - low) * instr.lot
+            instr.price = max(instr.tick, instr.price + rng.randint(-6, 6) * instr.tick)
+            ts += rng.randint(1, 900) * 1_000_000
+            if instr.per_contract is not None:
+                commission = instr.per_contract * size
+            else:
+                commission = (instr.price * size * instr.rate).quantize(Decimal("0.00000001"))
+            counts["fill"] += 1
+            lines.append(
+                jsonl(
+                    {
+                        "type": "fill",
+                        "exec_id": f"{instr.venue_prefix}-{counts['fill']}",
+                        "account": instr.account,
+                        "instrument": instr.name,
+                        "side": side,
+                        "quantity": dec(size),
+                        "price": dec(instr.price),
+                        "ts": iso(ts),
+                        "client_order_id": cid,
+                        "commission": dec(commission),
+                        "commission_currency": instr.currency,
+                    }
+                )
+            )
+            st.held += size if side == "BUY" else -size
+            if counts["fill"] % 50 == 0:
+                counts["mark"] += 1
+                marked = rng.choice((mes, mnq, btc))
+                lines.append(
+                    jsonl(
+                        {
+                            "type": "mark",
+                            "instrument": marked.name,
+                            "price": dec(marked.price),
+                            "ts": iso(ts),
+                        }
+                    )
+                )
+            if counts["fill"] >= fills:
+                break
+    return Session(
+        lines, counts["fill"], counts["order"], counts["mark"], len(refdata), len(strategies)
+    )
+
+
+# -- concurrent writers -------------------------------------------------------------------
+
+
+def future_refdata(instrument: str) -> dict[str, Any]:
+    """An instrument record like REFDATA_ONE_SLOT's (a future with multiplier 5)."""
+    return {**REFDATA_ONE_SLOT[1], "instrument": instrument}
+
+
+def writer_lines(count: int, seed: int, prefix: str, instrument: str, strategy: str) -> list[str]:
+    """One writer's JSONL fills: the one-slot workload on ``instrument`` for ``strategy``
+    (on the netting account ACCOUNT), exec ids starting with ``prefix``."""
+    lines = []
+    for f in one_slot_fills(count, seed, prefix):
+        fields = {**as_fields(f), "instrument": instrument, "strategy": strategy}
+        lines.append(jsonl({"type": "fill", **fields}))
+    return lines
