@@ -98,6 +98,12 @@ def fresh_database(kind: str, tmp_path: object = None) -> Iterator[str]:
         yield url.render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
+            # A connection the test left inside a transaction would make the drop wait
+            # for ever: fail the teardown visibly instead.
+            if kind == "postgresql":
+                conn.execute(text("SET lock_timeout = '30s'"))
+            else:
+                conn.execute(text("SET SESSION lock_wait_timeout = 30"))
             if kind == "postgresql":
                 conn.execute(text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
             else:

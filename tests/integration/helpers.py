@@ -1,36 +1,73 @@
-"""Reference data and raw-SQLite helpers for the integration tests."""
+"""Reference data and backend-neutral SQL helpers for the contract suite.
+
+Rows are read and written with SQLAlchemy (``create_engine(db_url)`` and ``text(...)`` or
+the tables of :mod:`posledger.store.schema`), bypassing posledger, so that one assertion
+runs on SQLite, PostgreSQL and MariaDB alike.
+"""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import pytest
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.engine import make_url
 
 from posledger import Ledger
 
 T = "2026-03-02T"
 
 
+def kind_of(db_url: str) -> str:
+    """``sqlite``, ``postgresql`` or ``mariadb``: the kind of database ``db_url`` names."""
+    backend = make_url(db_url).get_backend_name()
+    return "mariadb" if backend in ("mysql", "mariadb") else backend
+
+
+def sqlite_only(db_url: str, why: str) -> None:
+    """Skip the current test on the servers: it checks something only SQLite has."""
+    if kind_of(db_url) != "sqlite":
+        pytest.skip(f"SQLite only: {why}")
+
+
 def db_path(db_url: str) -> Path:
-    assert db_url.startswith("sqlite:///")
+    assert kind_of(db_url) == "sqlite", db_url
     return Path(db_url.removeprefix("sqlite:///"))
 
 
 @contextmanager
-def raw(db_url: str) -> Iterator[sqlite3.Connection]:
-    """A plain sqlite3 connection to the ledger's file, bypassing posledger."""
-    conn = sqlite3.connect(db_path(db_url))
+def engine(db_url: str) -> Iterator[Engine]:
+    """A plain SQLAlchemy engine on the ledger's database, bypassing posledger (its pooled
+    connections are closed on exit, before the test database is dropped)."""
+    created = create_engine(db_url)
     try:
-        yield conn
+        yield created
     finally:
-        conn.close()
+        created.dispose()
 
 
-def rows(db_url: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    with raw(db_url) as conn:
-        return conn.execute(query, params).fetchall()
+@contextmanager
+def connect(db_url: str) -> Iterator[Connection]:
+    """A plain connection (read, then rolled back unless the caller commits)."""
+    with engine(db_url) as created, created.connect() as conn:
+        yield conn
+
+
+def rows(db_url: str, query: Any, **params: Any) -> list[tuple[Any, ...]]:
+    """The rows of ``query`` (SQL text with ``:name`` parameters, or a Core select)."""
+    statement = text(query) if isinstance(query, str) else query
+    with connect(db_url) as conn:
+        return [tuple(row) for row in conn.execute(statement, params)]
+
+
+def execute(db_url: str, statement: Any, **params: Any) -> None:
+    """Run one statement in its own committed transaction."""
+    statement = text(statement) if isinstance(statement, str) else statement
+    with engine(db_url) as created, created.begin() as conn:
+        conn.execute(statement, params)
 
 
 def setup(ledger: Ledger) -> None:

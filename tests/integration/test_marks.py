@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-from pathlib import Path
 
 from posledger import open_ledger
 from posledger.domain.timestamps import parse_ts
+
+from .helpers import rows
 
 T = parse_ts("2026-03-02T15:00:00Z")
 
@@ -36,10 +36,9 @@ def _setup(url: str, clock: list[int]):
     return ledger
 
 
-def test_a_mark_without_ts_is_stamped_when_received_and_journaled_so(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'm.db'}"
+def test_a_mark_without_ts_is_stamped_when_received_and_journaled_so(db_url: str) -> None:
     clock = [T]
-    with _setup(url, clock) as ledger:
+    with _setup(db_url, clock) as ledger:
         first = ledger.apply_mark(instrument="MES", price="98")
         clock[0] = T + 1_000_000_000
         second = ledger.apply_mark(instrument="MES", price="103")
@@ -52,18 +51,15 @@ def test_a_mark_without_ts_is_stamped_when_received_and_journaled_so(tmp_path: P
         # worst mark 98: (98 - 100) * 2 * 5 = -20; best 103: +30
         assert (trade["mae"], trade["mfe"]) == ("-20", "30")
         assert ledger.verify().ok
-    journal = sqlite3.connect(tmp_path / "m.db").execute(
-        "SELECT input FROM journal WHERE kind = 'mark' ORDER BY seq"
-    )
+    journal = rows(db_url, "SELECT input FROM journal WHERE kind = 'mark' ORDER BY seq")
     assert [json.loads(text)["ts"] for (text,) in journal] == [
         "2026-03-02T15:00:00Z",
         "2026-03-02T15:00:01Z",
     ]
 
 
-def test_a_stale_mark_changes_nothing(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'm.db'}"
-    with _setup(url, [T]) as ledger:
+def test_a_stale_mark_changes_nothing(db_url: str) -> None:
+    with _setup(db_url, [T]) as ledger:
         assert ledger.apply_mark(instrument="MES", price="101", ts="2026-03-02T15:00:00Z").applied
         stale = ledger.apply_mark(instrument="MES", price="90", ts="2026-03-02T14:59:59Z")
         assert stale.status == "duplicate" and "stale" in (stale.reason or "")

@@ -1,19 +1,21 @@
-"""The SQLite store through the Python API: restart, exact decimals, constraints, schema."""
+"""The store through the Python API, on every database: restart, exact decimals,
+constraints, duplicates and the journal."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
+from decimal import Decimal
+from typing import Any
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
+from sqlalchemy import Float, Numeric, insert, inspect, select
+from sqlalchemy.exc import IntegrityError
 
-from posledger import Ledger, SchemaError, open_ledger
+from posledger import Ledger, open_ledger
+from posledger.domain.numbers import fmt
 from posledger.store import schema
-from posledger.store.migrations import head_revision
 
-from .helpers import T, db_path, fill, journal, raw, rows, setup, snapshot
+from .helpers import T, connect, engine, fill, journal, kind_of, rows, setup, snapshot
 
 # -- restart -------------------------------------------------------------------------------
 
@@ -51,6 +53,7 @@ def test_reopening_restores_everything_and_trades_continue(db_url: str) -> None:
         assert fill(ledger, "e5", "BUY", "1", "104", minute=11).applied
         ids = [t["trade_id"] for t in ledger.trades()]
         assert len(ids) == len(set(ids)) == 3
+        assert max(ids) > max(t["trade_id"] for t in before[1])
         assert ledger.verify().ok
 
 
@@ -62,26 +65,67 @@ WIDE_PRICE = "99999999999999999999.999999999999999999"  # both at once
 TINY_QUANTITY = "0.000000000000000001"
 
 
-def test_amounts_are_stored_exactly_as_text(ledger: Ledger, db_url: str) -> None:
+def canonical(value: Any) -> str:
+    """The canonical text of a raw column value: SQLite must already hold exactly that
+    text; the servers hand back a NUMERIC Decimal."""
+    if isinstance(value, str):
+        assert fmt(Decimal(value)) == value, f"stored text {value!r} is not canonical"
+        return value
+    assert isinstance(value, Decimal), (type(value), value)
+    return fmt(value)
+
+
+def assert_amount_columns_exact(db_url: str) -> None:
+    """Every Amount column is TEXT on SQLite and NUMERIC(38, 18) on the servers."""
+    sqlite = kind_of(db_url) == "sqlite"
+    with connect(db_url) as conn:
+        inspector = inspect(conn)
+        for table in schema.metadata.sorted_tables:
+            declared = {c["name"]: c["type"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                kind = declared[column.name]
+                shown = str(kind).upper()
+                where = (table.name, column.name, shown)
+                assert not isinstance(kind, Float), where
+                assert not any(word in shown for word in ("REAL", "FLOA", "DOUB")), where
+                if not isinstance(column.type, schema.Amount):
+                    continue
+                if sqlite:
+                    assert shown == "TEXT", where
+                else:
+                    assert isinstance(kind, Numeric), where
+                    assert (kind.precision, kind.scale) == (38, 18), where
+
+
+def test_amounts_are_stored_exactly(ledger: Ledger, db_url: str) -> None:
     setup(ledger)
     assert fill(ledger, "big", "BUY", BIG_QUANTITY, FINE_PRICE).applied
     assert fill(ledger, "wide", "SELL", TINY_QUANTITY, WIDE_PRICE, strategy="beta").applied
-    stored = rows(
-        db_url,
-        "SELECT exec_id, quantity, price, typeof(quantity), typeof(price)"
-        " FROM fills ORDER BY exec_id",
-    )
-    assert stored == [
-        ("big", BIG_QUANTITY, FINE_PRICE, "text", "text"),
-        ("wide", TINY_QUANTITY, WIDE_PRICE, "text", "text"),
+    expected_fills = [
+        ("big", BIG_QUANTITY, FINE_PRICE),
+        ("wide", TINY_QUANTITY, WIDE_PRICE),
     ]
-    slots = rows(
-        db_url, "SELECT strategy, quantity, avg_entry, typeof(avg_entry) FROM slots ORDER BY 1"
-    )
-    assert slots == [
-        ("alpha", BIG_QUANTITY, FINE_PRICE, "text"),
-        ("beta", "-" + TINY_QUANTITY, WIDE_PRICE, "text"),
+    expected_slots = [
+        ("alpha", BIG_QUANTITY, FINE_PRICE),
+        ("beta", "-" + TINY_QUANTITY, WIDE_PRICE),
     ]
+    # raw values, as the driver returns them
+    raw_fills = rows(db_url, "SELECT exec_id, quantity, price FROM fills ORDER BY exec_id")
+    assert [(e, canonical(q), canonical(p)) for e, q, p in raw_fills] == expected_fills
+    raw_slots = rows(db_url, "SELECT strategy, quantity, avg_entry FROM slots ORDER BY strategy")
+    assert [(s, canonical(q), canonical(a)) for s, q, a in raw_slots] == expected_slots
+    # typed values, through posledger's Amount type
+    f, s = schema.fills, schema.slots
+    typed = rows(db_url, select(f.c.exec_id, f.c.quantity, f.c.price).order_by(f.c.exec_id))
+    assert typed == [(e, Decimal(q), Decimal(p)) for e, q, p in expected_fills]
+    assert [(e, fmt(q), fmt(p)) for e, q, p in typed] == expected_fills
+    typed = rows(db_url, select(s.c.strategy, s.c.quantity, s.c.avg_entry).order_by(s.c.strategy))
+    assert [(n, fmt(q), fmt(a)) for n, q, a in typed] == expected_slots
+    if kind_of(db_url) == "sqlite":
+        kinds = rows(db_url, "SELECT DISTINCT typeof(quantity), typeof(price) FROM fills")
+        assert kinds == [("text", "text")]
+    assert_amount_columns_exact(db_url)
+
     positions = {p["strategy"]: p for p in ledger.positions()}
     assert positions["alpha"]["avg_entry_price"] == FINE_PRICE
     assert positions["alpha"]["quantity"] == BIG_QUANTITY
@@ -97,36 +141,41 @@ def test_no_amount_column_is_a_float(ledger: Ledger, db_url: str) -> None:
     fill(ledger, "e1", "BUY", "3", "100.333333333333333333")
     fill(ledger, "e2", "SELL", "1", "101.1", minute=1)
     ledger.apply_mark(instrument="FUT", price="100.7", ts=f"{T}10:05:00Z")
-    with raw(db_url) as conn:
+    assert_amount_columns_exact(db_url)
+    if kind_of(db_url) == "sqlite":
+        # SQLite's type is per value: no stored value may have become a float either
         for table in schema.metadata.sorted_tables:
-            declared = {row[1]: row[2] for row in conn.execute(f"PRAGMA table_info({table.name})")}
             for column in table.columns:
-                if isinstance(column.type, schema.Amount):
-                    assert declared[column.name].upper() == "TEXT", (table.name, column.name)
-                assert "REAL" not in declared[column.name].upper()
-                assert "FLOA" not in declared[column.name].upper()
-                assert "DOUB" not in declared[column.name].upper()
-                kinds = {
-                    kind
-                    for (kind,) in conn.execute(
-                        f'SELECT DISTINCT typeof("{column.name}") FROM {table.name}'
-                    )
-                }
+                query = f'SELECT DISTINCT typeof("{column.name}") FROM {table.name}'
+                kinds = {kind for (kind,) in rows(db_url, query)}
                 assert "real" not in kinds, (table.name, column.name)
     # the realized P&L of the partial exit keeps every digit:
     # (101.1 - 100.333333333333333333) * 1 * 5 = 3.833333333333333335
     trade = ledger.trades()[0]
     assert trade["gross_realized_pnl"] == "3.833333333333333335"
+    (stored,) = rows(db_url, select(schema.trades.c.gross_realized))
+    assert stored == (Decimal("3.833333333333333335"),)
 
 
 # -- database constraints ------------------------------------------------------------------
 
 
+def _copy_rows(db_url: str, table: Any, where: Any, **changes: Any) -> None:
+    """Insert copies of ``table``'s rows matching ``where`` (with ``changes``) in one
+    committed transaction, through SQLAlchemy Core on whichever database this is."""
+    with engine(db_url) as created, created.begin() as conn:
+        found = [row._asdict() for row in conn.execute(select(table).where(where))]
+        assert found
+        copies = [{**row, **{k: change(row) for k, change in changes.items()}} for row in found]
+        conn.execute(insert(table), copies)
+
+
 def test_exactly_once_is_a_database_constraint(ledger: Ledger, db_url: str) -> None:
     setup(ledger)
     assert fill(ledger, "e1", "BUY", "1", "100").applied
-    with raw(db_url) as conn, pytest.raises(sqlite3.IntegrityError):
-        conn.execute("INSERT INTO fills SELECT * FROM fills WHERE exec_id = 'e1'")
+    fills = schema.fills
+    with pytest.raises(IntegrityError):
+        _copy_rows(db_url, fills, fills.c.exec_id == "e1")
     # Same exec_id on another account is another execution: allowed by the constraint.
     assert fill(
         ledger, "e1", "BUY", "1", "60000", account="HDG", instrument="PERP", position_side="LONG"
@@ -139,19 +188,15 @@ def test_one_open_trade_per_slot_is_a_database_constraint(ledger: Ledger, db_url
     assert fill(ledger, "e1", "BUY", "1", "100").applied
     assert fill(ledger, "e2", "SELL", "1", "101", minute=1).applied  # closes trade 1
     assert fill(ledger, "e3", "BUY", "1", "102", minute=2).applied  # opens trade 2
-    with raw(db_url) as conn:
-        columns = [row[1] for row in conn.execute("PRAGMA table_info(trades)")]
-        select = ", ".join("trade_id + 1000" if c == "trade_id" else c for c in columns)
-        insert = f"INSERT INTO trades ({', '.join(columns)}) SELECT {select} FROM trades"
-        # A second closed trade of the same slot is fine...
-        with conn:
-            conn.execute(insert + " WHERE status = 'closed'")
-        # ...a second open one is not.
-        with pytest.raises(sqlite3.IntegrityError), conn:
-            conn.execute(insert + " WHERE status = 'open'")
-        assert conn.execute("SELECT count(*) FROM trades WHERE status = 'open'").fetchall() == [
-            (1,)
-        ]
+    trades = schema.trades
+    moved = {"trade_id": lambda row: row["trade_id"] + 1000}
+    # A second closed trade of the same slot is fine...
+    _copy_rows(db_url, trades, trades.c.status == "closed", **moved)
+    # ...a second open one is not.
+    with pytest.raises(IntegrityError):
+        _copy_rows(db_url, trades, trades.c.status == "open", **moved)
+    assert rows(db_url, "SELECT count(*) FROM trades WHERE status = 'open'") == [(1,)]
+    assert rows(db_url, "SELECT count(*) FROM trades WHERE status = 'closed'") == [(2,)]
 
 
 # -- duplicates, conflicts and rejected input ----------------------------------------------
@@ -251,43 +296,3 @@ def test_journal_is_contiguous_overall_and_per_stream(ledger: Ledger, db_url: st
     for stream, seen in versions.items():
         assert seen == list(range(1, len(seen) + 1)), stream
     assert ledger.verify().ok
-
-
-# -- connection settings and schema ----------------------------------------------------------
-
-
-def test_wal_and_synchronous_full_on_the_writer_connection(ledger: Ledger, db_url: str) -> None:
-    setup(ledger)
-    writer = ledger._uow._conn  # the connection every write goes through
-    assert writer.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    assert writer.execute("PRAGMA synchronous").fetchone() == (2,)  # 2 = FULL
-    with ledger.database.engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
-    # WAL is a property of the file: any other connection sees it too.
-    assert rows(db_url, "PRAGMA journal_mode") == [("wal",)]
-    assert db_path(db_url).with_name(db_path(db_url).name + "-wal").exists()
-
-
-def test_schema_revision_is_the_alembic_head(ledger: Ledger, db_url: str) -> None:
-    assert head_revision() == schema.SCHEMA_REVISION
-    assert rows(db_url, "SELECT version_num FROM alembic_version") == [(schema.SCHEMA_REVISION,)]
-
-
-def test_migrated_schema_matches_the_metadata(ledger: Ledger) -> None:
-    with ledger.database.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
-        differences = compare_metadata(context, schema.metadata)
-    assert differences == []
-
-
-def test_unknown_schema_revision_is_refused(db_url: str) -> None:
-    with open_ledger(db_url) as ledger:
-        setup(ledger)
-    with raw(db_url) as conn, conn:
-        conn.execute("UPDATE alembic_version SET version_num = 'zz99_from_the_future'")
-    with pytest.raises(SchemaError, match="zz99_from_the_future"):
-        open_ledger(db_url)
-    # nothing was changed by the refusal
-    assert rows(db_url, "SELECT version_num FROM alembic_version") == [("zz99_from_the_future",)]
-    assert rows(db_url, "SELECT count(*) FROM accounts") == [(2,)]

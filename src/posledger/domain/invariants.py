@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
 from .enums import EXTERNAL, Direction, Kind, PositionSide, Side
-from .numbers import ZERO
+from .numbers import ZERO, exact
 from .positions import Slot, SlotKey, Trade
 from .refdata import Instrument
 
@@ -28,13 +28,24 @@ def fill_delta(
     instrument: Instrument,
 ) -> Decimal:
     """How much a fill changes the quantity held at the broker (DESIGN §4, spot commissions)."""
-    delta = quantity if side is Side.BUY else -quantity
+    delta = quantity if side is Side.BUY else quantity.copy_negate()
     if instrument.kind is Kind.SPOT and commission_currency == instrument.base_currency:
-        delta -= commission
+        with exact():
+            delta -= commission
     return delta
 
 
 def check_invariants(
+    slots: Iterable[Slot],
+    open_trades: Iterable[Trade],
+    fill_net: Mapping[Position3, Decimal],
+    hedge_accounts: set[str],
+) -> list[str]:
+    with exact():
+        return _check(slots, open_trades, fill_net, hedge_accounts)
+
+
+def _check(
     slots: Iterable[Slot],
     open_trades: Iterable[Trade],
     fill_net: Mapping[Position3, Decimal],

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from .enums import CloseReason, Direction, PositionSide
-from .numbers import ZERO, q18
+from .numbers import ZERO, exact, q18
 
 __all__ = [
     "Lot",
@@ -137,7 +137,8 @@ class Trade:
     @property
     def realized_pnl(self) -> Decimal:
         """Net of the commissions charged in the P&L currency."""
-        return self.gross_realized - self.settlement_commission
+        with exact():
+            return self.gross_realized - self.settlement_commission
 
     @property
     def duration_ns(self) -> int | None:

@@ -17,6 +17,7 @@ import msgspec
 from ..adapters.jsonl import Line, read_lines
 from ..adapters.records import encode, parse_record, to_record
 from ..domain.inputs import Fill, Input, Mark
+from ..domain.numbers import exact
 from ..domain.refdata import InvalidInput, Order
 from ..domain.timestamps import now_ns
 from ..store.database import Database, DatabaseError
@@ -168,7 +169,8 @@ class Ledger:
             try:
                 uow.begin()
                 try:
-                    result = work()
+                    with exact():
+                        result = work()
                     uow.commit()
                 except BaseException:
                     uow.rollback()

@@ -51,7 +51,7 @@ def position_views(views: Views, filters: Filters, include_flat: bool) -> list[d
                 "strategy": row["strategy"],
                 "position_side": row["position_side"],
                 "side": slot.direction.value,
-                "quantity": fmt(abs(quantity)),
+                "quantity": fmt(quantity.copy_abs()),
                 "signed_quantity": fmt(quantity),
                 "avg_entry_price": fmt_opt(row["avg_entry"]),
                 "realized_pnl": fmt_opt(row["realized_pnl"]) or "0",
@@ -70,7 +70,8 @@ def position_views(views: Views, filters: Filters, include_flat: bool) -> list[d
 def _duration(row: dict[str, Any]) -> str | None:
     if row["closed_at"] is None:
         return None
-    return fmt(Decimal(row["closed_at"] - row["opened_at"]).scaleb(-9))
+    with exact():
+        return fmt(Decimal(row["closed_at"] - row["opened_at"]).scaleb(-9))
 
 
 def trade_views(

@@ -19,6 +19,7 @@ from ..domain.book import Book
 from ..domain.enums import OrderStatus, PositionMode, PositionSide, Side
 from ..domain.events import FillDecision, MarkDecision
 from ..domain.invariants import Position3, check_invariants, fill_delta
+from ..domain.numbers import exact
 from ..domain.refdata import Account, Instrument, InvalidInput, Order, Strategy
 from ..store import codec
 from ..store import schema as s
@@ -293,6 +294,11 @@ def _compare_table(
 
 def stored_invariants(views: Views) -> list[str]:
     """Check DESIGN §3 on the stored projections."""
+    with exact():
+        return _stored_invariants(views)
+
+
+def _stored_invariants(views: Views) -> list[str]:
     instruments = {
         r["instrument"]: codec.instrument_from_row(r) for r in views.table(s.instruments)
     }
