@@ -84,7 +84,7 @@ def fresh_database(kind: str, tmp_path: object = None) -> Iterator[str]:
     require(kind)
     name = f"pl_{uuid.uuid4().hex[:12]}"
     base = server_url(kind)
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    admin = create_engine(base, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as conn:
         if kind == "postgresql":
             conn.execute(text(f"CREATE SCHEMA {name}"))

@@ -25,7 +25,7 @@ from .enums import (
 )
 from .events import Anomaly, Duplicate, FillDecision, Leg, MarkDecision, Rejection
 from .inputs import Fill, Mark
-from .numbers import PRECISION, ZERO, exact, q18
+from .numbers import PRECISION, ZERO, exact, fmt, q18
 from .positions import (
     Lot,
     Slot,
@@ -198,7 +198,7 @@ class _Work:
         )
         if not excess:
             return
-        size = abs(excess)
+        size = fmt(abs(excess))
         what = "base-currency commission of fill" if adjustment else "fill"
         if self.intent is not None and self.intent.is_exit:
             kind = "exit_overshoot"
@@ -213,7 +213,7 @@ class _Work:
                 f"slot past zero by {size}; a hedge slot never changes sign, so {size} is "
                 f"booked to {EXTERNAL}"
             )
-        self.anomalies.append(Anomaly(kind, key, size, detail))
+        self.anomalies.append(Anomaly(kind, key, abs(excess), detail))
         external = key._replace(strategy=EXTERNAL)
         self.move(external, excess, excess_commission, _Mode.FREE, adjustment)
 
@@ -229,8 +229,8 @@ class _Work:
                         "external_wrong_side",
                         key,
                         abs(slot.quantity),
-                        f"{EXTERNAL} {key.position_side} slot holds {slot.quantity}: the broker "
-                        "cannot hold that, so the ledger is missing fills",
+                        f"{EXTERNAL} {key.position_side} slot holds {fmt(slot.quantity)}: "
+                        "the broker cannot hold that, so the ledger is missing fills",
                     )
                 )
 
@@ -426,8 +426,8 @@ def _decide_fill(
     )
     if base_commission and fill.side is Side.BUY and fill.commission >= fill.quantity:
         return Rejection(
-            f"commission {fill.commission} {currency} is not less than the quantity bought "
-            f"({fill.quantity})"
+            f"commission {fmt(fill.commission)} {currency} is not less than the quantity bought "
+            f"({fmt(fill.quantity)})"
         )
     work = _Work(book, fill, account, instrument, currency, who.intent, new_trade_id)
     key = book.key(fill.account, who.strategy, who.position_side)

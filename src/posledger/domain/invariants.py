@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
 from .enums import EXTERNAL, Direction, Kind, PositionSide, Side
-from .numbers import ZERO, exact
+from .numbers import ZERO, exact, fmt
 from .positions import Slot, SlotKey, Trade
 from .refdata import Instrument
 
@@ -60,9 +60,9 @@ def _check(
         slot_sum[(key.account, key.instrument, key.position_side)] += slot.quantity
         if key.account in hedge_accounts and key.strategy != EXTERNAL:
             if key.position_side is PositionSide.LONG and slot.quantity < 0:
-                problems.append(f"hedge LONG slot {_name(key)} is short {slot.quantity}")
+                problems.append(f"hedge LONG slot {_name(key)} is short {fmt(slot.quantity)}")
             if key.position_side is PositionSide.SHORT and slot.quantity > 0:
-                problems.append(f"hedge SHORT slot {_name(key)} is long {slot.quantity}")
+                problems.append(f"hedge SHORT slot {_name(key)} is long {fmt(slot.quantity)}")
         if slot.lots and sum((lot.quantity for lot in slot.lots), ZERO) != abs(slot.quantity):
             problems.append(f"slot {_name(key)} lots do not add up to its quantity")
     for where in sorted(set(slot_sum) | set(fill_net)):
@@ -87,7 +87,7 @@ def _check(
                 problems.append(f"flat slot {_name(key)} has an open trade {trades[0].trade_id}")
             continue
         if not trades:
-            problems.append(f"slot {_name(key)} holds {slot.quantity} without an open trade")
+            problems.append(f"slot {_name(key)} holds {fmt(slot.quantity)} without an open trade")
             continue
         trade = trades[0]
         if trade.trade_id != slot.trade_id:
@@ -97,7 +97,7 @@ def _check(
         if trade.quantity != abs(slot.quantity):
             problems.append(
                 f"trade {trade.trade_id} holds {trade.quantity}, "
-                f"its slot {_name(key)} {slot.quantity}"
+                f"its slot {_name(key)} {fmt(slot.quantity)}"
             )
         want = Direction.LONG if slot.quantity > 0 else Direction.SHORT
         if trade.direction is not want:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import random
 import time
@@ -165,6 +164,7 @@ class Ledger:
         anything twice. Other errors, and the last of ``RETRIES`` failures, are raised.
         """
         uow = self._uow
+        reconnecting: Exception | None = None
         for attempt in range(1, RETRIES + 1):
             try:
                 uow.begin()
@@ -183,13 +183,18 @@ class Ledger:
                 if cure == "fatal":
                     raise DatabaseError(f"{self.database.display_url}: {exc}") from exc
                 if attempt == RETRIES:
+                    also = f" (reconnecting: {reconnecting})" if reconnecting else ""
                     raise DatabaseError(
-                        f"{self.database.display_url}: gave up after {attempt} attempts: {exc}"
+                        f"{self.database.display_url}: gave up after {attempt} attempts: "
+                        f"{exc}{also}"
                     ) from exc
                 time.sleep(min(0.05 * 2**attempt, 2.0) * random.uniform(0.5, 1.0))
                 if cure == "reconnect":
-                    with contextlib.suppress(Exception):
+                    try:
                         uow.reconnect()
+                        reconnecting = None
+                    except Exception as failed:  # the server is still away: try again later
+                        reconnecting = failed
         raise AssertionError("unreachable")
 
     def _apply(

@@ -27,6 +27,10 @@ from .database import Database
 
 __all__ = ["Backend", "backend_for"]
 
+LOCK_WAIT_SECONDS = 5
+"""How long a server writer waits for a stream lock before the attempt counts as failed
+and is retried (so a writer stuck behind a hung transaction gives up within a minute)."""
+
 RETRY = "retry"
 RECONNECT = "reconnect"
 FATAL = "fatal"
@@ -86,6 +90,8 @@ class PostgresBackend(Backend):
     def setup(self) -> None:
         self.connection.autocommit = False
         self.connection.isolation_level = None  # the server's default: READ COMMITTED
+        self.connection.execute(f"SET lock_timeout = '{LOCK_WAIT_SECONDS}s'")
+        self.connection.commit()
 
     def begin(self, cursor: Any) -> None:
         """psycopg opens the transaction with the first statement."""
@@ -142,6 +148,7 @@ class MariaDbBackend(Backend):
     def setup(self) -> None:
         with self.connection.cursor() as cursor:
             cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            cursor.execute(f"SET SESSION innodb_lock_wait_timeout = {LOCK_WAIT_SECONDS}")
         self.connection.autocommit(False)
 
     def begin(self, cursor: Any) -> None:

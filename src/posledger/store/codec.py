@@ -35,7 +35,10 @@ Row = dict[str, Any]
 
 
 def dec(value: Any) -> Decimal:
-    return value if isinstance(value, Decimal) else Decimal(value)
+    """An amount read back: servers return NUMERIC(38, 18) with trailing zeros, SQLite the
+    canonical text; both become the same canonical Decimal, so that nothing written from
+    a value read back (a message, a journal entry) depends on the database."""
+    return Decimal(fmt(value)) if isinstance(value, Decimal) else Decimal(value)
 
 
 def dec_opt(value: Any) -> Decimal | None:

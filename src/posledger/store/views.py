@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Select, Table, select
+from sqlalchemy import Select, Table, func, select
 
 from . import schema as s
 from .database import Database
@@ -55,8 +55,11 @@ class Views:
         return rows
 
     def trades(self, filters: Filters, status: str | None = None) -> list[dict[str, Any]]:
-        tr = s.trades
-        query = _filtered(select(tr).order_by(tr.c.trade_id), tr, filters)
+        """Trades in the order they were opened: by the journal number of their first fill
+        (trade ids are unique but, with several writers, not allocated in that order)."""
+        tr, tf = s.trades, s.trade_fills
+        opened = select(func.min(tf.c.seq)).where(tf.c.trade_id == tr.c.trade_id).scalar_subquery()
+        query = _filtered(select(tr).order_by(opened, tr.c.trade_id), tr, filters)
         if status is not None:
             query = query.where(tr.c.status == status)
         return self._rows(query)

@@ -224,8 +224,9 @@ class SqlUnitOfWork(UnitOfWork):
 
     def reconnect(self) -> None:
         """Drop the connection (the server may have gone) and open a fresh one."""
-        with contextlib.suppress(Exception):
-            self._fairy.invalidate()
+        if self._fairy.is_valid:
+            with contextlib.suppress(Exception):
+                self._fairy.invalidate()
         self._in_transaction = False
         self._buffer = _Buffer()
         self._forget_all()
