@@ -201,7 +201,8 @@ def test_demo_creates_the_file_and_shows_the_session(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert path.exists()
-    assert "38 applied, 1 duplicate, 1 rejected" in out
+    assert "37 applied, 1 duplicate, 2 rejected" in out
+    assert "rejected line 22: refused pre-trade" in out
     assert "rejected line 29" in out
     for word in ("Positions", "Trades", "Anomalies", "mes-orb-01", "EXTERNAL", "exit_overshoot"):
         assert word in out, word
@@ -213,7 +214,7 @@ def test_demo_creates_the_file_and_shows_the_session(tmp_path: Path) -> None:
     # Running it again starts from a fresh file rather than adding to the old one.
     again = run("demo", "--file", str(path))
     assert again.returncode == 0
-    assert "38 applied, 1 duplicate, 1 rejected" in again.stdout
+    assert "37 applied, 1 duplicate, 2 rejected" in again.stdout
     assert sql(path, "SELECT count(*) FROM journal") == [(38,)]
 
 

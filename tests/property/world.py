@@ -21,6 +21,7 @@ from posledger.adapters.records import parse_record
 from posledger.domain.book import Book
 from posledger.domain.decide import decide_fill, decide_mark
 from posledger.domain.events import Duplicate, FillDecision, MarkDecision, Rejection
+from posledger.domain.guards import check_order
 from posledger.domain.inputs import Fill, Mark
 from posledger.domain.invariants import Position3, check_invariants, fill_delta
 from posledger.domain.numbers import ZERO, fmt, q18
@@ -265,6 +266,17 @@ class World:
             except InvalidInput as exc:
                 self.rejected += 1
                 return Rejection(str(exc))
+            # the pre-trade check refuses an exit larger than the strategy's own position;
+            # the refused order is kept, so that its fills still belong to its strategy
+            reasons = check_order(
+                item,
+                account=self.accounts[item.account],
+                strategy=Strategy(item.strategy),
+                book=self.books[item.instrument],
+                open_slots=None,
+            )
+            if reasons:
+                self.rejected += 1
             self.orders[item.client_order_id] = item
         elif isinstance(item, Fill):
             return self._fill(item)

@@ -19,8 +19,27 @@ from typing import Any
 
 import msgspec
 
-from ..domain.enums import Intent, Kind, LotMethod, Mode, PositionMode, PositionSide, Side
-from ..domain.inputs import BrokerPosition, Cancel, Fill, Input, Mark, Transfer
+from ..domain.enums import (
+    Intent,
+    Kind,
+    LotMethod,
+    Mode,
+    PositionMode,
+    PositionSide,
+    ReconcilePolicy,
+    Side,
+)
+from ..domain.inputs import (
+    BrokerPosition,
+    Cancel,
+    Fill,
+    Halt,
+    Input,
+    Mark,
+    Reconcile,
+    Resume,
+    Transfer,
+)
 from ..domain.numbers import ZERO, fmt, parse_decimal
 from ..domain.refdata import Account, Instrument, InvalidInput, Order, Strategy
 from ..domain.timestamps import format_ts, parse_ts
@@ -36,6 +55,7 @@ class _Kind:
     TS = "ts"
     BOOL = "bool"
     INT = "int"
+    TEXT = "text"
 
 
 Spec = tuple[str, object, bool]  # field name, _Kind or StrEnum class, required
@@ -49,6 +69,7 @@ _SPECS: dict[str, tuple[type[Any], tuple[Spec, ...]]] = {
             ("mode", Mode, True),
             ("position_mode", PositionMode, True),
             ("lot_method", LotMethod, False),
+            ("reconcile_policy", ReconcilePolicy, False),
         ),
     ),
     "instrument": (
@@ -138,6 +159,39 @@ _SPECS: dict[str, tuple[type[Any], tuple[Spec, ...]]] = {
             ("position_side", PositionSide, False),
             ("price", _Kind.DECIMAL, False),
             ("ts", _Kind.TS, False),
+            ("transfer_id", _Kind.ID, False),
+        ),
+    ),
+    "halt": (
+        Halt,
+        (
+            ("account", _Kind.ID, True),
+            ("instrument", _Kind.ID, True),
+            ("reason", _Kind.TEXT, False),
+            ("ts", _Kind.TS, False),
+        ),
+    ),
+    "resume": (
+        Resume,
+        (
+            ("account", _Kind.ID, True),
+            ("instrument", _Kind.ID, True),
+            ("ts", _Kind.TS, False),
+        ),
+    ),
+    "reconcile": (
+        Reconcile,
+        (
+            ("run", _Kind.ID, True),
+            ("account", _Kind.ID, True),
+            ("instrument", _Kind.ID, True),
+            ("position_side", PositionSide, True),
+            ("quantity", _Kind.DECIMAL, True),
+            ("policy", ReconcilePolicy, True),
+            ("price_tolerance", _Kind.DECIMAL, True),
+            ("ts", _Kind.TS, True),
+            ("avg_price", _Kind.DECIMAL, False),
+            ("with_history", _Kind.BOOL, False),
         ),
     ),
     "cancel": (
@@ -178,7 +232,7 @@ def _read(name: str, kind: object, value: object, api: bool) -> object:
                     return member
         choices = ", ".join(member.value for member in kind)
         raise InvalidInput(f"{name} must be one of {choices}; got {_describe(value)}")
-    if kind is _Kind.ID:
+    if kind is _Kind.ID or kind is _Kind.TEXT:
         if isinstance(value, str):
             return value
         raise InvalidInput(f"{name} must be a string, got {_describe(value)}")
@@ -367,6 +421,7 @@ def _writer(kind: object) -> Any:
     return None
 
 
+_OMITTED = {"commission", "reconcile_policy"}
 _DEFAULTS: dict[type[Any], dict[str, object]] = {
     cls: {f.name: f.default for f in fields(cls)} for cls, _ in _SPECS.values()
 }
@@ -379,9 +434,9 @@ for _name, (_cls, _spec) in _SPECS.items():
             (
                 field,
                 _writer(kind),
-                # Fields left out of the canonical record at their default: False flags
-                # and a zero commission.
-                _DEFAULTS[_cls].get(field) if kind is _Kind.BOOL or field == "commission" else None,
+                # Fields left out of the canonical record at their default: False flags,
+                # a zero commission and the default reconciliation policy.
+                _DEFAULTS[_cls].get(field) if kind is _Kind.BOOL or field in _OMITTED else None,
             )
             for field, kind, _ in _spec
         ),

@@ -11,10 +11,18 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from .enums import PositionSide
-from .events import FillDecision, MarkDecision
+from .events import FillDecision, MarkDecision, ReconcileDecision, TransferDecision
 from .positions import Slot, SlotKey, Trade
 
-__all__ = ["Book"]
+__all__ = ["Book", "HaltState"]
+
+
+@dataclass(frozen=True, slots=True)
+class HaltState:
+    """Why and since when an instrument is halted on an account."""
+
+    ts: int
+    reason: str
 
 
 @dataclass(slots=True)
@@ -24,6 +32,8 @@ class Book:
     open_trades: dict[int, Trade] = field(default_factory=dict)
     mark: Decimal | None = None
     mark_ts: int | None = None
+    halts: dict[str, HaltState] = field(default_factory=dict)
+    """Accounts on which this instrument is halted: entry orders are refused there."""
 
     keys: dict[tuple[str, str, PositionSide], SlotKey] = field(default_factory=dict)
 
@@ -40,7 +50,9 @@ class Book:
         found = self.slots.get(key)
         return found if found is not None else Slot(key)
 
-    def apply(self, decision: FillDecision | MarkDecision) -> None:
+    def apply(
+        self, decision: FillDecision | MarkDecision | TransferDecision | ReconcileDecision
+    ) -> None:
         """Fold a decision made against this book into it."""
         if isinstance(decision, MarkDecision):
             self.mark = decision.mark.price

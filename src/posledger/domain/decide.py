@@ -22,6 +22,7 @@ from .enums import (
     PositionSide,
     Role,
     Side,
+    Source,
 )
 from .events import Anomaly, Duplicate, FillDecision, Leg, MarkDecision, Rejection
 from .inputs import Fill, Mark
@@ -79,34 +80,51 @@ class _Work:
         "anomalies",
         "book",
         "currency",
-        "fill",
         "instrument",
         "intent",
+        "label",
         "legs",
+        "liquidation",
         "lot_method",
         "new_trade_id",
         "opened",
+        "price",
+        "reason",
         "slots",
+        "source",
         "trades",
+        "ts",
     )
 
     def __init__(
         self,
         book: Book,
-        fill: Fill,
         account: Account,
         instrument: Instrument,
         currency: str,
         intent: Intent | None,
         new_trade_id: Callable[[], int],
+        price: Decimal,
+        ts: int,
+        label: str,
+        liquidation: bool = False,
     ) -> None:
         self.book = book
-        self.fill = fill
         self.account = account
         self.instrument = instrument
         self.currency = currency
         self.intent = intent
         self.new_trade_id = new_trade_id
+        self.price = price
+        """Price of what is booked next (a transfer or adjustment may change it between
+        moves)."""
+        self.ts = ts
+        self.label = label
+        """How messages name what is booked: a fill's exec_id."""
+        self.liquidation = liquidation
+        self.reason: CloseReason | None = None
+        """Close reason of every trade closed from here on, whatever the intent."""
+        self.source = Source.FILL
         self.lot_method = account.lot_method
         self.slots: dict[SlotKey, Slot] = {}
         self.trades: dict[int, Trade] = {}
@@ -115,7 +133,9 @@ class _Work:
         self.opened: list[int] = []
 
     def _close_reason(self, crossing: bool) -> CloseReason:
-        if self.fill.liquidation:
+        if self.reason is not None:
+            return self.reason
+        if self.liquidation:
             return CloseReason.LIQUIDATION
         if crossing:
             return CloseReason.FLIP
@@ -173,11 +193,12 @@ class _Work:
             role,
             abs(delta),
             delta,
-            self.fill.price,
+            self.price,
             commission,
             self.currency,
             realized,
             adjustment,
+            self.source,
         )
         self.legs.append(_new(Leg, leg))
 
@@ -203,13 +224,13 @@ class _Work:
         if self.intent is not None and self.intent.is_exit:
             kind = "exit_overshoot"
             detail = (
-                f"{self.intent} {what} {self.fill.exec_id} exceeds {key.strategy}'s position "
+                f"{self.intent} {what} {self.label} exceeds {key.strategy}'s position "
                 f"by {size}; an exit never opens, so {size} is booked to {EXTERNAL}"
             )
         else:
             kind = "hedge_overshoot"
             detail = (
-                f"{what} {self.fill.exec_id} would take {key.strategy}'s {key.position_side} "
+                f"{what} {self.label} would take {key.strategy}'s {key.position_side} "
                 f"slot past zero by {size}; a hedge slot never changes sign, so {size} is "
                 f"booked to {EXTERNAL}"
             )
@@ -274,7 +295,7 @@ class _Work:
     def _open(
         self, slot: Slot, delta: Decimal, commission: Decimal, adjustment: bool, flip: bool
     ) -> None:
-        price = self.fill.price
+        price = self.price
         size = abs(delta)
         trade_id = self.new_trade_id()
         self.opened.append(trade_id)
@@ -282,7 +303,7 @@ class _Work:
             trade_id=trade_id,
             key=slot.key,
             direction=Direction.LONG if delta > 0 else Direction.SHORT,
-            opened_at=self.fill.ts,
+            opened_at=self.ts,
             pnl_currency=self.instrument.settlement_currency,
             quantity=size,
             peak_quantity=size,
@@ -298,7 +319,7 @@ class _Work:
         self._leg(slot, Role.FLIP if flip else Role.OPEN, delta, commission, ZERO, adjustment)
 
     def _increase(self, slot: Slot, delta: Decimal, commission: Decimal, adjustment: bool) -> None:
-        price = self.fill.price
+        price = self.price
         size = abs(delta)
         avg = slot.avg_entry
         assert avg is not None
@@ -328,7 +349,7 @@ class _Work:
     def _reduce(
         self, slot: Slot, delta: Decimal, commission: Decimal, adjustment: bool, crossing: bool
     ) -> None:
-        price = self.fill.price
+        price = self.price
         size = abs(delta)
         sign = 1 if slot.quantity > 0 else -1
         avg = slot.avg_entry
@@ -374,7 +395,7 @@ class _Work:
             role = Role.REDUCE
         else:
             role = Role.FLIP if crossing else Role.CLOSE
-            trade.closed_at = self.fill.ts
+            trade.closed_at = self.ts
             trade.close_reason = self._close_reason(crossing)
         self._leg(slot, role, delta, commission, realized, adjustment)
 
@@ -429,7 +450,18 @@ def _decide_fill(
             f"commission {fmt(fill.commission)} {currency} is not less than the quantity bought "
             f"({fmt(fill.quantity)})"
         )
-    work = _Work(book, fill, account, instrument, currency, who.intent, new_trade_id)
+    work = _Work(
+        book,
+        account,
+        instrument,
+        currency,
+        who.intent,
+        new_trade_id,
+        fill.price,
+        fill.ts,
+        fill.exec_id,
+        fill.liquidation,
+    )
     key = book.key(fill.account, who.strategy, who.position_side)
     delta = fill.quantity if fill.side is Side.BUY else -fill.quantity
     work.route(key, delta, fill.commission, adjustment=False)

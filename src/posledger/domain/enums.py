@@ -86,3 +86,35 @@ class CloseReason(StrEnum):
 class OrderStatus(StrEnum):
     OPEN = "open"
     CANCELLED = "cancelled"
+    REFUSED = "refused"
+    """Refused by the pre-trade check; kept, because its fills still belong to its strategy."""
+
+
+class ReconcilePolicy(StrEnum):
+    """What reconciliation does with a difference the broker's fill history leaves."""
+
+    REPORT = "report"
+    """Change nothing."""
+    ADOPT = "adopt"
+    """Book the difference to the EXTERNAL slot."""
+    HALT = "halt"
+    """Change nothing in the books and lock the instrument on the account."""
+
+
+class CheckKind(StrEnum):
+    """The outcome of comparing one (account, instrument, position side) with the broker."""
+
+    AGREE = "agree"
+    MISSING_FILLS = "missing_fills"
+    STALE_POSITION = "stale_position"
+    UNKNOWN_POSITION = "unknown_position"
+    QUANTITY_MISMATCH = "quantity_mismatch"
+    AVG_PRICE_DRIFT = "avg_price_drift"
+
+
+class Source(StrEnum):
+    """What moved a slot: a broker fill, a transfer, or a reconciliation adjustment."""
+
+    FILL = "fill"
+    TRANSFER = "transfer"
+    RECONCILIATION = "reconciliation"

@@ -6,11 +6,22 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
 
-from .enums import Intent, PositionSide, Role
-from .inputs import Fill, Mark
+from .enums import CheckKind, Intent, PositionSide, Role, Source
+from .inputs import Fill, Mark, Reconcile, Transfer
 from .positions import Slot, SlotKey, Trade
 
-__all__ = ["Anomaly", "Duplicate", "FillDecision", "Leg", "MarkDecision", "Rejection"]
+__all__ = [
+    "Anomaly",
+    "Check",
+    "Duplicate",
+    "FillDecision",
+    "Leg",
+    "MarkDecision",
+    "Orphan",
+    "ReconcileDecision",
+    "Rejection",
+    "TransferDecision",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +55,8 @@ class Leg(NamedTuple):
     """Gross realized P&L of this leg."""
     adjustment: bool = False
     """True for the quantity a spot fill's base-currency commission takes away."""
+    source: Source = Source.FILL
+    """A broker fill, a transfer between strategies, or a reconciliation adjustment."""
 
 
 class Anomaly(NamedTuple):
@@ -77,3 +90,64 @@ class MarkDecision:
     ts: int
     trades: list[Trade]
     """Open trades whose MAE/MFE changed, by trade id."""
+
+
+@dataclass(slots=True)
+class TransferDecision:
+    transfer: Transfer
+    """The transfer as applied: its ``ts`` is set."""
+    position_side: PositionSide
+    price: Decimal
+    legs: list[Leg]
+    slots: list[Slot]
+    trades: list[Trade]
+    opened: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """How the ledger compares with the broker on one (account, instrument, position side)."""
+
+    kind: CheckKind
+    ledger_quantity: Decimal
+    """Sum of every strategy's slot, EXTERNAL included, before any adjustment."""
+    broker_quantity: Decimal
+    ledger_avg_price: Decimal | None
+    """Average entry of the slots, when they all point the way the sum does."""
+    broker_avg_price: Decimal | None
+    holders: tuple[tuple[str, Decimal], ...]
+    """(strategy, signed quantity) of every non-flat slot, by strategy."""
+    action: str
+    """``none``, ``adopted`` (booked to EXTERNAL) or ``halted``."""
+    detail: str
+
+    @property
+    def agrees(self) -> bool:
+        return self.kind is CheckKind.AGREE
+
+
+@dataclass(frozen=True, slots=True)
+class Orphan:
+    """EXTERNAL quantity a reconciliation under the adopt policy found on a key that agrees
+    with the broker, and who (if anyone) took it under their ``adopt_orphans`` policy."""
+
+    quantity: Decimal
+    strategy: str | None
+    price: Decimal | None
+    detail: str
+
+
+@dataclass(slots=True)
+class ReconcileDecision:
+    reconcile: Reconcile
+    check: Check
+    adjustment: Decimal | None
+    """Signed quantity booked to EXTERNAL under the adopt policy."""
+    adjustment_price: Decimal | None
+    orphan: Orphan | None
+    halt: bool
+    """True when this check halts the instrument on the account (it was not halted)."""
+    legs: list[Leg]
+    slots: list[Slot]
+    trades: list[Trade]
+    opened: list[int]

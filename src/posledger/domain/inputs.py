@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from .enums import PositionMode, PositionSide, Side
+from .enums import PositionMode, PositionSide, ReconcilePolicy, Side
 from .numbers import ZERO
 from .refdata import (
     Account,
@@ -24,8 +24,11 @@ __all__ = [
     "BrokerPosition",
     "Cancel",
     "Fill",
+    "Halt",
     "Input",
     "Mark",
+    "Reconcile",
+    "Resume",
     "Transfer",
 ]
 
@@ -117,11 +120,16 @@ class Transfer:
     quantity: Decimal
     position_side: PositionSide | None = None
     price: Decimal | None = None
+    """None: the giving slot's average entry price."""
     ts: int | None = None
+    transfer_id: str | None = None
+    """Optional id: a transfer sent again with the same id is applied once."""
 
     def __post_init__(self) -> None:
         check_identifier("account", self.account)
         check_identifier("instrument", self.instrument)
+        if self.transfer_id is not None:
+            check_identifier("transfer_id", self.transfer_id)
         check_identifier("from_strategy", self.from_strategy)
         check_identifier("to_strategy", self.to_strategy)
         if self.from_strategy == self.to_strategy:
@@ -130,4 +138,74 @@ class Transfer:
             raise InvalidInput(f"quantity must be positive, got {self.quantity}")
 
 
-Input = Account | Instrument | Strategy | Order | Cancel | Fill | Mark | BrokerPosition | Transfer
+@dataclass(frozen=True, slots=True)
+class Halt:
+    """Lock an instrument on an account: entry orders are refused until a :class:`Resume`."""
+
+    account: str
+    instrument: str
+    reason: str | None = None
+    ts: int | None = None
+
+    def __post_init__(self) -> None:
+        check_identifier("account", self.account)
+        check_identifier("instrument", self.instrument)
+        if self.reason is not None and not self.reason.strip():
+            raise InvalidInput("reason must not be blank")
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Lift a halt: a human has looked at the instrument and resolved what was wrong."""
+
+    account: str
+    instrument: str
+    ts: int | None = None
+
+    def __post_init__(self) -> None:
+        check_identifier("account", self.account)
+        check_identifier("instrument", self.instrument)
+
+
+@dataclass(frozen=True, slots=True)
+class Reconcile:
+    """One comparison of the ledger with the broker, for one (account, instrument, position
+    side), as part of the reconciliation run ``run``. Written by ``posledger reconcile``
+    (from a ``broker_position`` line, or quantity zero where the broker lists nothing)."""
+
+    run: str
+    account: str
+    instrument: str
+    position_side: PositionSide
+    quantity: Decimal
+    """What the broker holds, signed."""
+    policy: ReconcilePolicy
+    price_tolerance: Decimal
+    """Relative difference of average prices still counted as agreement."""
+    ts: int
+    avg_price: Decimal | None = None
+    with_history: bool = False
+    """True when the broker's fill history was applied first in this run."""
+
+    def __post_init__(self) -> None:
+        check_identifier("run", self.run)
+        check_identifier("account", self.account)
+        check_identifier("instrument", self.instrument)
+        if self.price_tolerance < 0:
+            raise InvalidInput(f"price_tolerance must not be negative, got {self.price_tolerance}")
+
+
+Input = (
+    Account
+    | Instrument
+    | Strategy
+    | Order
+    | Cancel
+    | Fill
+    | Mark
+    | BrokerPosition
+    | Transfer
+    | Halt
+    | Resume
+    | Reconcile
+)

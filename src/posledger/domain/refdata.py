@@ -17,6 +17,7 @@ from .enums import (
     Mode,
     PositionMode,
     PositionSide,
+    ReconcilePolicy,
     Side,
 )
 
@@ -63,6 +64,8 @@ class Account:
     mode: Mode
     position_mode: PositionMode
     lot_method: LotMethod = LotMethod.AVERAGE
+    reconcile_policy: ReconcilePolicy = ReconcilePolicy.REPORT
+    """What reconciliation does with what differs from the broker (see ReconcilePolicy)."""
 
     def __post_init__(self) -> None:
         check_identifier("account", self.account)

@@ -9,10 +9,41 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..domain.events import FillDecision, MarkDecision
+from ..domain.events import (
+    FillDecision,
+    Leg,
+    MarkDecision,
+    ReconcileDecision,
+    TransferDecision,
+)
 from ..domain.numbers import fmt, fmt_opt
+from ..domain.positions import Trade
 
-__all__ = ["fill_effects", "mark_effects"]
+__all__ = ["fill_effects", "mark_effects", "reconcile_effects", "transfer_effects"]
+
+
+def _legs(legs: list[Leg], with_source: bool = False) -> list[dict[str, Any]]:
+    return [
+        {
+            "strategy": leg.key.strategy,
+            "position_side": leg.key.position_side,
+            "trade_id": leg.trade_id,
+            "role": leg.role,
+            "delta": fmt(leg.delta),
+            **({"price": fmt(leg.price), "source": leg.source} if with_source else {}),
+            "commission": fmt(leg.commission),
+            "commission_currency": leg.commission_currency,
+            "realized": fmt(leg.realized),
+            **({"adjustment": True} if leg.adjustment else {}),
+        }
+        for leg in legs
+    ]
+
+
+def _closed(trades: list[Trade]) -> list[dict[str, Any]]:
+    return [
+        {"trade_id": t.trade_id, "close_reason": t.close_reason} for t in trades if not t.is_open
+    ]
 
 
 def fill_effects(decision: FillDecision) -> dict[str, Any]:
@@ -20,26 +51,9 @@ def fill_effects(decision: FillDecision) -> dict[str, Any]:
         "strategy": decision.strategy,
         "position_side": decision.position_side,
         "intent": None if decision.intent is None else decision.intent,
-        "legs": [
-            {
-                "strategy": leg.key.strategy,
-                "position_side": leg.key.position_side,
-                "trade_id": leg.trade_id,
-                "role": leg.role,
-                "delta": fmt(leg.delta),
-                "commission": fmt(leg.commission),
-                "commission_currency": leg.commission_currency,
-                "realized": fmt(leg.realized),
-                **({"adjustment": True} if leg.adjustment else {}),
-            }
-            for leg in decision.legs
-        ],
+        "legs": _legs(decision.legs),
         "opened": list(decision.opened),
-        "closed": [
-            {"trade_id": t.trade_id, "close_reason": t.close_reason}
-            for t in decision.trades
-            if not t.is_open
-        ],
+        "closed": _closed(decision.trades),
     }
     if decision.anomalies:
         effects["anomalies"] = [
@@ -68,3 +82,40 @@ def mark_effects(decision: MarkDecision) -> dict[str, Any]:
             for t in decision.trades
         ]
     }
+
+
+def transfer_effects(decision: TransferDecision) -> dict[str, Any]:
+    return {
+        "position_side": decision.position_side,
+        "price": fmt(decision.price),
+        "legs": _legs(decision.legs),
+        "opened": list(decision.opened),
+        "closed": _closed(decision.trades),
+    }
+
+
+def reconcile_effects(decision: ReconcileDecision) -> dict[str, Any]:
+    check = decision.check
+    effects: dict[str, Any] = {
+        "kind": check.kind,
+        "ledger_quantity": fmt(check.ledger_quantity),
+        "ledger_avg_price": fmt_opt(check.ledger_avg_price),
+        "holders": {strategy: fmt(quantity) for strategy, quantity in check.holders},
+        "action": check.action,
+        "detail": check.detail,
+    }
+    if decision.halt:
+        effects["halt"] = True
+    if decision.orphan is not None:
+        orphan = decision.orphan
+        effects["orphan"] = {
+            "quantity": fmt(orphan.quantity),
+            "strategy": orphan.strategy,
+            "price": fmt_opt(orphan.price),
+            "detail": orphan.detail,
+        }
+    if decision.legs:
+        effects["legs"] = _legs(decision.legs, with_source=True)
+        effects["opened"] = list(decision.opened)
+        effects["closed"] = _closed(decision.trades)
+    return effects

@@ -11,15 +11,42 @@ from dataclasses import fields, replace
 from typing import Any, Literal, NamedTuple
 
 from ..adapters.records import digest, encode, record_type, to_record
+from ..domain.book import HaltState
 from ..domain.decide import decide_fill, decide_mark
-from ..domain.enums import OrderStatus
+from ..domain.enums import Intent, OrderStatus
 from ..domain.events import Duplicate, Rejection
-from ..domain.inputs import BrokerPosition, Cancel, Fill, Input, Mark, Transfer
+from ..domain.guards import check_order
+from ..domain.inputs import (
+    BrokerPosition,
+    Cancel,
+    Fill,
+    Halt,
+    Input,
+    Mark,
+    Reconcile,
+    Resume,
+    Transfer,
+)
+from ..domain.numbers import fmt
+from ..domain.reconcile import decide_reconcile, decide_transfer
 from ..domain.refdata import Account, Instrument, InvalidInput, Order, Strategy
-from .effects import fill_effects, mark_effects
+from ..domain.timestamps import format_ts
+from .effects import fill_effects, mark_effects, reconcile_effects, transfer_effects
 from .unit_of_work import UnitOfWork
 
-__all__ = ["Outcome", "Status", "describe", "handle"]
+__all__ = [
+    "REFUSED",
+    "Outcome",
+    "Status",
+    "describe",
+    "handle",
+    "order_verdict",
+    "pretrade",
+    "reconcile",
+]
+
+REFUSED = "refused pre-trade: "
+"""How the reason of an order the pre-trade check refused begins."""
 
 Status = Literal["applied", "duplicate", "rejected"]
 Clock = Callable[[], int]
@@ -58,7 +85,7 @@ def describe(item: Input) -> str:
         return item.strategy
     if isinstance(item, Mark):
         return item.instrument
-    if isinstance(item, (BrokerPosition, Transfer)):
+    if isinstance(item, (BrokerPosition, Transfer, Halt, Resume, Reconcile)):
         return f"{item.account}/{item.instrument}"
     raise TypeError(type(item).__name__)
 
@@ -80,8 +107,12 @@ def _show(value: object) -> str:
     return "(none)" if value is None else str(value)
 
 
-def handle(tx: UnitOfWork, item: Input, clock: Clock) -> Outcome:
-    """Apply one input within the caller's transaction."""
+def handle(tx: UnitOfWork, item: Input, clock: Clock, *, replaying: bool = False) -> Outcome:
+    """Apply one input within the caller's transaction.
+
+    ``reconcile`` records are written by reconciliation (:func:`reconcile`); ``handle``
+    applies them only when ``replaying`` the journal.
+    """
     kind = record_type(item)
     key = describe(item)
     try:
@@ -93,8 +124,33 @@ def handle(tx: UnitOfWork, item: Input, clock: Clock) -> Outcome:
             return _order(tx, item, clock)
         if isinstance(item, Cancel):
             return _cancel(tx, item, clock)
+        if isinstance(item, Transfer):
+            return _transfer(tx, item, clock)
+        if isinstance(item, Halt):
+            return _halt(tx, item, clock)
+        if isinstance(item, Resume):
+            return _resume(tx, item, clock)
+        if isinstance(item, Reconcile):
+            if replaying:
+                return reconcile(tx, item, clock)
+            return Outcome(
+                "rejected",
+                kind,
+                key,
+                "reconcile records are written by `posledger reconcile` from broker_position "
+                "lines; they cannot be ingested",
+            )
         if isinstance(item, Account):
-            return _register(tx, item, kind, key, tx.account(key), tx.add_account, clock)
+            existing = tx.account(key)
+            if (
+                existing is not None
+                and existing != item
+                and replace(existing, reconcile_policy=item.reconcile_policy) == item
+            ):
+                seq = _journal(tx, f"account:{key}", item, {}, clock)
+                tx.update_account(item, seq)
+                return Outcome("applied", kind, key, seq=seq)
+            return _register(tx, item, kind, key, existing, tx.add_account, clock)
         if isinstance(item, Instrument):
             return _register(tx, item, kind, key, tx.instrument(key), tx.add_instrument, clock)
         if isinstance(item, Strategy):
@@ -107,7 +163,7 @@ def handle(tx: UnitOfWork, item: Input, clock: Clock) -> Outcome:
                 "broker_position records are compared with the ledger by reconciliation; "
                 "ingest does not apply them",
             )
-        return Outcome("rejected", kind, key, "transfer records are not supported by ingest")
+        raise TypeError(type(item).__name__)
     except InvalidInput as exc:
         return Outcome("rejected", kind, key, str(exc))
 
@@ -161,7 +217,8 @@ def _order(tx: UnitOfWork, order: Order, clock: Clock) -> Outcome:
     found = tx.order(key)
     if found is not None:
         if found[0] == order:
-            return Outcome("duplicate", "order", key, f"order {key} is already registered")
+            done = "refused" if found[1] is OrderStatus.REFUSED else "registered"
+            return Outcome("duplicate", "order", key, f"order {key} was already {done}")
         return Outcome(
             "rejected",
             "order",
@@ -170,12 +227,63 @@ def _order(tx: UnitOfWork, order: Order, clock: Clock) -> Outcome:
         )
     account = _require_account(tx, order.account)
     _require_instrument(tx, order.instrument)
-    if tx.strategy(order.strategy) is None:
+    strategy = tx.strategy(order.strategy)
+    if strategy is None:
         raise InvalidInput(f"unknown strategy {order.strategy}: register it first")
     account.resolve_position_side(order.position_side)
-    seq = _journal(tx, _stream(order.instrument), order, {}, clock)
+    reasons = tx.recorded_verdict()
+    if reasons is None:
+        reasons = pretrade(tx, order, account, strategy)
+    effects = {"refused": reasons} if reasons else {}
+    seq = _journal(tx, _stream(order.instrument), order, effects, clock)
+    if reasons:
+        # Kept, refused: should the broker fill it anyway, its fills still belong to its
+        # strategy, and an exit's excess goes to EXTERNAL.
+        tx.add_order(order, seq, OrderStatus.REFUSED)
+        return Outcome("rejected", "order", key, REFUSED + "; ".join(reasons), seq=seq)
     tx.add_order(order, seq)
     return Outcome("applied", "order", key, seq=seq)
+
+
+def order_verdict(tx: UnitOfWork, order: Order) -> list[str]:
+    """Why registering ``order`` now would be refused (empty: it would be accepted), without
+    registering it: the pre-trade check of ``posledger check-order``."""
+    found = tx.order(order.client_order_id)
+    if found is not None:
+        return [f"client_order_id {order.client_order_id} is already registered ({found[1]})"]
+    try:
+        account = _require_account(tx, order.account)
+        _require_instrument(tx, order.instrument)
+        strategy = tx.strategy(order.strategy)
+        if strategy is None:
+            raise InvalidInput(f"unknown strategy {order.strategy}: register it first")
+        account.resolve_position_side(order.position_side)
+        return pretrade(tx, order, account, strategy)
+    except InvalidInput as exc:
+        return [str(exc)]
+
+
+def pretrade(tx: UnitOfWork, order: Order, account: Account, strategy: Strategy) -> list[str]:
+    """Every reason the pre-trade check refuses ``order`` (empty: allowed), judged against
+    the ledger as it is now. Takes the instrument's stream lock."""
+    book = tx.book(order.instrument)
+    counted = strategy.max_open_slots is not None and order.intent is Intent.ENTRY
+    open_slots = tx.open_slots(order.strategy) if counted else None
+    reasons = check_order(
+        order, account=account, strategy=strategy, book=book, open_slots=open_slots
+    )
+    if reasons and order.intent.is_exit and order.bracket_id is not None:
+        pending = tx.bracket_pending(order)
+        if pending:
+            reasons = check_order(
+                order,
+                account=account,
+                strategy=strategy,
+                book=book,
+                open_slots=open_slots,
+                bracket_pending=pending,
+            )
+    return reasons
 
 
 def _cancel(tx: UnitOfWork, cancel: Cancel, clock: Clock) -> Outcome:
@@ -186,6 +294,8 @@ def _cancel(tx: UnitOfWork, cancel: Cancel, clock: Clock) -> Outcome:
     order, status = found
     if status is OrderStatus.CANCELLED:
         return Outcome("duplicate", "cancel", key, f"order {key} is already cancelled")
+    if status is OrderStatus.REFUSED:
+        return Outcome("duplicate", "cancel", key, f"order {key} was refused: nothing to cancel")
     seq = _journal(tx, _stream(order.instrument), cancel, {}, clock)
     tx.cancel_order(order, seq)
     return Outcome("applied", "cancel", key, seq=seq)
@@ -257,3 +367,124 @@ def _mark(tx: UnitOfWork, mark: Mark, clock: Clock) -> Outcome:
     tx.add_mark(decision, seq)
     book.apply(decision)
     return Outcome("applied", "mark", key, seq=seq, effects=effects)
+
+
+def _stamped(item: Transfer | Halt | Resume, clock: Clock) -> Transfer | Halt | Resume:
+    return item if item.ts is not None else replace(item, ts=clock())
+
+
+def _transfer(tx: UnitOfWork, transfer: Transfer, clock: Clock) -> Outcome:
+    key = describe(transfer)
+    account = _require_account(tx, transfer.account)
+    instrument = _require_instrument(tx, transfer.instrument)
+    # The id's fingerprint is of the transfer as sent: sent again without a time, it is
+    # still the same transfer.
+    fingerprint = digest(encode(to_record(transfer)))
+    stamped = _stamped(transfer, clock)
+    assert isinstance(stamped, Transfer)
+    book = tx.book(transfer.instrument)
+    if transfer.transfer_id is not None:
+        seen = tx.transfer_seen(transfer.account, transfer.transfer_id)
+        if seen is not None:
+            if seen.digest == fingerprint:
+                return Outcome(
+                    "duplicate", "transfer", key, f"transfer {transfer.transfer_id} was applied"
+                )
+            return Outcome(
+                "rejected",
+                "transfer",
+                key,
+                f"conflict: transfer_id {transfer.transfer_id} on account {transfer.account} "
+                f"was applied before (journal seq {seen.seq}) with different content",
+            )
+    decision = decide_transfer(
+        stamped,
+        account=account,
+        instrument=instrument,
+        strategy_known=tx.has_strategy,
+        book=book,
+        new_trade_id=tx.next_trade_id,
+    )
+    if isinstance(decision, Rejection):
+        return Outcome("rejected", "transfer", key, decision.reason)
+    effects = transfer_effects(decision)
+    seq = _journal(tx, _stream(transfer.instrument), stamped, effects, clock)
+    tx.add_transfer(decision, seq, None if transfer.transfer_id is None else fingerprint)
+    book.apply(decision)
+    return Outcome("applied", "transfer", key, seq=seq, effects=effects)
+
+
+def _halt(tx: UnitOfWork, halt: Halt, clock: Clock) -> Outcome:
+    key = describe(halt)
+    _require_account(tx, halt.account)
+    _require_instrument(tx, halt.instrument)
+    book = tx.book(halt.instrument)
+    current = book.halts.get(halt.account)
+    if current is not None:
+        return Outcome(
+            "duplicate",
+            "halt",
+            key,
+            f"{halt.instrument} is already halted on {halt.account} since "
+            f"{format_ts(current.ts)} ({current.reason})",
+        )
+    stamped = _stamped(halt, clock)
+    assert stamped.ts is not None
+    seq = _journal(tx, _stream(halt.instrument), stamped, {}, clock)
+    state = HaltState(stamped.ts, halt.reason or "halted by hand")
+    tx.set_halt(halt.account, halt.instrument, state, seq)
+    book.halts[halt.account] = state
+    return Outcome("applied", "halt", key, seq=seq)
+
+
+def _resume(tx: UnitOfWork, resume: Resume, clock: Clock) -> Outcome:
+    key = describe(resume)
+    _require_account(tx, resume.account)
+    _require_instrument(tx, resume.instrument)
+    book = tx.book(resume.instrument)
+    if resume.account not in book.halts:
+        return Outcome(
+            "duplicate", "resume", key, f"{resume.instrument} is not halted on {resume.account}"
+        )
+    seq = _journal(tx, _stream(resume.instrument), _stamped(resume, clock), {}, clock)
+    tx.set_halt(resume.account, resume.instrument, None, seq)
+    del book.halts[resume.account]
+    return Outcome("applied", "resume", key, seq=seq)
+
+
+def reconcile(tx: UnitOfWork, check: Reconcile, clock: Clock) -> Outcome:
+    """Compare one (account, instrument, position side) with the broker and apply the
+    check's policy; journaled in the instrument's stream."""
+    key = describe(check)
+    account = _require_account(tx, check.account)
+    instrument = _require_instrument(tx, check.instrument)
+    book = tx.book(check.instrument)
+
+    def adopts_orphans(name: str) -> bool:
+        strategy = tx.strategy(name)
+        return strategy is not None and strategy.adopt_orphans
+
+    decision = decide_reconcile(
+        check,
+        account=account,
+        instrument=instrument,
+        book=book,
+        adopts_orphans=adopts_orphans,
+        new_trade_id=tx.next_trade_id,
+    )
+    if isinstance(decision, Rejection):
+        return Outcome("rejected", "reconcile", key, decision.reason)
+    effects = reconcile_effects(decision)
+    seq = _journal(tx, _stream(check.instrument), check, effects, clock)
+    tx.add_reconcile(decision, seq)
+    book.apply(decision)
+    if decision.halt:
+        state = HaltState(
+            check.ts,
+            f"reconciliation {check.run}: {decision.check.kind} on {check.position_side} "
+            f"(ledger {fmt(decision.check.ledger_quantity)}, broker "
+            f"{fmt(decision.check.broker_quantity)})",
+        )
+        tx.set_halt(check.account, check.instrument, state, seq)
+        book.halts[check.account] = state
+    return Outcome("applied", "reconcile", key, seq=seq, effects=effects)

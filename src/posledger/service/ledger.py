@@ -7,6 +7,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from itertools import islice
 from types import TracebackType
 from typing import Any, TypeVar
@@ -15,7 +16,8 @@ import msgspec
 
 from ..adapters.jsonl import Line, read_lines
 from ..adapters.records import encode, parse_record, to_record
-from ..domain.inputs import Fill, Input, Mark
+from ..domain.enums import ReconcilePolicy
+from ..domain.inputs import Fill, Halt, Input, Mark, Resume, Transfer
 from ..domain.numbers import exact
 from ..domain.refdata import InvalidInput, Order
 from ..domain.timestamps import now_ns
@@ -23,12 +25,32 @@ from ..store.database import Database, DatabaseError
 from ..store.rebuild import rewrite_projections
 from ..store.views import Views
 from ..store.writer import SqlUnitOfWork
+from . import handlers
+from .doctor import DoctorReport, run_doctor
 from .handlers import Outcome, handle
-from .queries import anomaly_views, position_views, rejected_views, trade_views
+from .queries import (
+    anomaly_views,
+    halt_views,
+    position_views,
+    reconciliation_views,
+    rejected_views,
+    trade_views,
+    transfer_views,
+)
+from .reconciliation import (
+    DEFAULT_PRICE_TOLERANCE,
+    ReconcileError,
+    ReconcileReport,
+    check_dict,
+    new_run_id,
+    plan,
+    read_snapshot,
+    validate,
+)
 from .replay import VerifyReport, replay, verify
 from .unit_of_work import Rejected
 
-__all__ = ["RETRIES", "IngestReport", "Ledger", "RebuildReport"]
+__all__ = ["RETRIES", "IngestReport", "Ledger", "OrderCheck", "RebuildReport", "ReconcileError"]
 
 RETRIES = 8
 """Attempts at one transaction before a database error is raised (about 10 s in all)."""
@@ -59,6 +81,14 @@ class IngestReport:
 
 
 @dataclass
+class OrderCheck:
+    """The pre-trade verdict on an order: allowed, or every reason it is not."""
+
+    allowed: bool
+    reasons: list[str]
+
+
+@dataclass
 class RebuildReport:
     journal_entries: int
     rows: dict[str, int]
@@ -72,6 +102,9 @@ _KEY_FIELD = {
     "cancel": "client_order_id",
     "fill": "exec_id",
     "mark": "instrument",
+    "transfer": "instrument",
+    "halt": "instrument",
+    "resume": "instrument",
 }
 
 
@@ -142,6 +175,127 @@ class Ledger:
 
     def apply_mark(self, **fields: Any) -> Outcome:
         return self._record("mark", fields)
+
+    def transfer(self, **fields: Any) -> Outcome:
+        """Move quantity between two strategies' slots (DESIGN §7 ``transfer``): account,
+        instrument, from_strategy, to_strategy, quantity, [position_side, price, ts,
+        transfer_id]. At the giving slot's average entry unless ``price`` is given."""
+        return self._record("transfer", fields)
+
+    def halt(self, **fields: Any) -> Outcome:
+        """Halt an instrument on an account (account, instrument, [reason, ts]): entry
+        orders there are refused until :meth:`resume`."""
+        return self._record("halt", fields)
+
+    def resume(self, **fields: Any) -> Outcome:
+        """Lift a halt (account, instrument, [ts])."""
+        return self._record("resume", fields)
+
+    def check_order(self, **fields: Any) -> OrderCheck:
+        """Would registering this order (DESIGN §7 ``order`` fields) be allowed now?
+
+        Nothing is registered or journaled. Refused: an exit larger than (or adding to) its
+        strategy's own position, an entry beyond the strategy's ``max_open_slots`` or on a
+        halted instrument, an order a hedge account cannot book (no position_side).
+        """
+        try:
+            item = parse_record({"type": "order", **fields}, api=True)
+        except InvalidInput as exc:
+            return OrderCheck(False, [str(exc)])
+        assert isinstance(item, Order)
+        reasons = self._transact(lambda: handlers.order_verdict(self._uow, item))
+        return OrderCheck(not reasons, reasons)
+
+    def reconcile(
+        self,
+        snapshot: Iterable[str | bytes],
+        *,
+        fills: Iterable[str | bytes] | None = None,
+        accounts: Iterable[str] = (),
+        policy: ReconcilePolicy | str | None = None,
+        price_tolerance: Decimal = DEFAULT_PRICE_TOLERANCE,
+        source: str | None = None,
+        fills_source: str | None = None,
+        batch_size: int = 500,
+        on_commit: Callable[[list[tuple[Line, Outcome]]], None] | None = None,
+    ) -> ReconcileReport:
+        """Compare the ledger with a broker snapshot (JSONL ``broker_position`` lines).
+
+        The snapshot covers the accounts it names and ``accounts``: what the ledger holds
+        there and the snapshot does not list, the broker holds none of. With ``fills``
+        (the broker's fill history, JSONL), the fills the ledger has not seen are applied
+        first (exactly once; attributed as usual). ``policy`` overrides each account's
+        ``reconcile_policy`` for this run. Raises :class:`ReconcileError`, changing
+        nothing, when the snapshot is refused (unreadable, unknown account or instrument,
+        position mode mismatch).
+        """
+        chosen = None if policy is None else ReconcilePolicy(policy)
+        if price_tolerance < 0:
+            raise ValueError("price_tolerance must not be negative")
+        lines = list(snapshot)
+        try:
+            positions = read_snapshot(lines)
+            names = sorted({p.account for _, p in positions} | set(accounts))
+            if not names:
+                raise ReconcileError(
+                    [(None, "the snapshot names no account: say which accounts it covers")]
+                )
+            self._transact(lambda: validate(self._uow, positions, names))
+        except ReconcileError as exc:
+            self._keep_refused_snapshot(exc, source)
+            raise
+        history = None
+        if fills is not None:
+            history = self.ingest(
+                fills, source=fills_source, batch_size=batch_size, on_commit=on_commit
+            )
+        run, ts = new_run_id(), self._clock()
+        uow = self._uow
+
+        def work() -> list[tuple[Any, Outcome]]:
+            broker = validate(uow, positions, names)
+            items = plan(
+                uow,
+                broker,
+                names,
+                run=run,
+                ts=ts,
+                policy=chosen,
+                price_tolerance=price_tolerance,
+                with_history=fills is not None,
+            )
+            uow.prefetch([], [], [item.instrument for item in items])
+            done = []
+            for item in items:
+                outcome = handlers.reconcile(uow, item, self._clock)
+                if not outcome.applied:
+                    raise ReconcileError([(None, outcome.reason or "refused")])
+                done.append((item, outcome))
+            return done
+
+        done = self._transact(work)
+        policies = {}
+        for name in names:
+            policies[name] = self._policy(name) if chosen is None else chosen
+        report = ReconcileReport(run, ts, names, policies, history=history)
+        for item, outcome in done:
+            assert outcome.effects is not None
+            report.checks.append(check_dict(item, outcome.effects, uow.resolve(outcome.seq)))
+        return report
+
+    def _policy(self, name: str) -> ReconcilePolicy:
+        account = self._transact(lambda: self._uow.account(name))
+        assert account is not None
+        return account.reconcile_policy
+
+    def _keep_refused_snapshot(self, exc: ReconcileError, source: str | None) -> None:
+        def work() -> None:
+            for line, reason in exc.problems:
+                raw = line.raw if line is not None else "(snapshot)"
+                text = f"reconcile: {reason}"
+                self._store_rejection(raw, text, source, None if line is None else line.number)
+
+        self._transact(work)
 
     def _record(self, kind: str, fields: Mapping[str, Any]) -> Outcome:
         data = {"type": kind, **fields}
@@ -253,7 +407,11 @@ class Ledger:
                     uow.prefetch(
                         [(i.account, i.exec_id) for i in items if isinstance(i, Fill)],
                         [i.client_order_id for i in items if isinstance(i, Order)],
-                        [i.instrument for i in items if isinstance(i, Fill | Order | Mark)],
+                        [
+                            i.instrument
+                            for i in items
+                            if isinstance(i, Fill | Order | Mark | Transfer | Halt | Resume)
+                        ],
                     )
                 return [(line, self._ingest_line(line, source)) for line in chunk]
 
@@ -289,9 +447,11 @@ class Ledger:
         account: str | None = None,
         instrument: str | None = None,
         strategy: str | None = None,
+        mode: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Slots as DESIGN §7 ``positions --json`` objects: open ones unless ``include_flat``."""
-        filters = {"account": account, "instrument": instrument, "strategy": strategy}
+        """Slots as DESIGN §7 ``positions --json`` objects: open ones unless ``include_flat``.
+        ``mode`` (LIVE, SIM, PAPER) keeps the accounts of that mode only."""
+        filters = _filters(account, instrument, strategy, mode)
         return position_views(self._views, filters, include_flat)
 
     def trades(
@@ -302,10 +462,36 @@ class Ledger:
         strategy: str | None = None,
         status: str | None = None,
         with_fills: bool = True,
+        mode: str | None = None,
     ) -> list[dict[str, Any]]:
         """Trades as DESIGN §7 ``trades --json`` objects, in the order they were opened."""
-        filters = {"account": account, "instrument": instrument, "strategy": strategy}
+        filters = _filters(account, instrument, strategy, mode)
         return trade_views(self._views, filters, status, with_fills)
+
+    def halts(
+        self, *, account: str | None = None, instrument: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Instruments halted on an account: account, instrument, since, reason, seq."""
+        return halt_views(self._views, {"account": account, "instrument": instrument})
+
+    def transfers(
+        self, *, account: str | None = None, instrument: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every transfer between strategies, in journal order (manual and adopted orphans)."""
+        return transfer_views(self._views, {"account": account, "instrument": instrument})
+
+    def reconciliations(
+        self, *, run: str | None = None, account: str | None = None, last: int | None = 1
+    ) -> list[dict[str, Any]]:
+        """Checks of past reconciliation runs (the ``last`` runs, or one ``run``), newest run
+        first, keys in order; each as in :class:`ReconcileReport`."""
+        return reconciliation_views(self._views, {"account": account}, run, last)
+
+    def doctor(self) -> DoctorReport:
+        """Integrity report: duplicate open trades, slots that disagree with their fills,
+        journal gaps, fills of another strategy's order, overfilled orders, instruments
+        several strategies trade, EXTERNAL positions, broken invariants."""
+        return run_doctor(self.database)
 
     def rejected_inputs(self) -> list[dict[str, Any]]:
         """Refused inputs, oldest first: id, received_at, source, line, reason, raw."""
@@ -317,9 +503,10 @@ class Ledger:
         account: str | None = None,
         instrument: str | None = None,
         strategy: str | None = None,
+        mode: str | None = None,
     ) -> list[dict[str, Any]]:
         """Fills booked to EXTERNAL because they did not fit their slot, in journal order."""
-        filters = {"account": account, "instrument": instrument, "strategy": strategy}
+        filters = _filters(account, instrument, strategy, mode)
         return anomaly_views(self._views, filters)
 
     # -- replay -----------------------------------------------------------------------
@@ -343,6 +530,14 @@ class Ledger:
         self._uow.rollback()  # drop caches: the projections are about to be rewritten
         rows = rewrite_projections(self.database, produce)
         return RebuildReport(entries, rows)
+
+
+def _filters(
+    account: str | None, instrument: str | None, strategy: str | None, mode: str | None
+) -> dict[str, str | None]:
+    if mode is not None:
+        mode = mode.upper()
+    return {"account": account, "instrument": instrument, "strategy": strategy, "mode": mode}
 
 
 def _chunks(lines: Iterator[Line], size: int) -> Iterator[list[Line]]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from ..domain.enums import PositionSide
 from ..domain.numbers import exact, fmt, fmt_opt
 from ..domain.positions import Slot, SlotKey, unrealized
@@ -15,7 +17,15 @@ from ..domain.timestamps import format_ts
 from ..store.codec import decode_commissions
 from ..store.views import Filters, Views
 
-__all__ = ["anomaly_views", "position_views", "rejected_views", "trade_views"]
+__all__ = [
+    "anomaly_views",
+    "halt_views",
+    "position_views",
+    "reconciliation_views",
+    "rejected_views",
+    "trade_views",
+    "transfer_views",
+]
 
 
 def _commissions(text: str | None) -> dict[str, str]:
@@ -111,6 +121,8 @@ def trade_views(
             item["fills"] = [
                 {
                     "exec_id": leg["exec_id"],
+                    "source": leg["source"],
+                    "seq": leg["seq"],
                     "role": leg["role"],
                     "quantity": fmt(leg["quantity"]),
                     "price": fmt(leg["price"]),
@@ -155,3 +167,75 @@ def rejected_views(views: Views) -> list[dict[str, Any]]:
         }
         for row in views.rejected()
     ]
+
+
+def halt_views(views: Views, filters: Filters) -> list[dict[str, Any]]:
+    return [
+        {
+            "account": row["account"],
+            "instrument": row["instrument"],
+            "since": format_ts(row["ts"]),
+            "reason": row["reason"],
+            "seq": row["seq"],
+        }
+        for row in views.halts(filters)
+    ]
+
+
+def transfer_views(views: Views, filters: Filters) -> list[dict[str, Any]]:
+    return [
+        {
+            "seq": row["seq"],
+            "transfer_id": row["transfer_id"],
+            "account": row["account"],
+            "instrument": row["instrument"],
+            "position_side": row["position_side"],
+            "from_strategy": row["from_strategy"],
+            "to_strategy": row["to_strategy"],
+            "quantity": fmt(row["quantity"]),
+            "price": fmt(row["price"]),
+            "ts": format_ts(row["ts"]),
+            "origin": row["origin"],
+        }
+        for row in views.transfers(filters)
+    ]
+
+
+def reconciliation_views(
+    views: Views, filters: Filters, run: str | None, last: int | None
+) -> list[dict[str, Any]]:
+    rows = views.reconciliation_checks(filters, run, last)
+    newest: dict[str, int] = {}
+    for row in rows:
+        newest[row["run"]] = max(newest.get(row["run"], row["seq"]), row["seq"])
+    rows.sort(key=lambda row: (-newest[row["run"]], row["seq"]))
+    out = []
+    for row in rows:
+        ledger: Decimal = row["ledger_quantity"]
+        broker: Decimal = row["broker_quantity"]
+        with exact():
+            difference = broker - ledger
+        out.append(
+            {
+                "run": row["run"],
+                "recorded_at": format_ts(row["ts"]),
+                "seq": row["seq"],
+                "account": row["account"],
+                "instrument": row["instrument"],
+                "position_side": row["position_side"],
+                "kind": row["kind"],
+                "policy": row["policy"],
+                "ledger_quantity": fmt(ledger),
+                "broker_quantity": fmt(broker),
+                "difference": fmt(difference),
+                "ledger_avg_price": fmt_opt(row["ledger_avg_price"]),
+                "broker_avg_price": fmt_opt(row["broker_avg_price"]),
+                "holders": {
+                    name: fmt(amount) for name, amount in decode_commissions(row["holders"]).items()
+                },
+                "action": row["action"],
+                "detail": row["detail"],
+                "orphan": None if row["orphan"] is None else msgspec.json.decode(row["orphan"]),
+            }
+        )
+    return out

@@ -15,16 +15,16 @@ from typing import Any
 import msgspec
 
 from ..adapters.jsonl import parse_line
-from ..domain.book import Book
+from ..domain.book import Book, HaltState
 from ..domain.enums import OrderStatus, PositionMode, PositionSide, Side
-from ..domain.events import FillDecision, MarkDecision
+from ..domain.events import FillDecision, MarkDecision, ReconcileDecision, TransferDecision
 from ..domain.invariants import Position3, check_invariants, fill_delta
 from ..domain.numbers import exact
 from ..domain.refdata import Account, Instrument, InvalidInput, Order, Strategy
 from ..store import codec
 from ..store import schema as s
 from ..store.views import Views
-from .handlers import handle
+from .handlers import REFUSED, handle
 from .unit_of_work import FillSeen, Rejected, UnitOfWork
 
 __all__ = ["MemoryUnitOfWork", "Replay", "VerifyReport", "replay", "verify"]
@@ -50,6 +50,7 @@ class MemoryUnitOfWork(UnitOfWork):
         self._orders: dict[str, tuple[Order, OrderStatus]] = {}
         self._books: dict[str, Book] = {}
         self._fills: dict[tuple[str, str], FillSeen] = {}
+        self._transfers: dict[tuple[str, str], FillSeen] = {}
         self._records: dict[int, str] = {}
         self._versions: dict[str, int] = defaultdict(int)
         self._expected: Mapping[str, Any] = {}
@@ -112,6 +113,14 @@ class MemoryUnitOfWork(UnitOfWork):
     def rejected_seen(self, digest: str) -> bool:
         return False
 
+    def transfer_seen(self, account: str, transfer_id: str) -> FillSeen | None:
+        return self._transfers.get((account, transfer_id))
+
+    def recorded_verdict(self) -> list[str] | None:
+        effects = msgspec.json.decode(self._expected["effects"])
+        refused = effects.get("refused", []) if isinstance(effects, dict) else []
+        return [str(reason) for reason in refused]
+
     # -- ids and the journal ------------------------------------------------------------
 
     def next_trade_id(self) -> int:
@@ -166,9 +175,12 @@ class MemoryUnitOfWork(UnitOfWork):
         self._strategies[strategy.strategy] = strategy
         self._put("strategies", codec.strategy_row(strategy, seq))
 
-    def add_order(self, order: Order, seq: int) -> None:
-        self._orders[order.client_order_id] = (order, OrderStatus.OPEN)
-        self._put("orders", codec.order_row(order, OrderStatus.OPEN, seq))
+    def update_account(self, account: Account, seq: int) -> None:
+        self.add_account(account, seq)
+
+    def add_order(self, order: Order, seq: int, status: OrderStatus = OrderStatus.OPEN) -> None:
+        self._orders[order.client_order_id] = (order, status)
+        self._put("orders", codec.order_row(order, status, seq))
 
     def cancel_order(self, order: Order, seq: int) -> None:
         self._orders[order.client_order_id] = (order, OrderStatus.CANCELLED)
@@ -191,6 +203,34 @@ class MemoryUnitOfWork(UnitOfWork):
         self._put("marks", codec.mark_row(decision, seq))
         for trade in decision.trades:
             self._put("trades", codec.trade_row(trade))
+
+    def _project(self, decision: TransferDecision | ReconcileDecision, seq: int) -> None:
+        for slot in decision.slots:
+            self._put("slots", codec.slot_row(slot, seq))
+        for trade in decision.trades:
+            self._put("trades", codec.trade_row(trade))
+
+    def add_transfer(self, decision: TransferDecision, seq: int, digest: str | None) -> None:
+        transfer = decision.transfer
+        if transfer.transfer_id is not None and digest is not None:
+            self._transfers[(transfer.account, transfer.transfer_id)] = FillSeen(seq, digest)
+        self._put("transfers", codec.transfer_row(decision, seq, "transfer", digest))
+        self._project(decision, seq)
+        assert transfer.ts is not None
+        for row in codec.leg_rows(decision.legs, seq, transfer.account, None, transfer.ts):
+            self._put("trade_fills", row)
+
+    def add_reconcile(self, decision: ReconcileDecision, seq: int) -> None:
+        for table, rows in codec.reconcile_rows(decision, seq).items():
+            for row in rows:
+                self._put(table, row)
+        self._project(decision, seq)
+
+    def set_halt(self, account: str, instrument: str, halt: HaltState | None, seq: int) -> None:
+        if halt is None:
+            self.tables["halts"].pop((account, instrument), None)
+        else:
+            self._put("halts", codec.halt_row(account, instrument, halt, seq))
 
     def add_rejected(self, rejected: Rejected) -> None:
         self.problem(f"replay rejected a journaled input: {rejected.reason}")
@@ -221,8 +261,9 @@ def replay(
         except InvalidInput as exc:
             uow.problem(f"seq {seq}: journaled input cannot be read: {exc}")
             continue
-        outcome = handle(uow, item, _fixed_clock(int(entry["recorded_at"])))
-        if not outcome.applied:
+        outcome = handle(uow, item, _fixed_clock(int(entry["recorded_at"])), replaying=True)
+        refused = outcome.reason is not None and outcome.reason.startswith(REFUSED)
+        if not outcome.applied and not (refused and outcome.seq is not None):
             uow.problem(
                 f"seq {seq}: journaled {outcome.kind} {outcome.key} is {outcome.status} "
                 f"on replay: {outcome.reason}"
@@ -317,6 +358,8 @@ def _stored_invariants(views: Views) -> list[str]:
             r["commission_currency"],
             instruments[r["instrument"]],
         )
+    for r in views.table(s.adjustments):
+        net[(r["account"], r["instrument"], PositionSide(r["position_side"]))] += r["quantity"]
     slots = [codec.slot_from_row(r) for r in views.table(s.slots)]
     open_trades = [codec.trade_from_row(r) for r in views.table(s.trades) if r["status"] == "open"]
     return check_invariants(slots, open_trades, net, hedge)

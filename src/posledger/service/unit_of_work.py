@@ -8,11 +8,12 @@ service's handlers are written once against this interface.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from decimal import Decimal
 from typing import NamedTuple
 
-from ..domain.book import Book
-from ..domain.enums import OrderStatus
-from ..domain.events import FillDecision, MarkDecision
+from ..domain.book import Book, HaltState
+from ..domain.enums import OrderStatus, PositionSide
+from ..domain.events import FillDecision, MarkDecision, ReconcileDecision, TransferDecision
 from ..domain.refdata import Account, Instrument, Order, Strategy
 
 __all__ = ["FillSeen", "Rejected", "UnitOfWork"]
@@ -94,6 +95,27 @@ class UnitOfWork(ABC):
     @abstractmethod
     def rejected_seen(self, digest: str) -> bool: ...
 
+    @abstractmethod
+    def transfer_seen(self, account: str, transfer_id: str) -> FillSeen | None: ...
+
+    def recorded_verdict(self) -> list[str] | None:
+        """The pre-trade verdict the journal recorded for the order being applied (replay
+        takes it as given: it judged the live state), or None: decide it now."""
+        return None
+
+    def open_slots(self, strategy: str) -> int:
+        """How many non-flat slots ``strategy`` holds, over every account and instrument."""
+        raise NotImplementedError
+
+    def held(self, account: str) -> list[tuple[str, PositionSide]]:
+        """(instrument, position side) of every key where a slot of ``account`` is not flat."""
+        raise NotImplementedError
+
+    def bracket_pending(self, order: Order) -> Decimal:
+        """Signed unfilled quantity of the open entry orders of ``order``'s strategy, account
+        and instrument that share its bracket."""
+        raise NotImplementedError
+
     def has_strategy(self, strategy: str) -> bool:
         return self.strategy(strategy) is not None
 
@@ -118,7 +140,10 @@ class UnitOfWork(ABC):
     def add_strategy(self, strategy: Strategy, seq: int) -> None: ...
 
     @abstractmethod
-    def add_order(self, order: Order, seq: int) -> None: ...
+    def update_account(self, account: Account, seq: int) -> None: ...
+
+    @abstractmethod
+    def add_order(self, order: Order, seq: int, status: OrderStatus = OrderStatus.OPEN) -> None: ...
 
     @abstractmethod
     def cancel_order(self, order: Order, seq: int) -> None: ...
@@ -128,6 +153,16 @@ class UnitOfWork(ABC):
 
     @abstractmethod
     def add_mark(self, decision: MarkDecision, seq: int) -> None: ...
+
+    @abstractmethod
+    def add_transfer(self, decision: TransferDecision, seq: int, digest: str | None) -> None: ...
+
+    @abstractmethod
+    def add_reconcile(self, decision: ReconcileDecision, seq: int) -> None: ...
+
+    @abstractmethod
+    def set_halt(self, account: str, instrument: str, halt: HaltState | None, seq: int) -> None:
+        """Halt (or, with None, resume) the instrument on the account."""
 
     @abstractmethod
     def add_rejected(self, rejected: Rejected) -> None: ...

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from ..domain.book import HaltState
 from ..domain.enums import (
     CloseReason,
     Direction,
@@ -23,9 +24,10 @@ from ..domain.enums import (
     OrderStatus,
     PositionMode,
     PositionSide,
+    ReconcilePolicy,
     Side,
 )
-from ..domain.events import FillDecision, MarkDecision
+from ..domain.events import FillDecision, Leg, MarkDecision, ReconcileDecision, TransferDecision
 from ..domain.numbers import fmt
 from ..domain.positions import Lot, Slot, SlotKey, Trade
 from ..domain.refdata import Account, Instrument, Order, Strategy
@@ -81,6 +83,7 @@ def account_row(account: Account, seq: int) -> Row:
         "position_mode": account.position_mode,
         "lot_method": account.lot_method,
         "seq": seq,
+        "reconcile_policy": account.reconcile_policy,
     }
 
 
@@ -91,6 +94,7 @@ def account_from_row(row: Mapping[str, Any]) -> Account:
         mode=Mode(row["mode"]),
         position_mode=PositionMode(row["position_mode"]),
         lot_method=LotMethod(row["lot_method"]),
+        reconcile_policy=ReconcilePolicy(row["reconcile_policy"]),
     )
 
 
@@ -296,13 +300,17 @@ def fill_row(decision: FillDecision, seq: int, digest: str) -> Row:
 
 def trade_fill_rows(decision: FillDecision, seq: int) -> list[Row]:
     fill = decision.fill
+    return leg_rows(decision.legs, seq, fill.account, fill.exec_id, fill.ts)
+
+
+def leg_rows(legs: list[Leg], seq: int, account: str, exec_id: str | None, ts: int) -> list[Row]:
     return [
         {
             "trade_id": leg.trade_id,
             "seq": seq,
             "leg": index,
-            "account": fill.account,
-            "exec_id": fill.exec_id,
+            "account": account,
+            "exec_id": exec_id,
             "role": leg.role,
             "quantity": leg.quantity,
             "delta": leg.delta,
@@ -311,9 +319,10 @@ def trade_fill_rows(decision: FillDecision, seq: int) -> list[Row]:
             "commission_currency": leg.commission_currency,
             "realized": leg.realized,
             "adjustment": leg.adjustment,
-            "ts": fill.ts,
+            "ts": ts,
+            "source": leg.source,
         }
-        for index, leg in enumerate(decision.legs)
+        for index, leg in enumerate(legs)
     ]
 
 
@@ -353,3 +362,112 @@ def rejected_row(rejected: Rejected) -> Row:
         "reason": rejected.reason,
         "digest": rejected.digest,
     }
+
+
+# -- ownership and reconciliation -----------------------------------------------------
+
+
+def transfer_row(decision: TransferDecision, seq: int, origin: str, digest: str | None) -> Row:
+    transfer = decision.transfer
+    return {
+        "seq": seq,
+        "account": transfer.account,
+        "transfer_id": transfer.transfer_id,
+        "instrument": transfer.instrument,
+        "position_side": decision.position_side,
+        "from_strategy": transfer.from_strategy,
+        "to_strategy": transfer.to_strategy,
+        "quantity": transfer.quantity,
+        "price": decision.price,
+        "ts": transfer.ts,
+        "origin": origin,
+        "digest": digest,
+    }
+
+
+def reconcile_rows(decision: ReconcileDecision, seq: int) -> dict[str, list[Row]]:
+    """Rows of every table one reconciliation check writes (besides slots and trades)."""
+    rec, check = decision.reconcile, decision.check
+    orphan = decision.orphan
+    rows: dict[str, list[Row]] = {
+        "reconciliation_checks": [
+            {
+                "seq": seq,
+                "run": rec.run,
+                "account": rec.account,
+                "instrument": rec.instrument,
+                "position_side": rec.position_side,
+                "kind": check.kind,
+                "policy": rec.policy,
+                "ledger_quantity": check.ledger_quantity,
+                "broker_quantity": check.broker_quantity,
+                "ledger_avg_price": check.ledger_avg_price,
+                "broker_avg_price": check.broker_avg_price,
+                "holders": msgspec.json.encode(
+                    {strategy: fmt(quantity) for strategy, quantity in check.holders}
+                ).decode(),
+                "action": check.action,
+                "detail": check.detail,
+                "orphan": None
+                if orphan is None
+                else msgspec.json.encode(
+                    {
+                        "quantity": fmt(orphan.quantity),
+                        "strategy": orphan.strategy,
+                        "price": None if orphan.price is None else fmt(orphan.price),
+                        "detail": orphan.detail,
+                    }
+                ).decode(),
+                "ts": rec.ts,
+            }
+        ],
+        "trade_fills": [],
+    }
+    if decision.adjustment is not None:
+        assert decision.adjustment_price is not None
+        rows["adjustments"] = [
+            {
+                "seq": seq,
+                "run": rec.run,
+                "account": rec.account,
+                "instrument": rec.instrument,
+                "position_side": rec.position_side,
+                "quantity": decision.adjustment,
+                "price": decision.adjustment_price,
+                "ts": rec.ts,
+            }
+        ]
+    if orphan is not None and orphan.strategy is not None:
+        assert orphan.price is not None
+        rows["transfers"] = [
+            {
+                "seq": seq,
+                "account": rec.account,
+                "transfer_id": None,
+                "instrument": rec.instrument,
+                "position_side": rec.position_side,
+                "from_strategy": "EXTERNAL",
+                "to_strategy": orphan.strategy,
+                "quantity": orphan.quantity.copy_abs(),
+                "price": orphan.price,
+                "ts": rec.ts,
+                "origin": "adopt_orphans",
+                "digest": None,
+            }
+        ]
+    rows["trade_fills"] = leg_rows(decision.legs, seq, rec.account, None, rec.ts)
+    return rows
+
+
+def halt_row(account: str, instrument: str, halt: HaltState, seq: int) -> Row:
+    return {
+        "account": account,
+        "instrument": instrument,
+        "seq": seq,
+        "ts": halt.ts,
+        "reason": halt.reason,
+    }
+
+
+def halt_from_row(row: Mapping[str, Any]) -> HaltState:
+    return HaltState(row["ts"], row["reason"])

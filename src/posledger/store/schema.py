@@ -32,7 +32,7 @@ from ..domain.numbers import fmt
 
 __all__ = ["SCHEMA_REVISION", "Amount", "metadata"]
 
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 """The Alembic revision this code reads and writes; a test keeps it equal to the head."""
 
 ID = 128
@@ -80,6 +80,7 @@ accounts = Table(
     Column("position_mode", String(ENUM), nullable=False),
     Column("lot_method", String(ENUM), nullable=False),
     Column("seq", BigInteger, nullable=False),
+    Column("reconcile_policy", String(ENUM), nullable=False, server_default="report"),
 )
 
 instruments = Table(
@@ -124,6 +125,7 @@ orders = Table(
     Column("seq", BigInteger, nullable=False),
     Index("ix_orders_account_instrument", "account", "instrument"),
     Index("ix_orders_strategy", "strategy"),
+    Index("ix_orders_bracket_id", "bracket_id"),
 )
 
 fills = Table(
@@ -147,6 +149,7 @@ fills = Table(
     Column("digest", String(64), nullable=False),
     # Exactly once: a broker execution id is applied once per account.
     PrimaryKeyConstraint("account", "exec_id", name="pk_fills"),
+    Index("ix_fills_client_order_id", "client_order_id"),
     sqlite_with_rowid=False,
 )
 
@@ -266,6 +269,8 @@ trade_fills = Table(
     Column("realized", Amount, nullable=False),
     Column("adjustment", Boolean, nullable=False),
     Column("ts", BigInteger, nullable=False),
+    # fill, transfer or reconciliation (exec_id is NULL for the last two).
+    Column("source", String(ENUM), nullable=False, server_default="fill"),
     PrimaryKeyConstraint("trade_id", "seq", "leg", name="pk_trade_fills"),
     sqlite_with_rowid=False,
 )
@@ -310,6 +315,75 @@ rejected_inputs = Table(
     UniqueConstraint("digest", name="uq_rejected_inputs_digest"),
 )
 
+transfers = Table(
+    "transfers",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("account", String(ID), nullable=False),
+    Column("transfer_id", String(ID)),
+    Column("instrument", String(ID), nullable=False),
+    Column("position_side", String(ENUM), nullable=False),
+    Column("from_strategy", String(ID), nullable=False),
+    Column("to_strategy", String(ID), nullable=False),
+    Column("quantity", Amount, nullable=False),
+    Column("price", Amount, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    # transfer (posledger transfer) or adopt_orphans (a reconciliation's).
+    Column("origin", String(ENUM), nullable=False),
+    Column("digest", String(64)),
+    # A transfer sent again with its id is applied once per account.
+    UniqueConstraint("account", "transfer_id", name="uq_transfers_account_transfer_id"),
+)
+
+adjustments = Table(
+    "adjustments",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("run", String(ID), nullable=False),
+    Column("account", String(ID), nullable=False),
+    Column("instrument", String(ID), nullable=False),
+    Column("position_side", String(ENUM), nullable=False),
+    Column("quantity", Amount, nullable=False),
+    Column("price", Amount, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+)
+"""What reconciliation under the adopt policy booked to EXTERNAL: signed quantity. Not a
+fill, but counted with the fills when the slots' sum is checked (conservation)."""
+
+reconciliation_checks = Table(
+    "reconciliation_checks",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("run", String(ID), nullable=False),
+    Column("account", String(ID), nullable=False),
+    Column("instrument", String(ID), nullable=False),
+    Column("position_side", String(ENUM), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("policy", String(ENUM), nullable=False),
+    Column("ledger_quantity", Amount, nullable=False),
+    Column("broker_quantity", Amount, nullable=False),
+    Column("ledger_avg_price", Amount),
+    Column("broker_avg_price", Amount),
+    Column("holders", Text, nullable=False),
+    Column("action", String(ENUM), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("orphan", Text),
+    Column("ts", BigInteger, nullable=False),
+    Index("ix_reconciliation_checks_run", "run"),
+)
+
+halts = Table(
+    "halts",
+    metadata,
+    Column("account", String(ID), nullable=False),
+    Column("instrument", String(ID), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+    PrimaryKeyConstraint("account", "instrument", name="pk_halts"),
+)
+"""Instruments halted on an account: entry orders there are refused until resumed."""
+
 PROJECTIONS = (
     accounts,
     instruments,
@@ -321,5 +395,9 @@ PROJECTIONS = (
     trade_fills,
     marks,
     anomalies,
+    transfers,
+    adjustments,
+    reconciliation_checks,
+    halts,
 )
 """Tables ``rebuild`` rewrites from the journal."""

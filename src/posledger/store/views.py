@@ -17,7 +17,13 @@ Filters = dict[str, str | None]
 
 def _filtered(query: Select[Any], table: Table, filters: Filters) -> Select[Any]:
     for name, value in filters.items():
-        if value is not None:
+        if value is None:
+            continue
+        if name == "mode":
+            # LIVE, SIM and PAPER accounts side by side: a mode is the accounts it has.
+            accounts = select(s.accounts.c.account).where(s.accounts.c.mode == value)
+            query = query.where(table.c.account.in_(accounts))
+        else:
             query = query.where(table.c[name] == value)
     return query
 
@@ -97,3 +103,31 @@ class Views:
 
     def journal(self) -> Iterator[dict[str, Any]]:
         yield from self.table(s.journal)
+
+    def reconciliation_checks(
+        self, filters: Filters, run: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Reconciliation checks, newest run first (``limit`` runs), keys in order."""
+        table = s.reconciliation_checks
+        query = _filtered(select(table), table, filters)
+        if run is not None:
+            query = query.where(table.c.run == run)
+        elif limit is not None:
+            runs = (
+                select(table.c.run, func.max(table.c.seq).label("last"))
+                .group_by(table.c.run)
+                .order_by(func.max(table.c.seq).desc())
+                .limit(limit)
+            )
+            picked = [row["run"] for row in self._rows(_filtered(runs, table, filters))]
+            query = query.where(table.c.run.in_(picked))
+        return self._rows(query.order_by(table.c.seq.desc()))
+
+    def halts(self, filters: Filters) -> list[dict[str, Any]]:
+        table = s.halts
+        query = select(table).order_by(table.c.account, table.c.instrument)
+        return self._rows(_filtered(query, table, filters))
+
+    def transfers(self, filters: Filters) -> list[dict[str, Any]]:
+        table = s.transfers
+        return self._rows(_filtered(select(table).order_by(table.c.seq), table, filters))

@@ -14,15 +14,16 @@ from __future__ import annotations
 import contextlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from decimal import Decimal
 from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table, and_, bindparam, insert, update
 
-from ..domain.book import Book
-from ..domain.enums import OrderStatus
-from ..domain.events import FillDecision, MarkDecision
-from ..domain.numbers import fmt
+from ..domain.book import Book, HaltState
+from ..domain.enums import Intent, OrderStatus, PositionSide, Side
+from ..domain.events import FillDecision, MarkDecision, ReconcileDecision, TransferDecision
+from ..domain.numbers import ZERO, fmt
 from ..domain.positions import Slot, SlotKey, Trade
 from ..domain.refdata import Account, Instrument, Order, Strategy
 from ..service.unit_of_work import FillSeen, Rejected, UnitOfWork
@@ -96,16 +97,36 @@ class _Buffer:
         self.absent_orders: set[str] = set()
         """Prefetched: client order ids with no stored order."""
         self.rejected: set[str] = set()
+        self.transfers: dict[tuple[str, str], FillSeen] = {}
+        self.halts: dict[tuple[str, str], codec.Row | None] = {}
+        """(account, instrument) -> the halt row, or None: resumed."""
+        self.accounts: dict[str, codec.Row] = {}
+        """Accounts whose registration changed (their reconcile policy)."""
 
     def add(self, table: str, row: codec.Row) -> None:
         self.inserts.setdefault(table, []).append(row)
 
     def __bool__(self) -> bool:
-        return bool(self.inserts or self.slots or self.trades or self.marks or self.order_status)
+        return bool(
+            self.inserts
+            or self.slots
+            or self.trades
+            or self.marks
+            or self.order_status
+            or self.halts
+            or self.accounts
+        )
 
 
 _WRITTEN_FIRST = ("journal", "accounts", "instruments", "strategies", "orders", "fills")
-_WRITTEN_LAST = ("trade_fills", "anomalies", "rejected_inputs")
+_WRITTEN_LAST = (
+    "trade_fills",
+    "anomalies",
+    "transfers",
+    "adjustments",
+    "reconciliation_checks",
+    "rejected_inputs",
+)
 _INSTRUMENT = "instrument:"
 _ORDER_CACHE = 200_000
 _PREFETCH = 400
@@ -129,6 +150,7 @@ class SqlUnitOfWork(UnitOfWork):
         self._trade_close = _update(s.trades, database, ["trade_id"], s.TRADE_MUTABLE_CLOSE)
         self._mark_update = _update(s.marks, database, ["instrument"])
         self._order_update = _update(s.orders, database, ["client_order_id"])
+        self._account_update = _update(s.accounts, database, ["account"])
         self._stream_update = _update(s.streams, database, ["stream"])
         self._accounts: dict[str, Account] = {}
         self._instruments: dict[str, Instrument] = {}
@@ -262,6 +284,14 @@ class SqlUnitOfWork(UnitOfWork):
                 self._run(self._inserts[table], inserts[table])
         if buf.order_status:
             self._run(self._order_update, buf.order_status.values())
+        if buf.accounts:
+            self._run(self._account_update, buf.accounts.values())
+        if buf.halts:
+            self._cur.executemany(
+                self._q("DELETE FROM halts WHERE account = ? AND instrument = ?"),
+                list(buf.halts),
+            )
+            self._run(self._inserts["halts"], [row for row in buf.halts.values() if row])
         if buf.trades:
             self._flush_trades(buf.trades)
         if buf.slots:
@@ -304,7 +334,9 @@ class SqlUnitOfWork(UnitOfWork):
         for name, (mark, seq) in list(buf.marks.items()):
             if seq < 0:
                 buf.marks[name] = (mark, real[seq])
-        for row in buf.order_status.values():
+        changed = [*buf.order_status.values(), *buf.accounts.values()]
+        changed.extend(row for row in buf.halts.values() if row is not None)
+        for row in changed:
             if row["seq"] < 0:
                 row["seq"] = real[row["seq"]]
 
@@ -520,6 +552,8 @@ class SqlUnitOfWork(UnitOfWork):
             trade = codec.trade_from_row(row)
             book.open_trades[trade.trade_id] = trade
             self._trades_stored.add(trade.trade_id)
+        for row in self._all("SELECT * FROM halts WHERE instrument = ?", (instrument,)):
+            book.halts[row["account"]] = codec.halt_from_row(row)
         mark = self._one("SELECT price, ts FROM marks WHERE instrument = ?", (instrument,))
         if mark is not None:
             book.mark = codec.dec(mark["price"])
@@ -596,10 +630,21 @@ class SqlUnitOfWork(UnitOfWork):
         self._buffer.add("strategies", codec.strategy_row(strategy, seq))
         self._strategies[strategy.strategy] = strategy
 
-    def add_order(self, order: Order, seq: int) -> None:
-        self._buffer.add("orders", codec.order_row(order, OrderStatus.OPEN, seq))
+    def update_account(self, account: Account, seq: int) -> None:
+        row = codec.account_row(account, seq)
+        pending = self._buffer.inserts.get("accounts", [])
+        for index, waiting in enumerate(pending):
+            if waiting["account"] == account.account:
+                pending[index] = row
+                break
+        else:
+            self._buffer.accounts[account.account] = row
+        self._accounts[account.account] = account
+
+    def add_order(self, order: Order, seq: int, status: OrderStatus = OrderStatus.OPEN) -> None:
+        self._buffer.add("orders", codec.order_row(order, status, seq))
         self._buffer.absent_orders.discard(order.client_order_id)
-        self._remember_order((order, OrderStatus.OPEN))
+        self._remember_order((order, status))
 
     def cancel_order(self, order: Order, seq: int) -> None:
         row = codec.order_row(order, OrderStatus.CANCELLED, seq)
@@ -631,6 +676,96 @@ class SqlUnitOfWork(UnitOfWork):
         buf.marks[decision.mark.instrument] = (decision, seq)
         for trade in decision.trades:
             buf.trades[trade.trade_id] = trade
+
+    def _project(self, decision: TransferDecision | ReconcileDecision, seq: int) -> None:
+        buf = self._buffer
+        for slot in decision.slots:
+            buf.slots[slot.key] = (slot, seq)
+        for trade in decision.trades:
+            buf.trades[trade.trade_id] = trade
+
+    def add_transfer(self, decision: TransferDecision, seq: int, digest: str | None) -> None:
+        buf = self._buffer
+        transfer = decision.transfer
+        buf.add("transfers", codec.transfer_row(decision, seq, "transfer", digest))
+        if transfer.transfer_id is not None and digest is not None:
+            buf.transfers[(transfer.account, transfer.transfer_id)] = FillSeen(seq, digest)
+        self._project(decision, seq)
+        assert transfer.ts is not None
+        for row in codec.leg_rows(decision.legs, seq, transfer.account, None, transfer.ts):
+            buf.add("trade_fills", row)
+
+    def add_reconcile(self, decision: ReconcileDecision, seq: int) -> None:
+        for table, rows in codec.reconcile_rows(decision, seq).items():
+            for row in rows:
+                self._buffer.add(table, row)
+        self._project(decision, seq)
+
+    def set_halt(self, account: str, instrument: str, halt: HaltState | None, seq: int) -> None:
+        row = None if halt is None else codec.halt_row(account, instrument, halt, seq)
+        self._buffer.halts[(account, instrument)] = row
+
+    def transfer_seen(self, account: str, transfer_id: str) -> FillSeen | None:
+        pending = self._buffer.transfers.get((account, transfer_id))
+        if pending is not None:
+            return pending
+        row = self._one(
+            "SELECT seq, digest FROM transfers WHERE account = ? AND transfer_id = ?",
+            (account, transfer_id),
+        )
+        return None if row is None else FillSeen(row["seq"], row["digest"])
+
+    def open_slots(self, strategy: str) -> int:
+        held: dict[SlotKey, bool] = {}
+        for row in self._all("SELECT * FROM slots WHERE strategy = ?", (strategy,)):
+            held[codec.slot_key_from_row(row)] = bool(codec.dec(row["quantity"]))
+        for key, (slot, _) in self._buffer.slots.items():
+            if key.strategy == strategy:
+                held[key] = bool(slot.quantity)
+        return sum(held.values())
+
+    def held(self, account: str) -> list[tuple[str, PositionSide]]:
+        held: dict[SlotKey, bool] = {}
+        for row in self._all("SELECT * FROM slots WHERE account = ?", (account,)):
+            held[codec.slot_key_from_row(row)] = bool(codec.dec(row["quantity"]))
+        for key, (slot, _) in self._buffer.slots.items():
+            if key.account == account:
+                held[key] = bool(slot.quantity)
+        return sorted({(key.instrument, key.position_side) for key, on in held.items() if on})
+
+    def bracket_pending(self, order: Order) -> Decimal:
+        entries: dict[str, Order] = {}
+        rows = self._all("SELECT * FROM orders WHERE bracket_id = ?", (order.bracket_id,))
+        for row in rows:
+            if row["status"] == OrderStatus.OPEN:
+                found = codec.order_from_row(row)
+                entries[found.client_order_id] = found
+        for row in self._buffer.inserts.get("orders", ()):
+            if row["bracket_id"] == order.bracket_id and row["status"] == OrderStatus.OPEN:
+                entries[row["client_order_id"]] = codec.order_from_row(row)
+        pending = ZERO
+        for entry in entries.values():
+            if (
+                entry.intent is not Intent.ENTRY
+                or (entry.account, entry.instrument, entry.strategy)
+                != (order.account, order.instrument, order.strategy)
+                or self._orders.get(entry.client_order_id, (entry, OrderStatus.OPEN))[1]
+                is not OrderStatus.OPEN
+            ):
+                continue
+            filled = ZERO
+            for (quantity,) in self._in(
+                "SELECT quantity FROM fills WHERE account = ? AND client_order_id",
+                [entry.client_order_id],
+                [entry.account],
+            ):
+                filled += codec.dec(quantity)
+            for row in self._buffer.inserts.get("fills", ()):
+                if row["client_order_id"] == entry.client_order_id:
+                    filled += row["quantity"]
+            left = max(entry.quantity - filled, ZERO)
+            pending += left if entry.side is Side.BUY else -left
+        return pending
 
     def add_rejected(self, rejected: Rejected) -> None:
         self._buffer.add("rejected_inputs", codec.rejected_row(rejected))
