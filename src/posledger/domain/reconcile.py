@@ -297,6 +297,10 @@ def _compare(
 ) -> tuple[CheckKind, str]:
     if held == broker:
         if not held:
+            if holders:
+                return CheckKind.AGREE, (
+                    f"the slots net to zero ({_holders_text(holders)}) and the broker is flat"
+                )
             return CheckKind.AGREE, "ledger and broker are both flat"
         text = f"ledger and broker both hold {fmt(held)}"
         if rec.avg_price is None:

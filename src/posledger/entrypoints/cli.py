@@ -1,7 +1,8 @@
 """``posledger``: the command line, a thin shell over :class:`posledger.Ledger`.
 
 Exit status: 0 success; 1 the command ran but found a problem (rejected lines, failed
-verification); 2 usage error; 3 the database could not be used.
+verification, books that differ from the broker, a refused order); 2 usage error; 3 the
+database could not be used; 4 reconcile refused the snapshot (nothing compared).
 """
 
 from __future__ import annotations
@@ -19,13 +20,18 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..adapters.jsonl import Line
 from ..bootstrap import DEFAULT_URL, open_ledger, resolve_url
+from ..domain.enums import EXTERNAL
+from ..domain.numbers import parse_decimal
 from ..service.handlers import Outcome
-from ..service.ledger import Ledger, RebuildError
+from ..service.ledger import Ledger, RebuildError, ReconcileError
 from ..store.database import DatabaseError, upgrade_database
 from . import render
 
 EXIT_PROBLEM = 1
 EXIT_DATABASE = 3
+EXIT_REFUSED = 4
+"""reconcile: the snapshot was refused (unreadable, unknown account or instrument, or the
+broker's position mode is not the account's); nothing was compared."""
 
 
 def _json(data: Any) -> None:
@@ -52,6 +58,11 @@ def _filters(func: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--account", help="Only this account."),
             click.option("--instrument", help="Only this instrument."),
             click.option("--strategy", help="Only this strategy (EXTERNAL for unowned fills)."),
+            click.option(
+                "--mode",
+                type=click.Choice(["LIVE", "SIM", "PAPER"], case_sensitive=False),
+                help="Only accounts of this mode (LIVE, SIM and PAPER live side by side).",
+            ),
             click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table."),
         ]
     ):
@@ -181,6 +192,7 @@ def positions(
     account: str | None,
     instrument: str | None,
     strategy: str | None,
+    mode: str | None,
     as_json: bool,
 ) -> None:
     """Each strategy's position per account, instrument and position side (its slot).
@@ -195,7 +207,11 @@ def positions(
     """
     with _ledger(ctx) as ledger:
         rows = ledger.positions(
-            include_flat=include_flat, account=account, instrument=instrument, strategy=strategy
+            include_flat=include_flat,
+            account=account,
+            instrument=instrument,
+            strategy=strategy,
+            mode=mode,
         )
     if as_json:
         _json(rows)
@@ -215,6 +231,7 @@ def trades(
     account: str | None,
     instrument: str | None,
     strategy: str | None,
+    mode: str | None,
     as_json: bool,
 ) -> None:
     """Round-trip trades (flat to flat) in the order they were opened.
@@ -236,6 +253,7 @@ def trades(
             strategy=strategy,
             status=status,
             with_fills=as_json,
+            mode=mode,
         )
     if as_json:
         _json(rows)
@@ -251,6 +269,7 @@ def anomalies(
     account: str | None,
     instrument: str | None,
     strategy: str | None,
+    mode: str | None,
     as_json: bool,
 ) -> None:
     """Fills the ledger booked to EXTERNAL because they did not fit their strategy's slot.
@@ -263,7 +282,9 @@ def anomalies(
       posledger anomalies --json
     """
     with _ledger(ctx) as ledger:
-        rows = ledger.anomalies(account=account, instrument=instrument, strategy=strategy)
+        rows = ledger.anomalies(
+            account=account, instrument=instrument, strategy=strategy, mode=mode
+        )
     if as_json:
         _json(rows)
     else:
@@ -286,6 +307,337 @@ def rejected(ctx: click.Context, as_json: bool) -> None:
         _json(rows)
     else:
         render.console().print(render.rejected_table(rows))
+
+
+# -- ownership and the broker check ---------------------------------------------------
+
+
+def _outcome_exit(ctx: click.Context, outcome: Outcome, as_json: bool) -> None:
+    if as_json:
+        _json(
+            {
+                "status": outcome.status,
+                "kind": outcome.kind,
+                "key": outcome.key,
+                "reason": outcome.reason,
+                "seq": outcome.seq,
+            }
+        )
+    elif outcome.status == "applied":
+        click.echo(f"applied {outcome.kind} {outcome.key} (seq {outcome.seq})")
+    else:
+        click.echo(f"{outcome.status} {outcome.kind} {outcome.key}: {outcome.reason}")
+    if outcome.status == "rejected":
+        ctx.exit(EXIT_PROBLEM)
+
+
+@cli.command()
+@click.argument("snapshot", type=click.File("rb"))
+@click.option(
+    "--fills",
+    "fills_file",
+    type=click.File("rb"),
+    help="The broker's fill history (JSONL): fills the ledger has not seen are applied first.",
+)
+@click.option(
+    "--account",
+    "accounts",
+    multiple=True,
+    help="An account the snapshot covers even if it lists nothing for it (broker flat). "
+    "Repeatable.",
+)
+@click.option(
+    "--policy",
+    type=click.Choice(["report", "adopt", "halt"]),
+    help="For this run instead of each account's reconcile_policy: report (change "
+    "nothing), adopt (book differences to EXTERNAL), halt (lock the instrument).",
+)
+@click.option(
+    "--price-tolerance",
+    default="0.001",
+    show_default=True,
+    help="Relative difference of average prices still counted as agreement.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress output on stderr.")
+@click.pass_context
+def reconcile(
+    ctx: click.Context,
+    snapshot: IO[bytes],
+    fills_file: IO[bytes] | None,
+    accounts: tuple[str, ...],
+    policy: str | None,
+    price_tolerance: str,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Compare the ledger with the broker's positions (SNAPSHOT: broker_position lines).
+
+    Per account, instrument and position side, the sum of every strategy's slot
+    (EXTERNAL included) is compared with what the broker holds; what the ledger holds on
+    an account the snapshot covers and the snapshot does not list, the broker holds none
+    of. Differences: missing_fills (ledger behind the broker), stale_position (ledger
+    open, broker flat), unknown_position (broker holds what the ledger never saw),
+    quantity_mismatch, avg_price_drift (beyond --price-tolerance).
+
+    With --fills, the broker's fills the ledger has not seen are applied first (each
+    exec_id once; attributed as usual), then what still differs is reported. Every
+    comparison is journaled. A strategy's slot is never changed: the adopt policy books
+    differences to EXTERNAL, the halt policy refuses new entries on the instrument until
+    `posledger resume`.
+
+    Exits 0 when the books agree, 1 when they differ, 4 when the snapshot is refused
+    (unreadable, unknown account, position mode not the account's): nothing compared.
+
+    \b
+    Example line:
+      {"type":"broker_position","account":"BIN-1","instrument":"BTCUSDT-PERP",
+       "position_side":"LONG","quantity":"0.010","avg_price":"64210.5"}
+    """
+    try:
+        tolerance = parse_decimal(price_tolerance)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--price-tolerance") from None
+    if tolerance < 0:
+        raise click.BadParameter("must not be negative", param_hint="--price-tolerance")
+    progress = render.Progress(enabled=not quiet and fills_file is not None)
+    done = 0
+
+    def on_commit(batch: list[tuple[Line, Outcome]]) -> None:
+        nonlocal done
+        done += len(batch)
+        progress.tick(done)
+
+    source = _source_name(snapshot)
+    with _ledger(ctx) as ledger:
+        try:
+            report = ledger.reconcile(
+                snapshot,
+                fills=fills_file,
+                accounts=accounts,
+                policy=policy,
+                price_tolerance=tolerance,
+                source=source,
+                fills_source=None if fills_file is None else _source_name(fills_file),
+                on_commit=on_commit,
+            )
+        except ReconcileError as exc:
+            click.echo(f"error: {exc}", err=True)
+            for reason in exc.reasons[1:]:
+                click.echo(f"  {reason}", err=True)
+            ctx.exit(EXIT_REFUSED)
+        except DatabaseError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_DATABASE)
+        finally:
+            progress.done()
+    if as_json:
+        _json(report.as_dict())
+    else:
+        if report.history is not None:
+            click.echo(render.summary_text(report.history, "fill history"))
+        title = f"Reconciliation {report.run}"
+        render.console().print(render.reconcile_table(report.checks, title))
+        differ = len(report.differences)
+        if report.agreed:
+            click.echo(f"books agree: {len(report.checks)} positions compared")
+        else:
+            click.echo(f"books DIFFER: {differ} of {len(report.checks)} positions")
+    if not report.agreed:
+        ctx.exit(EXIT_PROBLEM)
+
+
+def _source_name(file: IO[bytes]) -> str:
+    name = getattr(file, "name", "<stdin>")
+    return name if isinstance(name, str) and name != "-" else "<stdin>"
+
+
+@cli.command()
+@click.option("--run", help="One run by its id (default: the latest --last runs).")
+@click.option("--last", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--account", help="Only this account.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def reconciliations(
+    ctx: click.Context, run: str | None, last: int, account: str | None, as_json: bool
+) -> None:
+    """Past reconciliation runs, as they were journaled: newest first."""
+    with _ledger(ctx) as ledger:
+        rows = ledger.reconciliations(run=run, account=account, last=last)
+    if as_json:
+        _json(rows)
+        return
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        runs.setdefault(row["run"], []).append(row)
+    if not runs:
+        click.echo("no reconciliation recorded")
+    for name, checks in runs.items():
+        title = f"Reconciliation {name} at {checks[0]['recorded_at']}"
+        render.console().print(render.reconcile_table(checks, title))
+
+
+@cli.command()
+@click.option("--account", required=True, help="The account.")
+@click.option("--instrument", required=True, help="The instrument.")
+@click.option("--from", "from_strategy", required=True, help=f"Giving strategy ({EXTERNAL} ok).")
+@click.option("--to", "to_strategy", required=True, help=f"Receiving strategy ({EXTERNAL} ok).")
+@click.option("--quantity", required=True, help="How much (positive; the giver's direction).")
+@click.option("--position-side", type=click.Choice(["BOTH", "LONG", "SHORT"]))
+@click.option("--price", help="Transfer price (default: the giving slot's average entry).")
+@click.option("--id", "transfer_id", help="An id: the same transfer sent again applies once.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.pass_context
+def transfer(
+    ctx: click.Context,
+    account: str,
+    instrument: str,
+    from_strategy: str,
+    to_strategy: str,
+    quantity: str,
+    position_side: str | None,
+    price: str | None,
+    transfer_id: str | None,
+    as_json: bool,
+) -> None:
+    """Move a position (or part of it) from one strategy's slot to another's.
+
+    The only way external quantity becomes a strategy's: journaled, at the giving slot's
+    average entry price (so the receiver's P&L starts from there), closing and opening
+    trades with close_reason `transfer`. The giver must hold at least --quantity.
+
+    \b
+    Example:
+      posledger transfer --account A --instrument MESH6.CME --from EXTERNAL \\
+          --to mes-orb-01 --quantity 1
+    """
+    fields: dict[str, Any] = {
+        "account": account,
+        "instrument": instrument,
+        "from_strategy": from_strategy,
+        "to_strategy": to_strategy,
+        "quantity": quantity,
+        "position_side": position_side,
+        "price": price,
+        "transfer_id": transfer_id,
+    }
+    with _ledger(ctx) as ledger:
+        outcome = ledger.transfer(**{k: v for k, v in fields.items() if v is not None})
+    _outcome_exit(ctx, outcome, as_json)
+
+
+@cli.command(name="check-order")
+@click.argument("file", type=click.File("rb"))
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
+@click.pass_context
+def check_order(ctx: click.Context, file: IO[bytes], as_json: bool) -> None:
+    """Pre-trade check: would this order (FILE: one JSON order object, or -) be allowed?
+
+    Registers nothing. Refused: an exit larger than its strategy's own position (what
+    stops one strategy from closing another's) or one that would add to it; an entry
+    beyond the strategy's max_open_slots or on an instrument halted on the account; a
+    hedge-account order without position_side. Exits 0 if allowed, 1 if refused.
+    """
+    text = file.read().decode("utf-8", errors="replace").strip()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not a JSON object: {exc}", param_hint="FILE") from None
+    if not isinstance(data, dict):
+        raise click.BadParameter("not a JSON object", param_hint="FILE")
+    kind = data.pop("type", "order")
+    if kind != "order":
+        raise click.BadParameter(f"type must be order, got {kind!r}", param_hint="FILE")
+    with _ledger(ctx) as ledger:
+        verdict = ledger.check_order(**data)
+    if as_json:
+        _json({"allowed": verdict.allowed, "reasons": verdict.reasons})
+    elif verdict.allowed:
+        click.echo("allowed")
+    else:
+        click.echo("refused:")
+        for reason in verdict.reasons:
+            click.echo(f"  {reason}")
+    if not verdict.allowed:
+        ctx.exit(EXIT_PROBLEM)
+
+
+@cli.command()
+@click.option("--account", required=True, help="The account.")
+@click.option("--instrument", required=True, help="The instrument.")
+@click.option("--reason", help="Why (shown to whoever is refused).")
+@click.pass_context
+def halt(ctx: click.Context, account: str, instrument: str, reason: str | None) -> None:
+    """Halt an instrument on an account: entry orders are refused until `resume`."""
+    fields = {"account": account, "instrument": instrument}
+    if reason:
+        fields["reason"] = reason
+    with _ledger(ctx) as ledger:
+        outcome = ledger.halt(**fields)
+    _outcome_exit(ctx, outcome, False)
+
+
+@cli.command()
+@click.option("--account", required=True, help="The account.")
+@click.option("--instrument", required=True, help="The instrument.")
+@click.pass_context
+def resume(ctx: click.Context, account: str, instrument: str) -> None:
+    """Lift a halt once the difference that caused it is resolved."""
+    with _ledger(ctx) as ledger:
+        outcome = ledger.resume(account=account, instrument=instrument)
+    _outcome_exit(ctx, outcome, False)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def halts(ctx: click.Context, as_json: bool) -> None:
+    """Instruments halted on an account, since when and why."""
+    with _ledger(ctx) as ledger:
+        rows = ledger.halts()
+    if as_json:
+        _json(rows)
+    else:
+        render.console().print(render.halts_table(rows))
+
+
+@cli.command()
+@click.option("--account", help="Only this account.")
+@click.option("--instrument", help="Only this instrument.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def transfers(
+    ctx: click.Context, account: str | None, instrument: str | None, as_json: bool
+) -> None:
+    """Every transfer between strategies (by hand, or orphans adopted at reconciliation)."""
+    with _ledger(ctx) as ledger:
+        rows = ledger.transfers(account=account, instrument=instrument)
+    if as_json:
+        _json(rows)
+    else:
+        render.console().print(render.transfers_table(rows))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def doctor(ctx: click.Context, as_json: bool) -> None:
+    """Integrity report: what is wrong in the database, and what to do about it.
+
+    Errors: duplicate open trades, slots whose quantity disagrees with their fills,
+    journal gaps, fills whose order belongs to another strategy, orders filled beyond
+    their quantity, broken invariants. Warnings: EXTERNAL positions. Notes: instruments
+    several strategies trade on one account (allowed). Exits 1 if there is an error.
+    """
+    with _ledger(ctx) as ledger:
+        report = ledger.doctor()
+    data = report.as_dict()
+    if as_json:
+        _json(data)
+    else:
+        click.echo(render.doctor_text(data["findings"], data["checks_run"]))
+    if not report.ok:
+        ctx.exit(EXIT_PROBLEM)
 
 
 # -- replay ---------------------------------------------------------------------------

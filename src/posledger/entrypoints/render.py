@@ -21,11 +21,15 @@ __all__ = [
     "Progress",
     "anomalies_table",
     "console",
+    "doctor_text",
+    "halts_table",
     "human",
     "positions_table",
+    "reconcile_table",
     "rejected_table",
     "summary_text",
     "trades_table",
+    "transfers_table",
 ]
 
 
@@ -196,3 +200,78 @@ def rejected_table(rows: list[dict[str, Any]]) -> Table:
             row["raw"],
         )
     return table
+
+
+def reconcile_table(checks: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for name in ("account", "instrument", "pos side", "ledger", "broker", "result", "action"):
+        table.add_column(name, overflow="fold")
+    table.add_column("detail", overflow="fold")
+    for check in checks:
+        result = check["kind"]
+        table.add_row(
+            check["account"],
+            check["instrument"],
+            check["position_side"],
+            check["ledger_quantity"],
+            check["broker_quantity"],
+            result if result == "agree" else result.upper(),
+            check["action"],
+            check["detail"] + ("" if not check["orphan"] else f"; {check['orphan']['detail']}"),
+        )
+    return table
+
+
+def halts_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="Halts", title_justify="left")
+    for name in ("account", "instrument", "since", "seq", "reason"):
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(
+            row["account"], row["instrument"], row["since"], str(row["seq"]), row["reason"]
+        )
+    return table
+
+
+def transfers_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="Transfers", title_justify="left")
+    for name in (
+        "seq",
+        "account",
+        "instrument",
+        "pos side",
+        "from",
+        "to",
+        "qty",
+        "price",
+        "origin",
+    ):
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(
+            str(row["seq"]),
+            row["account"],
+            row["instrument"],
+            row["position_side"],
+            row["from_strategy"],
+            row["to_strategy"],
+            row["quantity"],
+            row["price"],
+            row["origin"],
+        )
+    return table
+
+
+def doctor_text(findings: list[dict[str, Any]], checks_run: list[str]) -> str:
+    errors = sum(1 for f in findings if f["severity"] == "error")
+    warnings = sum(1 for f in findings if f["severity"] == "warning")
+    lines = []
+    for finding in findings:
+        lines.append(f"{finding['severity'].upper():7} {finding['check']}: {finding['subject']}")
+        lines.append(f"        {finding['detail']}")
+    verdict = "ok" if not errors else "PROBLEMS FOUND"
+    lines.append(
+        f"doctor: {verdict}: {len(checks_run)} checks, {errors} errors, {warnings} warnings, "
+        f"{len(findings) - errors - warnings} notes"
+    )
+    return "\n".join(lines)
