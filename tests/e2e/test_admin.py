@@ -201,12 +201,14 @@ def test_demo_creates_the_file_and_shows_the_session(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert path.exists()
-    assert "37 applied, 1 duplicate, 2 rejected" in out
+    assert "38 applied, 1 duplicate, 2 rejected" in out
     assert "rejected line 22: refused pre-trade" in out
     assert "rejected line 29" in out
     for word in ("Positions", "Trades", "Anomalies", "mes-orb-01", "EXTERNAL", "exit_overshoot"):
         assert word in out, word
     assert "verify: ok" in out
+    assert "1 applied, 4 duplicate, 0 rejected" in out  # the broker's fill history
+    assert "books agree: 2 positions compared" in out
     assert url(path) in out
     trades = run_json("trades", db=path)
     assert len(trades) == 6
@@ -214,8 +216,8 @@ def test_demo_creates_the_file_and_shows_the_session(tmp_path: Path) -> None:
     # Running it again starts from a fresh file rather than adding to the old one.
     again = run("demo", "--file", str(path))
     assert again.returncode == 0
-    assert "37 applied, 1 duplicate, 2 rejected" in again.stdout
-    assert sql(path, "SELECT count(*) FROM journal") == [(38,)]
+    assert "38 applied, 1 duplicate, 2 rejected" in again.stdout
+    assert sql(path, "SELECT count(*) FROM journal") == [(42,)]
 
 
 def test_demo_default_file_is_in_the_working_directory(tmp_path: Path) -> None:

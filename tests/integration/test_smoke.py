@@ -8,5 +8,5 @@ from posledger.entrypoints.demo import session_lines
 
 def test_demo_session_verifies(ledger: Ledger) -> None:
     report = ledger.ingest(session_lines())
-    assert (report.applied, report.duplicate, report.rejected) == (37, 1, 2)
+    assert (report.applied, report.duplicate, report.rejected) == (38, 1, 2)
     assert ledger.verify().ok

@@ -319,7 +319,9 @@ def _compare(
                 f"broker's {fmt(rec.avg_price)} by {fmt(gap)}{relative}, beyond the "
                 f"tolerance of {fmt(rec.price_tolerance)}"
             )
-        return CheckKind.AGREE, text
+        return CheckKind.AGREE, (
+            f"{text}, average entry {fmt(average)} (broker {fmt(rec.avg_price)})"
+        )
     owners = f" ({_holders_text(holders)})" if holders else ""
     if rec.with_history:
         why = (

@@ -358,6 +358,7 @@ def _outcome_exit(ctx: click.Context, outcome: Outcome, as_json: bool) -> None:
     show_default=True,
     help="Relative difference of average prices still counted as agreement.",
 )
+@click.option("--run", "run", help="Name of this run (default: a new id); must be new.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress output on stderr.")
 @click.pass_context
@@ -368,6 +369,7 @@ def reconcile(
     accounts: tuple[str, ...],
     policy: str | None,
     price_tolerance: str,
+    run: str | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -420,12 +422,15 @@ def reconcile(
                 source=source,
                 fills_source=None if fills_file is None else _source_name(fills_file),
                 on_commit=on_commit,
+                run=run,
             )
         except ReconcileError as exc:
             click.echo(f"error: {exc}", err=True)
             for reason in exc.reasons[1:]:
                 click.echo(f"  {reason}", err=True)
             ctx.exit(EXIT_REFUSED)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--run") from None
         except DatabaseError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(EXIT_DATABASE)
@@ -486,6 +491,7 @@ def reconciliations(
 @click.option("--position-side", type=click.Choice(["BOTH", "LONG", "SHORT"]))
 @click.option("--price", help="Transfer price (default: the giving slot's average entry).")
 @click.option("--id", "transfer_id", help="An id: the same transfer sent again applies once.")
+@click.option("--ts", help="When it happened (ISO 8601 with offset; default: now).")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @click.pass_context
 def transfer(
@@ -498,6 +504,7 @@ def transfer(
     position_side: str | None,
     price: str | None,
     transfer_id: str | None,
+    ts: str | None,
     as_json: bool,
 ) -> None:
     """Move a position (or part of it) from one strategy's slot to another's.
@@ -520,6 +527,7 @@ def transfer(
         "position_side": position_side,
         "price": price,
         "transfer_id": transfer_id,
+        "ts": ts,
     }
     with _ledger(ctx) as ledger:
         outcome = ledger.transfer(**{k: v for k, v in fields.items() if v is not None})

@@ -11,11 +11,17 @@ from ..bootstrap import open_ledger
 from . import render
 
 SESSION = "session.jsonl"
+BROKER_POSITIONS = "broker_positions.jsonl"
+BROKER_FILLS = "broker_fills.jsonl"
+
+
+def demo_lines(name: str) -> list[str]:
+    text = resources.files("posledger.demo").joinpath(name).read_text(encoding="utf-8")
+    return text.splitlines()
 
 
 def session_lines() -> list[str]:
-    text = resources.files("posledger.demo").joinpath(SESSION).read_text(encoding="utf-8")
-    return text.splitlines()
+    return demo_lines(SESSION)
 
 
 def run_demo(path: Path, console: Console) -> int:
@@ -26,6 +32,24 @@ def run_demo(path: Path, console: Console) -> int:
     with open_ledger(url) as ledger:
         report = ledger.ingest(session_lines(), source=f"demo/{SESSION}")
         console.print(render.summary_text(report, f"demo/{SESSION}"))
+        console.print()
+        # The broker's view at the end of the session. A dropped connection lost one
+        # Binance fill; the broker's fill history brings it back before comparing.
+        check_books = ledger.reconcile(
+            demo_lines(BROKER_POSITIONS),
+            fills=demo_lines(BROKER_FILLS),
+            source=f"demo/{BROKER_POSITIONS}",
+            fills_source=f"demo/{BROKER_FILLS}",
+        )
+        assert check_books.history is not None
+        console.print(render.summary_text(check_books.history, f"demo/{BROKER_FILLS}"))
+        console.print(
+            render.reconcile_table(
+                check_books.checks, f"Reconciliation with the broker ({check_books.run})"
+            )
+        )
+        agreed = "agree" if check_books.agreed else "DIFFER"
+        console.print(f"books {agreed}: {len(check_books.checks)} positions compared")
         console.print()
         positions = ledger.positions(include_flat=True)
         console.print(render.positions_table(positions, "Positions (all slots)"))

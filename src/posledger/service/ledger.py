@@ -19,7 +19,7 @@ from ..adapters.records import encode, parse_record, to_record
 from ..domain.enums import ReconcilePolicy
 from ..domain.inputs import Fill, Halt, Input, Mark, Resume, Transfer
 from ..domain.numbers import exact
-from ..domain.refdata import InvalidInput, Order
+from ..domain.refdata import InvalidInput, Order, check_identifier
 from ..domain.timestamps import now_ns
 from ..store.database import Database, DatabaseError
 from ..store.rebuild import rewrite_projections
@@ -218,6 +218,7 @@ class Ledger:
         fills_source: str | None = None,
         batch_size: int = 500,
         on_commit: Callable[[list[tuple[Line, Outcome]]], None] | None = None,
+        run: str | None = None,
     ) -> ReconcileReport:
         """Compare the ledger with a broker snapshot (JSONL ``broker_position`` lines).
 
@@ -227,9 +228,15 @@ class Ledger:
         first (exactly once; attributed as usual). ``policy`` overrides each account's
         ``reconcile_policy`` for this run. Raises :class:`ReconcileError`, changing
         nothing, when the snapshot is refused (unreadable, unknown account or instrument,
-        position mode mismatch).
+        position mode mismatch). ``run`` names the run (default: a new random id); a name
+        already used is refused.
         """
         chosen = None if policy is None else ReconcilePolicy(policy)
+        if run is not None:
+            try:
+                check_identifier("run", run)
+            except InvalidInput as exc:
+                raise ValueError(str(exc)) from None
         if price_tolerance < 0:
             raise ValueError("price_tolerance must not be negative")
         lines = list(snapshot)
@@ -241,6 +248,8 @@ class Ledger:
                     [(None, "the snapshot names no account: say which accounts it covers")]
                 )
             self._transact(lambda: validate(self._uow, positions, names))
+            if run is not None and self._views.reconciliation_checks({}, run):
+                raise ReconcileError([(None, f"run {run} was already recorded: name a new one")])
         except ReconcileError as exc:
             self._keep_refused_snapshot(exc, source)
             raise
@@ -249,7 +258,7 @@ class Ledger:
             history = self.ingest(
                 fills, source=fills_source, batch_size=batch_size, on_commit=on_commit
             )
-        run, ts = new_run_id(), self._clock()
+        run, ts = run or new_run_id(), self._clock()
         uow = self._uow
 
         def work() -> list[tuple[Any, Outcome]]:
