@@ -159,10 +159,14 @@ class _Work:
 
     def finish(self) -> None:
         """A trade's peak is what it held after the whole fill (a spot fill's base-currency
-        commission is taken before the peak is read)."""
+        commission is taken before the peak is read). A trade opened and closed by one
+        decision (EXTERNAL quantity a reconciliation books and hands on to a strategy in the
+        same check) keeps what it opened with."""
         book = self.book.open_trades
         for trade_id, trade in self.trades.items():
             before = book.get(trade_id)
+            if before is None and trade.closed_at is not None:
+                continue
             peak = ZERO if before is None else before.peak_quantity
             trade.peak_quantity = max(peak, trade.quantity)
 

@@ -266,7 +266,9 @@ def _decide_reconcile(
             "refused until it is resumed"
         )
     orphan = None
-    if rec.policy is ReconcilePolicy.ADOPT and (not quantity_differs or adjustment is not None):
+    # Orphans are handed on only where the key agrees (an average price drift is never acted
+    # on) or the adopted difference made it agree.
+    if rec.policy is ReconcilePolicy.ADOPT and (kind is CheckKind.AGREE or adjustment is not None):
         orphan = _adopt_orphan(work, rec, book, external, adopts_orphans)
     work.finish()
     check = Check(kind, held, broker, average, rec.avg_price, holders, action, detail)
@@ -383,6 +385,15 @@ def _adopt_orphan(
         return None
     quantity = slot.quantity
     here = f"on {_name(rec.account, rec.instrument, rec.position_side)}"
+    if work.account.hedge and (rec.position_side is PositionSide.LONG) != (quantity > 0):
+        # A hedge slot never changes sign: no strategy's slot on this side can take it.
+        return Orphan(
+            quantity,
+            None,
+            None,
+            f"{EXTERNAL} holds {fmt(quantity)} {here}; not adopted: a hedge "
+            f"{rec.position_side} slot never points the other way",
+        )
     candidates = sorted(
         key.strategy
         for key in book.slots
