@@ -81,7 +81,8 @@ def lines(records: list[dict]) -> list[str]:
 
 
 def only_strings_and_nulls(value: object, path: str = "") -> list[str]:
-    """Paths of values that are neither str, None, bool, int ids nor containers of those."""
+    """Paths of values that are neither str, None, bool, int ids (trade ids, journal seqs)
+    nor containers of those."""
     bad = []
     is_number = isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
     if isinstance(value, dict):
@@ -90,7 +91,7 @@ def only_strings_and_nulls(value: object, path: str = "") -> list[str]:
     elif isinstance(value, list):
         for i, v in enumerate(value):
             bad += only_strings_and_nulls(v, f"{path}[{i}]")
-    elif is_number and not (isinstance(value, int) and path.endswith("trade_id")):
+    elif is_number and not (isinstance(value, int) and path.endswith(("trade_id", ".seq"))):
         bad.append(path)
     return bad
 

@@ -283,14 +283,12 @@ class Ledger:
             return done
 
         done = self._transact(work)
-        policies = {}
-        for name in names:
-            policies[name] = self._policy(name) if chosen is None else chosen
-        report = ReconcileReport(run, ts, names, policies, history=history)
+        checks = []
         for item, outcome in done:
             assert outcome.effects is not None
-            report.checks.append(check_dict(item, outcome.effects, uow.resolve(outcome.seq)))
-        return report
+            checks.append(check_dict(item, outcome.effects, uow.resolve(outcome.seq)))
+        policies = {name: self._policy(name) if chosen is None else chosen for name in names}
+        return ReconcileReport(run, ts, names, policies, checks, history)
 
     def _policy(self, name: str) -> ReconcilePolicy:
         account = self._transact(lambda: self._uow.account(name))
