@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from decimal import Decimal
 
 from posledger import open_ledger
@@ -73,6 +74,7 @@ def _reconciles(db_url: str, errors: list[BaseException], runs: list[str]) -> No
             for _ in range(RUNS):
                 report = ledger.reconcile(snapshot, policy="adopt", accounts=["ACC"])
                 runs.append(report.run)
+                time.sleep(0.02)  # a scheduler's pause: SQLite's lock is not fair
     except BaseException as exc:
         errors.append(exc)
 
