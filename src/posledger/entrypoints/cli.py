@@ -126,7 +126,9 @@ def ingest(
     """Apply a JSON Lines FILE (or - for stdin) of fills, orders, marks and reference data.
 
     One JSON object per line, `type` first: account, instrument, strategy, order, cancel,
-    fill, mark (DESIGN §7). Amounts are decimal strings, times ISO 8601 with an offset.
+    fill, mark, transfer, halt, resume (docs/format.md). Orders are checked pre-trade: a
+    refused one is reported as rejected, and kept, so that its fills still belong to its
+    strategy. Amounts are decimal strings, times ISO 8601 with an offset.
     Ingesting the same file again changes nothing: each fill's exec_id is applied once
     per account.
 
