@@ -2,11 +2,12 @@
 
 Each test is a trading day a desk running several strategies on shared broker accounts
 would recognise: two MES opening-range strategies on one CME account (stories 1 to 4) and
-a Binance USD-M account in hedge mode (story 5). Every step that changes the books, and
-every check whose exit status matters (reconcile, check-order, ingest, verify), is its own
+a Binance USD-M account in hedge mode (story 5). Every step that changes the books
+(ingest, reconcile, transfer, resume) and the key pre-trade refusals are their own
 ``posledger`` process on the same SQLite file, so a "restart" is exactly that: a new
-process that knows only what the database holds. Listings used to look at the books go
-through click's CliRunner in this process (same code path, 20 times faster).
+process that knows only what the database holds. Read-only looks at the books (listings,
+verify, doctor and the other check-order calls) go through click's CliRunner in this
+process: the same code path, without a second of interpreter start-up each.
 
 Numbers are worked out by hand in the comments (MES multiplier 5; commissions in USD).
 """
@@ -316,7 +317,8 @@ def test_two_strategies_restart_with_open_positions_and_neither_adopts_the_other
     ]
 
     # mes-orb-01's exit for mes-orb-simple-01's size would close the other's contracts.
-    verdict = check_order(db, order("orb-0302-2", ORB, "SELL", "2", "exit", "15:55:00"), 1)
+    offending = order("orb-0302-2", ORB, "SELL", "2", "exit", "15:55:00")
+    verdict = check_order(db, offending, 1, process=True)
     assert verdict["allowed"] is False
     [reason] = verdict["reasons"]
     assert f"exit order orb-0302-2 for 2 is larger than {ORB}'s position of 1" in reason
@@ -364,7 +366,7 @@ def test_an_oversized_exit_is_refused_pre_trade_and_if_filled_anyway_goes_to_ext
     orb_before = slots(db)[(ORB, "BOTH")]
 
     oversized = order("simple-0302-2", SIMPLE, "SELL", "2", "exit", "15:20:00")
-    verdict = check_order(db, oversized, 1)
+    verdict = check_order(db, oversized, 1, process=True)
     [reason] = verdict["reasons"]
     assert f"exit order simple-0302-2 for 2 is larger than {SIMPLE}'s position of 1" in reason
     assert f"on {ACCOUNT}/{MES}/BOTH" in reason
@@ -428,7 +430,7 @@ def test_an_oversized_exit_is_refused_pre_trade_and_if_filled_anyway_goes_to_ext
         "broker_quantity": "0",
         "holders": {EXTERNAL: "-1", ORB: "1"},
     }
-    assert posledger(db, "verify").stdout.startswith("ok:")
+    assert invoke("verify", db=db).output.startswith("ok:")
 
 
 # -- 3. a crash, and a position the broker closed meanwhile -----------------------------------
@@ -541,7 +543,7 @@ def test_a_restart_after_a_crash_finds_the_position_the_broker_closed_meanwhile(
     # What the desk does about it: mes-orb-01's contract was stopped out at 6838.50.
     posledger(
         db, "transfer", "--account", ACCOUNT, "--instrument", MES, "--from", ORB,
-        "--to", EXTERNAL, "--quantity", "1", "--price", "6838.5", "--ts", DAY + "15:42:00Z",
+        "--to", EXTERNAL, "--quantity", "1", "--price", "6838.5",
     )  # fmt: skip
     book = trades(db)
     # (6838.5 - 6850.25) * 1 * 5 = -58.75, minus the 0.62 entry commission.
@@ -701,7 +703,7 @@ def test_a_reconnect_with_the_brokers_fill_history_ends_with_books_that_agree(
     }
     assert report["agreed"] is True
     assert holding(db) == {SIMPLE: "3"}
-    assert posledger(db, "verify").stdout.startswith("ok:")
+    assert invoke("verify", db=db).output.startswith("ok:")
 
 
 # -- 5. hedge mode -----------------------------------------------------------------------------

@@ -160,6 +160,10 @@ def validate(
         side = position.position_side or PositionSide.BOTH
         problem = position_side_problem(account, side, position.quantity)
         if problem is not None:
+            if not position.quantity:
+                # Brokers list flat legs of the other mode too (a flat BOTH beside LONG
+                # and SHORT): nothing is held there, so nothing disagrees.
+                continue
             mismatch.append((line, problem))
             continue
         if tx.instrument(position.instrument) is None:
