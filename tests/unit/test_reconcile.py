@@ -426,6 +426,27 @@ def test_report_changes_nothing(broker: str):
 # -- adopt policy -------------------------------------------------------------------------------
 
 
+def test_adopt_opens_an_unknown_position_at_the_broker_entry_not_the_mark():
+    book = Scenario(instrument=future("MES", multiplier="5"))
+    book.mark("104")
+    decision = check(book, "3", policy="adopt", avg_price="101.5")
+    assert decision.check.kind is CheckKind.UNKNOWN_POSITION
+    assert (decision.adjustment, decision.adjustment_price) == (D(3), D("101.5"))
+    [slot] = decision.slots
+    assert (slot.key.strategy, slot.quantity, slot.avg_entry) == (EXTERNAL, D(3), D("101.5"))
+
+
+def test_adopt_reduces_external_at_the_mark_not_the_broker_entry():
+    book = Scenario(instrument=future("MES", multiplier="5"))
+    book.fill(EXTERNAL, "BUY 3 @ 100")
+    book.mark("104")
+    decision = check(book, "1", policy="adopt", avg_price="100")
+    assert decision.check.kind is CheckKind.QUANTITY_MISMATCH
+    assert (decision.adjustment, decision.adjustment_price) == (D(-2), D(104))
+    # EXTERNAL sold 2 of its 3 at the market: (104 - 100) * 2 * 5
+    assert [leg.realized for leg in decision.legs] == [D(40)]
+
+
 def test_adopt_books_a_stale_position_to_external_at_the_mark():
     book = Scenario(instrument=future("MES", multiplier="5"))
     book.fill("s1", "BUY 2 @ 100")
@@ -435,7 +456,8 @@ def test_adopt_books_a_stale_position_to_external_at_the_mark():
     assert decision.check.ledger_quantity == D(2)  # before the adjustment
     assert decision.check.action == "adopted"
     assert decision.adjustment == D(-2)
-    assert decision.adjustment_price == D(104)  # the mark wins over the broker's average
+    # the broker is flat: whatever average price it sends beside that is no entry
+    assert decision.adjustment_price == D(104)
     assert legs(decision) == [
         (EXTERNAL, Role.OPEN, D(-2), D(104), D(0), Source.RECONCILIATION),
     ]

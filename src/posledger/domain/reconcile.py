@@ -244,7 +244,9 @@ def _decide_reconcile(
     quantity_differs = held != broker
     if quantity_differs and rec.policy is ReconcilePolicy.ADOPT:
         external_slot = book.slots.get(external)
-        adjustment_price = _adoption_price(rec, instrument, book, average, external_slot)
+        adjustment_price = _adoption_price(
+            rec, instrument, book, average, external_slot, broker - held
+        )
         if adjustment_price is None:
             detail += (
                 "; not adopted: there is no price to book it at (send a mark for "
@@ -358,14 +360,23 @@ def _adoption_price(
     book: Book,
     average: Decimal | None,
     external: Slot | None,
+    difference: Decimal,
 ) -> Decimal | None:
-    """The instrument's mark; else the broker's average price; else the slots' average
-    entry; else EXTERNAL's. None when there is none a trade could be booked at."""
+    """What the difference is booked at. Where it opens or adds to EXTERNAL's position:
+    the broker's average price (the broker's own entry), else the instrument's mark.
+    Where it reduces EXTERNAL's position: the mark (where the market is), else the
+    broker's average. Then the slots' average entry, then EXTERNAL's. None when there is
+    no price a trade could be booked at."""
+    held = ZERO if external is None else external.quantity
+    reduces = bool(held) and (held > 0) != (difference > 0)
+    # A flat broker position has no entry price, whatever the broker sends beside it.
+    entry = rec.avg_price if rec.quantity else None
+    first, second = (book.mark, entry) if reduces else (entry, book.mark)
     candidates = (
-        book.mark,
-        rec.avg_price,
+        first,
+        second,
         average,
-        None if external is None or not external.quantity else external.avg_entry,
+        None if external is None or not held else external.avg_entry,
     )
     for price in candidates:
         if price is not None and instrument.price_problem(price) is None:
