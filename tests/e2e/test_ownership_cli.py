@@ -483,7 +483,7 @@ def test_reconcile_json_report_and_the_reconciliations_history(db: Path, tmp_pat
     assert look(db, "reconciliations") == [r for r in history if r["run"] == "eod-0302-c"]
     assert look(db, "reconciliations", "--run", "eod-0302") == first
     assert look(db, "reconciliations", "--last", "3", "--account", "AMP-9999") == []
-    reused = here(db, "reconcile", str(snapshot), "--run", "eod-0302", expect=4)
+    reused = here(db, "reconcile", str(snapshot), "--run", "eod-0302", expect=2)  # usage
     assert "run eod-0302 was already recorded" in reused.output
 
 
@@ -631,6 +631,6 @@ def test_a_refused_snapshot_is_kept_in_rejected_and_nothing_is_journaled(
     assert pick(mismatch, "line", "raw", "reason") == {
         "line": 1,
         "raw": json.dumps(hedge_line),
-        "reason": f"reconcile: account {ACCOUNT} is in netting mode, but the broker reports "
-        "a LONG (hedge) position: position mode mismatch",
+        "reason": f"reconcile: position mode mismatch: account {ACCOUNT} is in netting mode, "
+        "but the broker reports a LONG (hedge) position",
     }

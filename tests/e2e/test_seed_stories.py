@@ -945,20 +945,38 @@ def test_a_hedge_account_refuses_a_snapshot_in_another_position_mode_and_agrees_
     assert "position_side" in reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a flat BOTH leg, which Binance lists beside LONG and SHORT in a hedge-mode "
-    "ACCOUNT_UPDATE (its own doc example), is refused as a position mode mismatch",
-)
 def test_binances_hedge_account_update_with_its_flat_both_leg_agrees(
     hedge_books: Path, tmp_path: Path
 ) -> None:
     """Binance's documented hedge-mode ACCOUNT_UPDATE: BOTH 0, LONG 20 @ 6563.6, SHORT -10
     @ 6563.8. The account is in hedge mode and holds what the ledger holds (the averages
-    are within 0.1%); a flat BOTH leg says nothing about the position mode."""
+    are within 0.1%); the flat BOTH leg Binance lists beside them says nothing about the
+    position mode, so it is neither a mismatch nor compared."""
     db = copy_db(hedge_books, tmp_path / "ledger.db")
     event = _load("binance_usdm_ws_account_update_doc_hedge.json")
-    snapshot = write(tmp_path / "update.jsonl", account_update_snapshot(event, HEDGE_ACCOUNT))
-    report = posledger_json(db, "reconcile", str(snapshot))
-    assert report["agreed"] is True
-    assert [c["position_side"] for c in report["checks"]] == ["LONG", "SHORT"]
+    lines = account_update_snapshot(event, HEDGE_ACCOUNT)
+    assert [(line["position_side"], line["quantity"]) for line in lines] == [
+        ("BOTH", "0"),
+        ("LONG", "20"),
+        ("SHORT", "-10"),
+    ]
+    report = posledger_json(db, "reconcile", str(write(tmp_path / "update.jsonl", lines)))
+    assert (report["agreed"], report["differences"]) == (True, 0)
+    assert [
+        pick(c, "position_side", "kind", "ledger_avg_price", "broker_avg_price")
+        for c in report["checks"]
+    ] == [
+        {
+            "position_side": "LONG",
+            "kind": "agree",
+            "ledger_avg_price": "6563.665",
+            "broker_avg_price": "6563.6",
+        },
+        {
+            "position_side": "SHORT",
+            "kind": "agree",
+            "ledger_avg_price": "6563.86",
+            "broker_avg_price": "6563.8",
+        },
+    ]
+    assert look(db, "rejected") == []

@@ -337,12 +337,12 @@ def test_other_accounts_on_the_same_instrument_are_not_counted():
 @pytest.mark.parametrize(
     ("mode", "side", "quantity", "words"),
     [
-        ("hedge", "BOTH", "1", "one-way (BOTH) position: position mode mismatch"),
-        ("hedge", "BOTH", "0", "one-way (BOTH) position: position mode mismatch"),
+        ("hedge", "BOTH", "1", "position mode mismatch: account A is in hedge mode"),
+        ("hedge", "BOTH", "0", "broker reports a one-way (BOTH) position"),
         ("hedge", "LONG", "-1", "a LONG position cannot point the other way"),
         ("hedge", "SHORT", "1", "a SHORT position cannot point the other way"),
-        ("netting", "LONG", "1", "(hedge) position: position mode mismatch"),
-        ("netting", "SHORT", "-1", "(hedge) position: position mode mismatch"),
+        ("netting", "LONG", "1", "position mode mismatch: account A is in netting mode"),
+        ("netting", "SHORT", "-1", "broker reports a SHORT (hedge) position"),
     ],
 )
 @pytest.mark.parametrize("policy", ["report", "adopt", "halt"])

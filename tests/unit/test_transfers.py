@@ -8,6 +8,7 @@ never changes sign.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -379,3 +380,20 @@ def test_malformed_transfers_are_invalid_input(fields: dict[str, object], words:
     }
     with pytest.raises(InvalidInput, match=words):
         Transfer(**{**base, **fields})  # type: ignore[arg-type]
+
+
+def test_a_transfer_dated_before_the_trade_it_moves_is_refused():
+    book = Scenario(instrument=future("MES", multiplier="5"))
+    book.fill("s1", "BUY 2 @ 100")
+    (trade,) = book.book.open_trades.values()
+    early = replace(make(book, "s1", "s2", "1"), ts=trade.opened_at - 1)
+    refused = decide_transfer(
+        early,
+        account=book.account,
+        instrument=book.instrument,
+        strategy_known=book.strategies.__contains__,
+        book=book.book,
+        new_trade_id=book._new_trade_id,
+    )
+    assert isinstance(refused, Rejection)
+    assert f"is before s1's trade {trade.trade_id} opened" in refused.reason

@@ -28,6 +28,7 @@ from .inputs import Reconcile, Transfer
 from .numbers import ZERO, exact, fmt, q18
 from .positions import Slot, SlotKey
 from .refdata import Account, Instrument, InvalidInput
+from .timestamps import format_ts
 
 __all__ = ["decide_reconcile", "decide_transfer", "ledger_average", "position_side_problem"]
 
@@ -97,6 +98,14 @@ def _decide_transfer(
             f"less than the {fmt(transfer.quantity)} to transfer"
         )
     assert slot is not None and slot.avg_entry is not None
+    for key in (giver, taker):
+        held_slot = book.slots.get(key)
+        trade = None if held_slot is None else book.open_trades.get(held_slot.trade_id or 0)
+        if trade is not None and transfer.ts < trade.opened_at:
+            return Rejection(
+                f"the transfer's time {format_ts(transfer.ts)} is before {key.strategy}'s "
+                f"trade {trade.trade_id} opened ({format_ts(trade.opened_at)})"
+            )
     price = slot.avg_entry if transfer.price is None else transfer.price
     problem = instrument.price_problem(price)
     if problem is not None:
@@ -147,21 +156,22 @@ def position_side_problem(account: Account, side: PositionSide, quantity: Decima
     if account.hedge:
         if side is PositionSide.BOTH:
             return (
-                f"account {account.account} is in hedge mode, but the broker reports a "
-                f"one-way (BOTH) position: position mode mismatch"
+                f"position mode mismatch: account {account.account} is in hedge mode, but the "
+                "broker reports a one-way (BOTH) position"
             )
         if (side is PositionSide.LONG and quantity < 0) or (
             side is PositionSide.SHORT and quantity > 0
         ):
             return (
-                f"the broker reports {fmt(quantity)} on the {side} side of hedge account "
-                f"{account.account}: a {side} position cannot point the other way"
+                f"position mode mismatch: the broker reports {fmt(quantity)} on the {side} "
+                f"side of hedge account {account.account}; a {side} position cannot point "
+                "the other way"
             )
         return None
     if side is not PositionSide.BOTH:
         return (
-            f"account {account.account} is in netting mode, but the broker reports a "
-            f"{side} (hedge) position: position mode mismatch"
+            f"position mode mismatch: account {account.account} is in netting mode, but the "
+            f"broker reports a {side} (hedge) position"
         )
     return None
 

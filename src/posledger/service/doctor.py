@@ -190,8 +190,8 @@ def _slot_name(account: str, instrument: str, strategy: str, position_side: str)
     return f"{account}/{instrument}/{strategy}/{position_side}"
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+def _plural(count: int, word: str, many: str | None = None) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {many or word + 's'}"
 
 
 def _signed(quantity: Decimal) -> str:
@@ -338,7 +338,7 @@ def _mismatch(
         "slot_fills_mismatch",
         "error",
         _slot_name(*key),
-        f"{where} {what}, but the {_plural(count, 'fill leg')} of its trades add up to "
+        f"{where} {what}, but the {_plural(count, 'leg')} of its trades add up to "
         f"{_signed(total)}: the position and its trade history disagree; {_VERIFY}, "
         f"{_REBUILD}.",
         {
@@ -452,7 +452,8 @@ def _version_problems(db: _Reader, stream: str, count: int, high: int) -> list[F
                 "journal_gap",
                 "error",
                 f"stream {stream}",
-                f"journal stream {stream} {what} (it holds {_plural(count, 'entry')} up to "
+                f"journal stream {stream} {what} (it holds "
+                f"{_plural(count, 'entry', 'entries')} up to "
                 f"version {high}): journal entries were lost or written twice, and the "
                 "journal is the ledger's source of truth. Restore the database from a "
                 "backup, or re-ingest the original inputs into a new ledger.",

@@ -217,8 +217,15 @@ def _order(tx: UnitOfWork, order: Order, clock: Clock) -> Outcome:
     found = tx.order(key)
     if found is not None:
         if found[0] == order:
-            done = "refused" if found[1] is OrderStatus.REFUSED else "registered"
-            return Outcome("duplicate", "order", key, f"order {key} was already {done}")
+            if found[1] is OrderStatus.REFUSED:
+                # Never let a refused order look accepted, however often it is sent.
+                return Outcome(
+                    "rejected",
+                    "order",
+                    key,
+                    f"{REFUSED}order {key} was refused when first registered; it stays refused",
+                )
+            return Outcome("duplicate", "order", key, f"order {key} was already registered")
         return Outcome(
             "rejected",
             "order",

@@ -237,6 +237,8 @@ class Ledger:
                 check_identifier("run", run)
             except InvalidInput as exc:
                 raise ValueError(str(exc)) from None
+            if self._views.reconciliation_checks({}, run):
+                raise ValueError(f"run {run} was already recorded: name a new one")
         if price_tolerance < 0:
             raise ValueError("price_tolerance must not be negative")
         lines = list(snapshot)
@@ -248,8 +250,7 @@ class Ledger:
                     [(None, "the snapshot names no account: say which accounts it covers")]
                 )
             self._transact(lambda: validate(self._uow, positions, names))
-            if run is not None and self._views.reconciliation_checks({}, run):
-                raise ReconcileError([(None, f"run {run} was already recorded: name a new one")])
+
         except ReconcileError as exc:
             self._keep_refused_snapshot(exc, source)
             raise

@@ -53,9 +53,9 @@ class ReconcileError(ValueError):
         self.problems = problems
         self.mode_mismatch = mode_mismatch
         first = problems[0][1] if problems else "the snapshot was refused"
-        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-        what = "position mode mismatch" if mode_mismatch else "snapshot refused"
-        super().__init__(f"{what}: {first}{more}; nothing was compared")
+        others = len(problems) - 1
+        more = f" (and {others} more problem{'s' if others > 1 else ''})" if others else ""
+        super().__init__(f"snapshot refused: {first}{more}; nothing was compared")
 
     @property
     def reasons(self) -> list[str]:
@@ -137,22 +137,24 @@ def validate(
     """
     problems: list[tuple[Line | None, str]] = []
     mismatch: list[tuple[Line | None, str]] = []
+    listed = {position.account for _, position in positions}
     for name in accounts:
-        if tx.account(name) is None:
+        if name not in listed and tx.account(name) is None:
             problems.append((None, f"unknown account {name}: register it first"))
     by_key: dict[Key, BrokerPosition] = {}
     seen: dict[Key, Line] = {}
     for line, position in positions:
         account = tx.account(position.account)
         if account is None:
-            problems.append((line, f"unknown account {position.account}"))
+            problems.append((line, f"unknown account {position.account}: register it first"))
             continue
         if position.position_mode is not None and position.position_mode != account.position_mode:
             mismatch.append(
                 (
                     line,
-                    f"the broker says account {account.account} is in {position.position_mode} "
-                    f"mode; the ledger has it in {account.position_mode} mode",
+                    f"position mode mismatch: the broker says account {account.account} is in "
+                    f"{position.position_mode} mode; the ledger has it in "
+                    f"{account.position_mode} mode",
                 )
             )
             continue
