@@ -138,6 +138,8 @@ def _trades_by_strategy(url: str) -> dict[str, list[dict[str, Any]]]:
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for trade in run_json("trades", db=url):
         trade = {k: v for k, v in trade.items() if k != "trade_id"}
+        # Journal numbers depend on how the writers interleaved; what the fills are does not.
+        trade["fills"] = [{k: v for k, v in f.items() if k != "seq"} for f in trade["fills"]]
         if trade["strategy"] == SHARED:
             # Every shared fill is the same BUY 1 @ 100: which one came first (role
             # "open") depends on the interleaving; the set of fills does not.

@@ -158,7 +158,13 @@ def state(url: str) -> dict[str, Any]:
                 {k: v for k, v in p.items() if k != "trade_id"}
                 for p in ledger.positions(include_flat=True)
             ],
-            "trades": [{k: v for k, v in t.items() if k != "trade_id"} for t in ledger.trades()],
+            "trades": [
+                {
+                    **{k: v for k, v in t.items() if k not in ("trade_id", "fills")},
+                    "fills": [{k: v for k, v in f.items() if k != "seq"} for f in t["fills"]],
+                }
+                for t in ledger.trades()
+            ],
             "anomalies": [{k: v for k, v in a.items() if k != "seq"} for a in ledger.anomalies()],
             "rejected": sorted((r["raw"], r["reason"]) for r in ledger.rejected_inputs()),
             "journal": [entry[1:] for entry in journal(url)],
