@@ -32,6 +32,10 @@ def _register(db_url: str) -> None:
 
 
 STARTED = threading.Event()
+"""Set by the writer after its first fills."""
+FIRST_RUN = threading.Event()
+"""Set by the reconciler after its first run: the writer goes on only then, so that runs
+fall between fills whatever the machine's speed."""
 
 
 def _fills(db_url: str, errors: list[BaseException]) -> None:
@@ -40,6 +44,7 @@ def _fills(db_url: str, errors: list[BaseException]) -> None:
             for n in range(FILLS):
                 if n == 20:
                     STARTED.set()
+                    FIRST_RUN.wait(timeout=120)
                 outcome = ledger.apply_fill(
                     exec_id=f"f{n}",
                     account="ACC",
@@ -74,14 +79,18 @@ def _reconciles(db_url: str, errors: list[BaseException], runs: list[str]) -> No
             for _ in range(RUNS):
                 report = ledger.reconcile(snapshot, policy="adopt", accounts=["ACC"])
                 runs.append(report.run)
+                FIRST_RUN.set()
                 time.sleep(0.02)  # a scheduler's pause: SQLite's lock is not fair
     except BaseException as exc:
         errors.append(exc)
+    finally:
+        FIRST_RUN.set()
 
 
 def test_reconciling_while_fills_arrive_replays_exactly(db_url: str) -> None:
     _register(db_url)
     STARTED.clear()
+    FIRST_RUN.clear()
     errors: list[BaseException] = []
     runs: list[str] = []
     threads = [

@@ -296,3 +296,23 @@ def test_journal_is_contiguous_overall_and_per_stream(ledger: Ledger, db_url: st
     for stream, seen in versions.items():
         assert seen == list(range(1, len(seen) + 1)), stream
     assert ledger.verify().ok
+
+
+def test_identifiers_differing_only_in_case_or_accent_are_different(db_url: str) -> None:
+    """MariaDB compares text case- and accent-insensitively unless told otherwise: two
+    fills whose exec ids differ only in case must both be applied, on every database."""
+    with open_ledger(db_url) as ledger:
+        setup(ledger)
+        assert fill(ledger, "exec-a1", "BUY", "1", "100", minute=1).applied
+        assert fill(ledger, "EXEC-A1", "BUY", "1", "100", minute=2).applied
+        assert fill(ledger, "exec-é", "BUY", "1", "100", minute=3).applied
+        assert fill(ledger, "exec-e", "BUY", "1", "100", minute=4).applied
+        order = {"account": "ACC", "strategy": "beta", "instrument": "FUT", "side": "BUY",
+                 "quantity": "1", "intent": "entry"}  # fmt: skip
+        assert ledger.register_order(client_order_id="ord-x", **order).applied
+        assert ledger.register_order(client_order_id="ORD-X", **order).applied
+        assert ledger.register_strategy(strategy="Beta").applied
+        [alpha] = ledger.positions(strategy="alpha")
+        assert alpha["quantity"] == "4"
+        assert rows(db_url, "SELECT count(*) FROM fills") == [(4,)]
+        assert ledger.verify().ok

@@ -3,6 +3,8 @@
 The journal is the source of truth; every other table is a projection of it that
 ``rebuild`` can rewrite. Amounts are exact: ``NUMERIC(38, 18)`` on server databases and
 canonical decimal text on SQLite (whose NUMERIC affinity would go through a float).
+On MariaDB/MySQL every table uses the binary collation ``utf8mb4_bin`` (migration 0004):
+ids compare exactly there too, never case- or accent-insensitively.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from ..domain.numbers import fmt
 
 __all__ = ["SCHEMA_REVISION", "Amount", "metadata"]
 
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 """The Alembic revision this code reads and writes; a test keeps it equal to the head."""
 
 ID = 128
