@@ -320,3 +320,54 @@ def test_listings_by_mode_keep_live_sim_and_paper_apart(db_url: str) -> None:
         assert fill(ledger, "e3", "SELL", "1", "101", account="PAP", minute=3).applied
         assert ledger.positions(mode="LIVE") == live_before
         assert [t["account"] for t in ledger.trades(mode="SIM")] == ["ACC"]
+
+
+def test_an_account_changes_only_its_reconcile_policy_by_registering_again(db_url: str) -> None:
+    with open_ledger(db_url) as ledger:
+        setup(ledger)
+        assert fill(ledger, "e1", "BUY", "2", "100", minute=1).applied
+        account = {"account": "ACC", "venue": "CME", "mode": "SIM", "position_mode": "netting"}
+        changed = ledger.register_account(**account, reconcile_policy="halt")
+        assert changed.applied, changed.reason
+        assert ledger.register_account(**account, reconcile_policy="halt").status == "duplicate"
+        other = ledger.register_account(**{**account, "venue": "EUREX"}, reconcile_policy="halt")
+        assert other.status == "rejected" and "venue" in (other.reason or "")
+        report = ledger.reconcile([broker("ACC", "FUT", "3")])  # no --policy: the account's
+        assert report.policies == {"ACC": "halt"}
+        assert report.checks[0]["action"] == "halted"
+        assert [h["instrument"] for h in ledger.halts()] == ["FUT"]
+        replays(db_url, ledger)
+    with open_ledger(db_url) as ledger:  # kept across a restart
+        assert ledger.reconcile([broker("ACC", "FUT", "3")]).policies == {"ACC": "halt"}
+
+
+def test_brackets_and_max_open_slots_are_checked_against_the_database(db_url: str) -> None:
+    with open_ledger(db_url) as ledger:
+        setup(ledger)
+        ledger.register_strategy(strategy="one-at-a-time", max_open_slots=1)
+        order = {"account": "ACC", "strategy": "alpha", "instrument": "FUT"}
+        assert ledger.register_order(client_order_id="in", side="BUY", quantity="2",
+                                     intent="entry", bracket_id="b1", **order).applied  # fmt: skip
+        # sent with their entry: a take-profit and a stop-loss may cover what it will open
+        tp = {"side": "SELL", "quantity": "2", "intent": "take_profit", **order}
+        assert ledger.register_order(client_order_id="tp", bracket_id="b1", **tp).applied
+        assert ledger.register_order(client_order_id="sl", bracket_id="b1",
+                                     **{**tp, "intent": "stop_loss"}).applied  # fmt: skip
+        assert not ledger.check_order(client_order_id="tp2", bracket_id="b2", **tp).allowed
+        assert fill(ledger, "e1", "BUY", "1", "100", client_order_id="in", minute=1).applied
+        # one filled, one pending: still 2 to cover, never 3
+        assert ledger.check_order(client_order_id="x2", bracket_id="b1", **tp).allowed
+        too_big = ledger.check_order(client_order_id="x3", bracket_id="b1",
+                                     **{**tp, "quantity": "3"})  # fmt: skip
+        assert not too_big.allowed and "pending in its bracket" in too_big.reasons[0]
+        # max_open_slots counts open slots across instruments
+        mine = {"account": "ACC", "strategy": "one-at-a-time", "side": "BUY", "quantity": "1",
+                "intent": "entry"}  # fmt: skip
+        assert ledger.register_order(client_order_id="m1", instrument="FUT", **mine).applied
+        assert fill(ledger, "m1-f", "BUY", "1", "100", strategy="one-at-a-time",
+                    client_order_id="m1", minute=2).applied  # fmt: skip
+        hedged = {**mine, "account": "HDG", "position_side": "LONG"}
+        second = ledger.check_order(client_order_id="m2", instrument="PERP", **hedged)
+        assert not second.allowed and "max_open_slots 1" in second.reasons[0]
+        assert ledger.check_order(client_order_id="m3", instrument="FUT", **mine).allowed
+        assert ledger.verify().ok
