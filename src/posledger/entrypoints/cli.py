@@ -752,9 +752,11 @@ def demo(ctx: click.Context, path: Path) -> None:
     """Ingest a bundled trading session into a fresh SQLite database and show the result.
 
     Two strategies share one MES futures contract on a netting account (one scales in
-    and out, one sends an exit too large for its own position: the excess lands on
-    EXTERNAL); a Binance-style hedge account holds LONG and SHORT on one symbol; a
-    flip; a duplicate fill; a rejected line.
+    and out; one sends an exit too large for its own position, which the pre-trade check
+    refuses and the broker fills anyway: the excess lands on EXTERNAL); a Binance-style
+    hedge account holds LONG and SHORT on one symbol; a flip; a duplicate fill; a
+    rejected line. Then the books are reconciled with the broker's positions, after its
+    fill history brings back a fill a dropped connection lost.
     """
     from .demo import run_demo
 
