@@ -142,8 +142,7 @@ def ingest(
        "side":"BUY","quantity":"1","price":"6852.25","ts":"2026-03-02T14:45:02Z",
        "client_order_id":"o-1","commission":"0.62","commission_currency":"USD"}
     """
-    name = getattr(file, "name", "<stdin>")
-    source = name if isinstance(name, str) and name != "-" else "<stdin>"
+    source = _source_name(file)
     progress = render.Progress(enabled=not quiet)
     done = 0
 

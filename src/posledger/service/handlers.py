@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import fields, replace
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from ..adapters.records import digest, encode, record_type, to_record
 from ..domain.book import HaltState
@@ -361,8 +361,7 @@ def _conflict(tx: UnitOfWork, fill: Fill, seq: int, record: dict[str, object]) -
 def _mark(tx: UnitOfWork, mark: Mark, clock: Clock) -> Outcome:
     key = mark.instrument
     instrument = _require_instrument(tx, mark.instrument)
-    if mark.ts is None:
-        mark = replace(mark, ts=clock())
+    mark = _stamped(mark, clock)
     book = tx.book(mark.instrument)
     decision = decide_mark(mark, instrument=instrument, book=book)
     if isinstance(decision, Rejection):
@@ -376,7 +375,11 @@ def _mark(tx: UnitOfWork, mark: Mark, clock: Clock) -> Outcome:
     return Outcome("applied", "mark", key, seq=seq, effects=effects)
 
 
-def _stamped(item: Transfer | Halt | Resume, clock: Clock) -> Transfer | Halt | Resume:
+Stamped = TypeVar("Stamped", Mark, Transfer, Halt, Resume)
+
+
+def _stamped(item: Stamped, clock: Clock) -> Stamped:
+    """The input with its ``ts``, or stamped with the time it was received."""
     return item if item.ts is not None else replace(item, ts=clock())
 
 
@@ -388,7 +391,6 @@ def _transfer(tx: UnitOfWork, transfer: Transfer, clock: Clock) -> Outcome:
     # still the same transfer.
     fingerprint = digest(encode(to_record(transfer)))
     stamped = _stamped(transfer, clock)
-    assert isinstance(stamped, Transfer)
     book = tx.book(transfer.instrument)
     if transfer.transfer_id is not None:
         seen = tx.transfer_seen(transfer.account, transfer.transfer_id)

@@ -44,6 +44,7 @@ from .reconciliation import (
     check_dict,
     new_run_id,
     plan,
+    policies,
     read_snapshot,
     validate,
 )
@@ -262,7 +263,7 @@ class Ledger:
         run, ts = run or new_run_id(), self._clock()
         uow = self._uow
 
-        def work() -> list[tuple[Any, Outcome]]:
+        def work() -> tuple[dict[str, ReconcilePolicy], list[tuple[Any, Outcome]]]:
             broker = validate(uow, positions, names)
             items = plan(
                 uow,
@@ -281,20 +282,14 @@ class Ledger:
                 if not outcome.applied:
                     raise ReconcileError([(None, outcome.reason or "refused")])
                 done.append((item, outcome))
-            return done
+            return policies(uow, names, chosen), done
 
-        done = self._transact(work)
+        applied, done = self._transact(work)
         checks = []
         for item, outcome in done:
             assert outcome.effects is not None
             checks.append(check_dict(item, outcome.effects, uow.resolve(outcome.seq)))
-        policies = {name: self._policy(name) if chosen is None else chosen for name in names}
-        return ReconcileReport(run, ts, names, policies, checks, history)
-
-    def _policy(self, name: str) -> ReconcilePolicy:
-        account = self._transact(lambda: self._uow.account(name))
-        assert account is not None
-        return account.reconcile_policy
+        return ReconcileReport(run, ts, names, applied, checks, history)
 
     def _keep_refused_snapshot(self, exc: ReconcileError, source: str | None) -> None:
         def work() -> None:

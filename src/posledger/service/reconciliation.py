@@ -36,6 +36,7 @@ __all__ = [
     "check_dict",
     "new_run_id",
     "plan",
+    "policies",
     "read_snapshot",
     "validate",
 ]
@@ -209,11 +210,10 @@ def plan(
     keys: set[Key] = {key for key, position in broker.items() if position.quantity}
     for name in accounts:
         keys.update((name, instrument, side) for instrument, side in tx.held(name))
+    chosen = policies(tx, accounts, policy)
     checks = []
     for key in sorted(keys):
         name, instrument, side = key
-        account = tx.account(name)
-        assert account is not None
         position = broker.get(key)
         checks.append(
             Reconcile(
@@ -222,7 +222,7 @@ def plan(
                 instrument=instrument,
                 position_side=side,
                 quantity=ZERO if position is None else position.quantity,
-                policy=account.reconcile_policy if policy is None else policy,
+                policy=chosen[name],
                 price_tolerance=price_tolerance,
                 ts=ts,
                 avg_price=None if position is None else position.avg_price,
@@ -230,6 +230,18 @@ def plan(
             )
         )
     return checks
+
+
+def policies(
+    tx: UnitOfWork, accounts: list[str], policy: ReconcilePolicy | None
+) -> dict[str, ReconcilePolicy]:
+    """The policy of each account's checks: ``policy`` for the run, else the account's own."""
+    chosen = {}
+    for name in accounts:
+        account = tx.account(name)
+        assert account is not None, name
+        chosen[name] = account.reconcile_policy if policy is None else policy
+    return chosen
 
 
 def check_dict(item: Reconcile, effects: Mapping[str, Any], seq: int | None) -> dict[str, Any]:

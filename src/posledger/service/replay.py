@@ -54,6 +54,8 @@ class MemoryUnitOfWork(UnitOfWork):
         self._records: dict[int, str] = {}
         self._versions: dict[str, int] = defaultdict(int)
         self._expected: Mapping[str, Any] = {}
+        self._effects: Any = None
+        """The expected entry's effects, decoded."""
         self._ids: list[int] = []
         self._appended = False
         self._top_trade = 0
@@ -63,7 +65,7 @@ class MemoryUnitOfWork(UnitOfWork):
     def expect(self, entry: Mapping[str, Any]) -> None:
         self._expected = entry
         self._appended = False
-        effects = msgspec.json.decode(entry["effects"])
+        effects = self._effects = msgspec.json.decode(entry["effects"])
         self._ids = list(effects.get("opened", ())) if isinstance(effects, dict) else []
 
     def problem(self, text: str) -> None:
@@ -117,7 +119,7 @@ class MemoryUnitOfWork(UnitOfWork):
         return self._transfers.get((account, transfer_id))
 
     def recorded_verdict(self) -> list[str] | None:
-        effects = msgspec.json.decode(self._expected["effects"])
+        effects = self._effects
         refused = effects.get("refused", []) if isinstance(effects, dict) else []
         return [str(reason) for reason in refused]
 
@@ -153,7 +155,7 @@ class MemoryUnitOfWork(UnitOfWork):
             self._versions[stream] = int(entry["version"])
         if record != entry["input"]:
             self.problem(f"seq {seq}: journaled input is not in canonical form: {entry['input']}")
-        if msgspec.json.decode(effects) != msgspec.json.decode(entry["effects"]):
+        if msgspec.json.decode(effects) != self._effects:
             self.problem(
                 f"seq {seq}: replayed effects differ from the journal\n"
                 f"  journal: {entry['effects']}\n  replay:  {effects}"
@@ -190,10 +192,7 @@ class MemoryUnitOfWork(UnitOfWork):
         fill = decision.fill
         self._fills[(fill.account, fill.exec_id)] = FillSeen(seq, digest)
         self._put("fills", codec.fill_row(decision, seq, digest))
-        for slot in decision.slots:
-            self._put("slots", codec.slot_row(slot, seq))
-        for trade in decision.trades:
-            self._put("trades", codec.trade_row(trade))
+        self._project(decision, seq)
         for row in codec.trade_fill_rows(decision, seq):
             self._put("trade_fills", row)
         for row in codec.anomaly_rows(decision, seq):
@@ -204,26 +203,28 @@ class MemoryUnitOfWork(UnitOfWork):
         for trade in decision.trades:
             self._put("trades", codec.trade_row(trade))
 
-    def _project(self, decision: TransferDecision | ReconcileDecision, seq: int) -> None:
+    def _project(
+        self, decision: FillDecision | TransferDecision | ReconcileDecision, seq: int
+    ) -> None:
         for slot in decision.slots:
             self._put("slots", codec.slot_row(slot, seq))
         for trade in decision.trades:
             self._put("trades", codec.trade_row(trade))
 
+    def _put_rows(self, rows: Mapping[str, list[codec.Row]]) -> None:
+        for table, table_rows in rows.items():
+            for row in table_rows:
+                self._put(table, row)
+
     def add_transfer(self, decision: TransferDecision, seq: int, digest: str | None) -> None:
         transfer = decision.transfer
         if transfer.transfer_id is not None and digest is not None:
             self._transfers[(transfer.account, transfer.transfer_id)] = FillSeen(seq, digest)
-        self._put("transfers", codec.transfer_row(decision, seq, "transfer", digest))
+        self._put_rows(codec.transfer_rows(decision, seq, digest))
         self._project(decision, seq)
-        assert transfer.ts is not None
-        for row in codec.leg_rows(decision.legs, seq, transfer.account, None, transfer.ts):
-            self._put("trade_fills", row)
 
     def add_reconcile(self, decision: ReconcileDecision, seq: int) -> None:
-        for table, rows in codec.reconcile_rows(decision, seq).items():
-            for row in rows:
-                self._put(table, row)
+        self._put_rows(codec.reconcile_rows(decision, seq))
         self._project(decision, seq)
 
     def set_halt(self, account: str, instrument: str, halt: HaltState | None, seq: int) -> None:

@@ -15,6 +15,7 @@ import msgspec
 
 from ..domain.book import HaltState
 from ..domain.enums import (
+    EXTERNAL,
     CloseReason,
     Direction,
     Intent,
@@ -28,6 +29,7 @@ from ..domain.enums import (
     Side,
 )
 from ..domain.events import FillDecision, Leg, MarkDecision, ReconcileDecision, TransferDecision
+from ..domain.inputs import Transfer
 from ..domain.numbers import fmt
 from ..domain.positions import Lot, Slot, SlotKey, Trade
 from ..domain.refdata import Account, Instrument, Order, Strategy
@@ -367,18 +369,35 @@ def rejected_row(rejected: Rejected) -> Row:
 # -- ownership and reconciliation -----------------------------------------------------
 
 
-def transfer_row(decision: TransferDecision, seq: int, origin: str, digest: str | None) -> Row:
+def transfer_rows(decision: TransferDecision, seq: int, digest: str | None) -> dict[str, list[Row]]:
+    """Rows of every table a transfer writes (besides slots and trades)."""
     transfer = decision.transfer
+    assert transfer.ts is not None
+    row = _transfer_row(transfer, seq, decision.position_side, decision.price, "transfer", digest)
+    return {
+        "transfers": [row],
+        "trade_fills": leg_rows(decision.legs, seq, transfer.account, None, transfer.ts),
+    }
+
+
+def _transfer_row(
+    transfer: Transfer,
+    seq: int,
+    position_side: PositionSide,
+    price: Decimal,
+    origin: str,
+    digest: str | None,
+) -> Row:
     return {
         "seq": seq,
         "account": transfer.account,
         "transfer_id": transfer.transfer_id,
         "instrument": transfer.instrument,
-        "position_side": decision.position_side,
+        "position_side": position_side,
         "from_strategy": transfer.from_strategy,
         "to_strategy": transfer.to_strategy,
         "quantity": transfer.quantity,
-        "price": decision.price,
+        "price": price,
         "ts": transfer.ts,
         "origin": origin,
         "digest": digest,
@@ -421,7 +440,7 @@ def reconcile_rows(decision: ReconcileDecision, seq: int) -> dict[str, list[Row]
                 "ts": rec.ts,
             }
         ],
-        "trade_fills": [],
+        "trade_fills": leg_rows(decision.legs, seq, rec.account, None, rec.ts),
     }
     if decision.adjustment is not None:
         assert decision.adjustment_price is not None
@@ -439,23 +458,18 @@ def reconcile_rows(decision: ReconcileDecision, seq: int) -> dict[str, list[Row]
         ]
     if orphan is not None and orphan.strategy is not None:
         assert orphan.price is not None
-        rows["transfers"] = [
-            {
-                "seq": seq,
-                "account": rec.account,
-                "transfer_id": None,
-                "instrument": rec.instrument,
-                "position_side": rec.position_side,
-                "from_strategy": "EXTERNAL",
-                "to_strategy": orphan.strategy,
-                "quantity": orphan.quantity.copy_abs(),
-                "price": orphan.price,
-                "ts": rec.ts,
-                "origin": "adopt_orphans",
-                "digest": None,
-            }
-        ]
-    rows["trade_fills"] = leg_rows(decision.legs, seq, rec.account, None, rec.ts)
+        adopted = Transfer(
+            account=rec.account,
+            instrument=rec.instrument,
+            from_strategy=EXTERNAL,
+            to_strategy=orphan.strategy,
+            quantity=orphan.quantity.copy_abs(),
+            position_side=rec.position_side,
+            price=orphan.price,
+            ts=rec.ts,
+        )
+        row = _transfer_row(adopted, seq, rec.position_side, orphan.price, "adopt_orphans", None)
+        rows["transfers"] = [row]
     return rows
 
 

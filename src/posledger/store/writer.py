@@ -662,10 +662,7 @@ class SqlUnitOfWork(UnitOfWork):
         fill = decision.fill
         buf.add("fills", codec.fill_row(decision, seq, digest))
         buf.fills[(fill.account, fill.exec_id)] = FillSeen(seq, digest)
-        for slot in decision.slots:
-            buf.slots[slot.key] = (slot, seq)
-        for trade in decision.trades:
-            buf.trades[trade.trade_id] = trade
+        self._project(decision, seq)
         for row in codec.trade_fill_rows(decision, seq):
             buf.add("trade_fills", row)
         for row in codec.anomaly_rows(decision, seq):
@@ -677,28 +674,30 @@ class SqlUnitOfWork(UnitOfWork):
         for trade in decision.trades:
             buf.trades[trade.trade_id] = trade
 
-    def _project(self, decision: TransferDecision | ReconcileDecision, seq: int) -> None:
+    def _project(
+        self, decision: FillDecision | TransferDecision | ReconcileDecision, seq: int
+    ) -> None:
+        """Buffer the slots and trades a decision changed."""
         buf = self._buffer
         for slot in decision.slots:
             buf.slots[slot.key] = (slot, seq)
         for trade in decision.trades:
             buf.trades[trade.trade_id] = trade
 
+    def _add_rows(self, rows: Mapping[str, list[codec.Row]]) -> None:
+        for table, table_rows in rows.items():
+            for row in table_rows:
+                self._buffer.add(table, row)
+
     def add_transfer(self, decision: TransferDecision, seq: int, digest: str | None) -> None:
-        buf = self._buffer
         transfer = decision.transfer
-        buf.add("transfers", codec.transfer_row(decision, seq, "transfer", digest))
         if transfer.transfer_id is not None and digest is not None:
-            buf.transfers[(transfer.account, transfer.transfer_id)] = FillSeen(seq, digest)
+            self._buffer.transfers[(transfer.account, transfer.transfer_id)] = FillSeen(seq, digest)
+        self._add_rows(codec.transfer_rows(decision, seq, digest))
         self._project(decision, seq)
-        assert transfer.ts is not None
-        for row in codec.leg_rows(decision.legs, seq, transfer.account, None, transfer.ts):
-            buf.add("trade_fills", row)
 
     def add_reconcile(self, decision: ReconcileDecision, seq: int) -> None:
-        for table, rows in codec.reconcile_rows(decision, seq).items():
-            for row in rows:
-                self._buffer.add(table, row)
+        self._add_rows(codec.reconcile_rows(decision, seq))
         self._project(decision, seq)
 
     def set_halt(self, account: str, instrument: str, halt: HaltState | None, seq: int) -> None:
@@ -715,53 +714,59 @@ class SqlUnitOfWork(UnitOfWork):
         )
         return None if row is None else FillSeen(row["seq"], row["digest"])
 
-    def open_slots(self, strategy: str) -> int:
+    def _non_flat_slots(self, column: str, value: str) -> list[SlotKey]:
+        """Keys of the non-flat slots whose ``column`` (account or strategy) is ``value``, as
+        this transaction sees them: the stored rows, then what it changed."""
         held: dict[SlotKey, bool] = {}
-        for row in self._all("SELECT * FROM slots WHERE strategy = ?", (strategy,)):
+        for row in self._all(f"SELECT * FROM slots WHERE {column} = ?", (value,)):
             held[codec.slot_key_from_row(row)] = bool(codec.dec(row["quantity"]))
         for key, (slot, _) in self._buffer.slots.items():
-            if key.strategy == strategy:
+            if getattr(key, column) == value:
                 held[key] = bool(slot.quantity)
-        return sum(held.values())
+        return [key for key, on in held.items() if on]
+
+    def open_slots(self, strategy: str) -> int:
+        return len(self._non_flat_slots("strategy", strategy))
 
     def held(self, account: str) -> list[tuple[str, PositionSide]]:
-        held: dict[SlotKey, bool] = {}
-        for row in self._all("SELECT * FROM slots WHERE account = ?", (account,)):
-            held[codec.slot_key_from_row(row)] = bool(codec.dec(row["quantity"]))
-        for key, (slot, _) in self._buffer.slots.items():
-            if key.account == account:
-                held[key] = bool(slot.quantity)
-        return sorted({(key.instrument, key.position_side) for key, on in held.items() if on})
+        keys = self._non_flat_slots("account", account)
+        return sorted({(key.instrument, key.position_side) for key in keys})
 
     def bracket_pending(self, order: Order) -> Decimal:
-        entries: dict[str, Order] = {}
-        rows = self._all("SELECT * FROM orders WHERE bracket_id = ?", (order.bracket_id,))
-        for row in rows:
-            if row["status"] == OrderStatus.OPEN:
-                found = codec.order_from_row(row)
-                entries[found.client_order_id] = found
-        for row in self._buffer.inserts.get("orders", ()):
-            if row["bracket_id"] == order.bracket_id and row["status"] == OrderStatus.OPEN:
-                entries[row["client_order_id"]] = codec.order_from_row(row)
+        bracket = order.bracket_id
+        ids = [
+            row["client_order_id"]
+            for row in self._all(
+                "SELECT client_order_id FROM orders WHERE bracket_id = ?", (bracket,)
+            )
+        ]
+        ids += [
+            row["client_order_id"]
+            for row in self._buffer.inserts.get("orders", ())
+            if row["bracket_id"] == bracket
+        ]
         pending = ZERO
-        for entry in entries.values():
+        for cid in dict.fromkeys(ids):
+            found = self.order(cid)  # as this transaction sees it: a cancel here counts
+            if found is None:
+                continue
+            entry, status = found
             if (
-                entry.intent is not Intent.ENTRY
+                status is not OrderStatus.OPEN
+                or entry.intent is not Intent.ENTRY
                 or (entry.account, entry.instrument, entry.strategy)
                 != (order.account, order.instrument, order.strategy)
-                or self._orders.get(entry.client_order_id, (entry, OrderStatus.OPEN))[1]
-                is not OrderStatus.OPEN
             ):
                 continue
             filled = ZERO
             for (quantity,) in self._in(
                 "SELECT quantity FROM fills WHERE account = ? AND client_order_id",
-                [entry.client_order_id],
+                [cid],
                 [entry.account],
             ):
                 filled += codec.dec(quantity)
             for row in self._buffer.inserts.get("fills", ()):
-                if row["client_order_id"] == entry.client_order_id:
+                if row["client_order_id"] == cid:
                     filled += row["quantity"]
             left = max(entry.quantity - filled, ZERO)
             pending += left if entry.side is Side.BUY else -left
