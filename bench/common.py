@@ -9,6 +9,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,32 @@ def latency_of(count: int, total_s: float, samples_ns: list[int]) -> Latency:
         percentile(ordered, 99) / 1e6,
         ordered[-1] / 1e6 if ordered else math.nan,
     )
+
+
+def timed_durable_ingest(ledger: Any, lines: list[str], what: str) -> Latency:
+    """``ledger.ingest(lines, batch_size=1)``, each fill its own transaction, then the ledger
+    closed. A fill's latency is the time from the previous commit (or the start) to its own
+    commit, as the ``on_commit`` callback sees it. Every line must be applied."""
+    samples: list[int] = []
+    clock = time.perf_counter_ns
+    last = 0
+
+    def on_commit(_batch: object) -> None:
+        nonlocal last
+        now = clock()
+        samples.append(now - last)
+        last = now
+
+    try:
+        start = time.perf_counter()
+        last = clock()
+        report = ledger.ingest(lines, batch_size=1, on_commit=on_commit)
+        elapsed = time.perf_counter() - start
+    finally:
+        ledger.close()
+    if report.applied != len(lines):
+        raise SystemExit(f"{what}: {report.rejected} rejected: {report.rejections[:3]}")
+    return latency_of(len(lines), elapsed, samples)
 
 
 def console_script() -> list[str]:

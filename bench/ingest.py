@@ -78,6 +78,7 @@ from common import (
     secs,
     stat,
     table,
+    timed_durable_ingest,
 )
 from posledger.domain.book import Book
 from posledger.domain.decide import decide_fill
@@ -203,28 +204,9 @@ def open_fresh(path: Path) -> posledger.Ledger:
 def durable_ingest_run(path: Path, lines: list[str]) -> Latency:
     """ledger.ingest(lines, batch_size=1): each fill its own transaction; the latency of a
     fill is the time from the previous commit (or the start) to its own commit."""
-    ledger = open_fresh(path)
-    samples: list[int] = []
-    clock = time.perf_counter_ns
-    last = 0
-
-    def on_commit(_batch: object) -> None:
-        nonlocal last
-        now = clock()
-        samples.append(now - last)
-        last = now
-
-    try:
-        start = time.perf_counter()
-        last = clock()
-        report = ledger.ingest(lines, batch_size=1, on_commit=on_commit)
-        elapsed = time.perf_counter() - start
-    finally:
-        ledger.close()
+    latency = timed_durable_ingest(open_fresh(path), lines, "durable benchmark")
     remove_db(path)
-    if report.applied != len(lines):
-        raise SystemExit(f"durable benchmark: {report.rejected} rejected: {report.rejections[:3]}")
-    return latency_of(len(lines), elapsed, samples)
+    return latency
 
 
 def durable_api_run(path: Path, calls: list[dict[str, Any]]) -> Latency:

@@ -46,6 +46,7 @@ from common import (
     n0,
     run_child,
     say,
+    timed_durable_ingest,
 )
 from posledger.domain.enums import Side
 from workloads import (
@@ -619,31 +620,11 @@ def durable_run(server: Server, lines: list[str]) -> Latency:
     """ledger.ingest(lines, batch_size=1) on a fresh schema/database: as section 2."""
     with server.fresh() as fresh:
         ledger = open_with_refdata(fresh, slot_refdata_lines())
-        samples: list[int] = []
-        clock = time.perf_counter_ns
-        last = 0
-
-        def on_commit(_batch: object) -> None:
-            nonlocal last
-            now = clock()
-            samples.append(now - last)
-            last = now
-
-        try:
-            start = time.perf_counter()
-            last = clock()
-            report = ledger.ingest(lines, batch_size=1, on_commit=on_commit)
-            elapsed = time.perf_counter() - start
-        finally:
-            ledger.close()
-        if report.applied != len(lines):
-            raise SystemExit(
-                f"durable {server.label} run: {report.rejected} rejected: {report.rejections[:3]}"
-            )
+        latency = timed_durable_ingest(ledger, lines, f"durable {server.label} run")
         stored = server.count_fills(fresh)
         if stored != len(lines):
             raise SystemExit(f"durable {server.label} run: {stored} fills stored of {len(lines)}")
-    return latency_of(len(lines), elapsed, samples)
+    return latency
 
 
 def inprocess_run(server: Server, source: Path, session: Session) -> float:
