@@ -11,22 +11,31 @@ change the books, and the exit statuses a script would act on, run as their own
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .scenario import execute, invoke, invoke_json, run, sql, write
+from .desk import (
+    ACCOUNT,
+    DAY,
+    EXTERNAL,
+    MES,
+    ORB,
+    SIMPLE,
+    check_order,
+    copy_db,
+    fill,
+    journal_count,
+    look,
+    order,
+    pick,
+    posledger,
+    posledger_json,
+)
+from .scenario import execute, invoke, sql, write
 
-ACCOUNT = "AMP-4417"
-MES = "MESH6.CME"
 MNQ = "MNQH6.CME"
-ORB = "mes-orb-01"
-SIMPLE = "mes-orb-simple-01"
-EXTERNAL = "EXTERNAL"
-DAY = "2026-03-02T"
 WHERE = f"{ACCOUNT}/{MES}"
 
 
@@ -51,59 +60,6 @@ def future(instrument: str, multiplier: str) -> dict[str, Any]:
         "quote_currency": "USD",
         "settlement_currency": "USD",
     }
-
-
-def order(
-    coid: str,
-    strategy: str,
-    side: str,
-    quantity: str,
-    intent: str,
-    at: str,
-    *,
-    account: str = ACCOUNT,
-    instrument: str = MES,
-) -> dict[str, Any]:
-    return {
-        "type": "order",
-        "client_order_id": coid,
-        "account": account,
-        "strategy": strategy,
-        "instrument": instrument,
-        "side": side,
-        "quantity": quantity,
-        "intent": intent,
-        "ts": DAY + at + "Z",
-    }
-
-
-def fill(
-    exec_id: str,
-    side: str,
-    quantity: str,
-    price: str,
-    at: str,
-    commission: str,
-    *,
-    coid: str | None = None,
-    account: str = ACCOUNT,
-    instrument: str = MES,
-) -> dict[str, Any]:
-    record = {
-        "type": "fill",
-        "exec_id": exec_id,
-        "account": account,
-        "instrument": instrument,
-        "side": side,
-        "quantity": quantity,
-        "price": price,
-        "ts": DAY + at + "Z",
-        "commission": commission,
-        "commission_currency": "USD",
-    }
-    if coid is not None:
-        record["client_order_id"] = coid
-    return record
 
 
 def broker(instrument: str, quantity: str, avg_price: str | None = None, **extra: Any) -> Any:
@@ -134,20 +90,6 @@ DESK = [
 # -- helpers -------------------------------------------------------------------------------
 
 
-def posledger(
-    db: Path, *args: str, expect: int = 0, input: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """One ``posledger`` process on ``db``; its exit status must be ``expect``."""
-    result = run(*args, db=db, input=input)
-    assert result.returncode == expect, (args, result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
-
-
-def posledger_json(db: Path, *args: str, expect: int = 0) -> Any:
-    return json.loads(posledger(db, *args, "--json", expect=expect).stdout)
-
-
 def here(db: Path, *args: str, expect: int = 0, input: str | None = None) -> Any:
     """The same command in this process (read-only looks; fast)."""
     result = invoke(*args, db=db, input=input)
@@ -155,26 +97,9 @@ def here(db: Path, *args: str, expect: int = 0, input: str | None = None) -> Any
     return result
 
 
-def look(db: Path, *args: str) -> Any:
-    return invoke_json(*args, db=db)
-
-
-def check_order(db: Path, record: dict[str, Any], expect: int) -> dict[str, Any]:
-    result = here(db, "check-order", "-", "--json", expect=expect, input=json.dumps(record))
-    return json.loads(result.stdout)
-
-
 def holding(db: Path, *args: str) -> dict[tuple[str, str, str], str]:
     rows = look(db, "positions", *args)
     return {(r["account"], r["instrument"], r["strategy"]): r["signed_quantity"] for r in rows}
-
-
-def journal_count(db: Path) -> int:
-    return sql(db, "SELECT count(*) FROM journal")[0][0]
-
-
-def pick(row: dict[str, Any], *names: str) -> dict[str, Any]:
-    return {name: row[name] for name in names}
 
 
 def transfer(*args: str) -> list[str]:
@@ -192,11 +117,7 @@ def desk_books(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def db(desk_books: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "ledger.db"
-    for suffix in ("", "-wal", "-shm"):
-        if Path(f"{desk_books}{suffix}").exists():
-            shutil.copyfile(f"{desk_books}{suffix}", f"{target}{suffix}")
-    return target
+    return copy_db(desk_books, tmp_path / "ledger.db")
 
 
 # -- transfer / transfers ------------------------------------------------------------------

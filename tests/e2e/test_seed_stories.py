@@ -15,8 +15,6 @@ Numbers are worked out by hand in the comments (MES multiplier 5; commissions in
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -24,16 +22,27 @@ from typing import Any
 
 import pytest
 
-from .scenario import invoke, invoke_json, run, sql, write
+from .desk import (
+    ACCOUNT,
+    DAY,
+    EXTERNAL,
+    MES,
+    ORB,
+    SIMPLE,
+    check_order,
+    copy_db,
+    fill,
+    journal_count,
+    look,
+    order,
+    pick,
+    posledger,
+    posledger_json,
+)
+from .scenario import invoke, sql, write
 
 DATA = Path(__file__).with_name("data")
 
-ACCOUNT = "AMP-4417"
-MES = "MESH6.CME"
-ORB = "mes-orb-01"
-SIMPLE = "mes-orb-simple-01"
-EXTERNAL = "EXTERNAL"
-DAY = "2026-03-02T"
 
 HEDGE_ACCOUNT = "BINANCE-USDM-7"
 ONE_WAY_ACCOUNT = "BINANCE-USDM-ONEWAY"
@@ -73,64 +82,6 @@ def strategy(name: str, **extra: Any) -> dict[str, Any]:
     return {"type": "strategy", "strategy": name, **extra}
 
 
-def order(
-    coid: str,
-    strategy: str,
-    side: str,
-    quantity: str,
-    intent: str,
-    at: str,
-    *,
-    account: str = ACCOUNT,
-    instrument: str = MES,
-    **extra: Any,
-) -> dict[str, Any]:
-    return {
-        "type": "order",
-        "client_order_id": coid,
-        "account": account,
-        "strategy": strategy,
-        "instrument": instrument,
-        "side": side,
-        "quantity": quantity,
-        "intent": intent,
-        "ts": at if "T" in at else DAY + at + "Z",
-        **extra,
-    }
-
-
-def fill(
-    exec_id: str,
-    side: str,
-    quantity: str,
-    price: str,
-    at: str,
-    commission: str,
-    *,
-    coid: str | None = None,
-    account: str = ACCOUNT,
-    instrument: str = MES,
-    currency: str = "USD",
-    **extra: Any,
-) -> dict[str, Any]:
-    record = {
-        "type": "fill",
-        "exec_id": exec_id,
-        "account": account,
-        "instrument": instrument,
-        "side": side,
-        "quantity": quantity,
-        "price": price,
-        "ts": at if "T" in at else DAY + at + "Z",
-        "commission": commission,
-        "commission_currency": currency,
-        **extra,
-    }
-    if coid is not None:
-        record["client_order_id"] = coid
-    return record
-
-
 def broker(quantity: str, avg_price: str | None = None, **extra: Any) -> dict[str, Any]:
     """What the CME broker reports for MES on the account (netting: one signed number)."""
     record = {
@@ -148,25 +99,6 @@ def broker(quantity: str, avg_price: str | None = None, **extra: Any) -> dict[st
 # -- running the CLI ----------------------------------------------------------------------
 
 
-def posledger(
-    db: Path, *args: str, expect: int = 0, input: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """One ``posledger`` process on ``db``; its exit status must be ``expect``."""
-    result = run(*args, db=db, input=input)
-    assert result.returncode == expect, (args, result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
-
-
-def posledger_json(db: Path, *args: str, expect: int = 0, input: str | None = None) -> Any:
-    return json.loads(posledger(db, *args, "--json", expect=expect, input=input).stdout)
-
-
-def look(db: Path, *args: str) -> Any:
-    """A read-only listing, in this process."""
-    return invoke_json(*args, db=db)
-
-
 def slots(db: Path) -> dict[tuple[str, str], dict[str, Any]]:
     """Every slot (flat ones too) by (strategy, position side)."""
     rows = look(db, "positions", "--all")
@@ -180,34 +112,6 @@ def holding(db: Path) -> dict[str, str]:
 
 def trades(db: Path) -> dict[int, dict[str, Any]]:
     return {row["trade_id"]: row for row in look(db, "trades")}
-
-
-def journal_count(db: Path) -> int:
-    return sql(db, "SELECT count(*) FROM journal")[0][0]
-
-
-def check_order(
-    db: Path, record: dict[str, Any], expect: int, *, process: bool = False
-) -> dict[str, Any]:
-    """``posledger check-order - --json`` with the order on stdin (0 allowed, 1 refused): in
-    its own process when that is the point of the step, else in this one (it registers
-    nothing)."""
-    if process:
-        return posledger_json(db, "check-order", "-", expect=expect, input=json.dumps(record))
-    result = invoke("check-order", "-", "--json", db=db, input=json.dumps(record))
-    assert result.exit_code == expect, result.output
-    return json.loads(result.stdout)
-
-
-def copy_db(source: Path, target: Path) -> Path:
-    for suffix in ("", "-wal", "-shm"):
-        if Path(f"{source}{suffix}").exists():
-            shutil.copyfile(f"{source}{suffix}", f"{target}{suffix}")
-    return target
-
-
-def pick(row: dict[str, Any], *names: str) -> dict[str, Any]:
-    return {name: row[name] for name in names}
 
 
 COMPARED = (
