@@ -5,19 +5,35 @@
 """
 
 from .bootstrap import open_ledger
+from .errors import (
+    DamagedDatabase,
+    DatabaseError,
+    InvalidInput,
+    LedgerError,
+    NotFound,
+    RebuildError,
+    ReconcileError,
+    SchemaError,
+    UsageError,
+)
 from .service.handlers import Outcome
-from .service.ledger import IngestReport, Ledger, RebuildError, RebuildReport
+from .service.ledger import IngestReport, Ledger, RebuildReport
 from .service.replay import VerifyReport
-from .store.database import DatabaseError, SchemaError
 
 __all__ = [
+    "DamagedDatabase",
     "DatabaseError",
     "IngestReport",
+    "InvalidInput",
     "Ledger",
+    "LedgerError",
+    "NotFound",
     "Outcome",
     "RebuildError",
     "RebuildReport",
+    "ReconcileError",
     "SchemaError",
+    "UsageError",
     "VerifyReport",
     "open_ledger",
 ]

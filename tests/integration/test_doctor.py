@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 
 from posledger import Ledger
-from posledger.service.doctor import CHECKS, DoctorReport, Finding, run_doctor
+from posledger.ports import DoctorReport, Finding
+from posledger.store.doctor import CHECKS
 from posledger.store import schema
 
 from .helpers import T, engine, fill, kind_of, rows, setup
@@ -19,7 +20,7 @@ FUT_STREAM = "instrument:FUT"
 
 
 def doctor(ledger: Ledger) -> DoctorReport:
-    report = run_doctor(ledger.database)
+    report = ledger.doctor()
     assert report.checks_run == list(CHECKS)
     json.dumps(report.as_dict())  # JSON-able, decimals included
     return report
@@ -146,7 +147,7 @@ def test_healthy_ledger_has_no_errors(ledger: Ledger, db_url: str) -> None:
         "detail": report.findings[0].detail,
         "data": {"account": "ACC", "instrument": "FUT", "strategies": ["alpha", "beta"]},
     }
-    assert run_doctor(ledger.database).as_dict() == as_dict  # stable
+    assert ledger.doctor().as_dict() == as_dict  # stable
 
 
 def test_an_empty_ledger_is_healthy(ledger: Ledger) -> None:

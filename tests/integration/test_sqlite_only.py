@@ -21,10 +21,10 @@ def db_url(tmp_path: Path) -> str:
 
 def test_wal_and_synchronous_full_on_the_writer_connection(ledger: Ledger, db_url: str) -> None:
     setup(ledger)
-    writer = ledger._uow._conn  # the connection every write goes through
+    writer = ledger._uow.cursor  # type: ignore[attr-defined]  # every write goes through it
     assert writer.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert writer.execute("PRAGMA synchronous").fetchone() == (2,)  # 2 = FULL
-    with ledger.database.engine.connect() as conn:
+    with ledger.store.database.engine.connect() as conn:  # type: ignore[attr-defined]
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
     # WAL is a property of the file: any other connection sees it too.

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from posledger.domain.enums import EXTERNAL, PositionSide
-from posledger.domain.events import FillDecision
+from posledger.domain.decisions import FillDecision
 from posledger.domain.numbers import ZERO, exact
 from posledger.domain.positions import SlotKey, unrealized
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from posledger.adapters.records import parse_record
 from posledger.domain.book import Book
 from posledger.domain.decide import decide_fill, decide_mark
-from posledger.domain.events import Duplicate, FillDecision, MarkDecision, Rejection
+from posledger.domain.decisions import Duplicate, FillDecision, MarkDecision, Rejection
 from posledger.domain.guards import check_order
 from posledger.domain.inputs import Fill, Mark
 from posledger.domain.invariants import Position3, check_invariants, fill_delta

@@ -31,7 +31,7 @@ from posledger.domain.enums import (
     PositionSide,
     Side,
 )
-from posledger.domain.events import Duplicate, FillDecision, MarkDecision, Rejection
+from posledger.domain.decisions import Duplicate, FillDecision, MarkDecision, Rejection
 from posledger.domain.inputs import Fill, Mark
 from posledger.domain.invariants import Position3, check_invariants, fill_delta
 from posledger.domain.numbers import ZERO, D

@@ -183,7 +183,7 @@ def test_second_round_trip_is_a_new_trade():
     book.fill("s1", "SELL 1 @ 101")
     opened = book.fill("s1", "BUY 1 @ 102")
     first, second = book.trades_of("s1")
-    assert opened.opened == [second.trade_id]
+    assert opened.opened == (second.trade_id,)
     assert second.trade_id != first.trade_id
     assert not first.is_open
     assert second.is_open

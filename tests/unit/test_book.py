@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from posledger.domain.decide import decide_mark
-from posledger.domain.events import FillDecision, MarkDecision
+from posledger.domain.decisions import FillDecision, MarkDecision
 from posledger.domain.inputs import Mark
 from posledger.domain.numbers import D
 
@@ -14,8 +14,8 @@ from .scenario import SECOND, T0, Scenario
 
 def snapshot(book: Scenario):
     return (
-        {key: slot.copy() for key, slot in book.book.slots.items()},
-        {tid: trade.copy() for tid, trade in book.book.open_trades.items()},
+        dict(book.book.slots),
+        dict(book.book.open_trades),
         book.book.mark,
         book.book.mark_ts,
     )

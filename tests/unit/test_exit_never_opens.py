@@ -92,6 +92,6 @@ def test_exit_fill_that_fits_raises_no_anomaly():
     book.fill("s1", "SELL 3 @ 100")
     book.order("x", "s1", "BUY 3", intent="exit")
     decision = book.fill("x", "BUY 3 @ 99")
-    assert decision.anomalies == []
+    assert decision.anomalies == ()
     assert book.trade("s1").close_reason is CloseReason.EXIT
     assert book.external().quantity == D(0)

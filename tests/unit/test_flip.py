@@ -20,7 +20,7 @@ def test_flip_without_order_splits_quantity_and_commission():
         (Role.FLIP, new.trade_id, D(1), D(-1)),
     ]
     assert [leg.commission for leg in decision.legs] == [D("0.6"), D("0.3")]
-    assert decision.opened == [new.trade_id]
+    assert decision.opened == (new.trade_id,)
 
     # old trade: gross (110 - 100) * 2 = 20; commissions 1 + 0.6 = 1.6; net 18.4
     assert not old.is_open
@@ -80,7 +80,7 @@ def test_exact_close_is_not_a_flip():
     book.fill("s1", "BUY 2 @ 100")
     decision = book.fill("s1", "SELL 2 @ 101")
     assert [leg.role for leg in decision.legs] == [Role.CLOSE]
-    assert decision.opened == []
+    assert decision.opened == ()
     assert book.trade("s1").close_reason is CloseReason.EXIT
     assert len(book.trades_of("s1")) == 1
 

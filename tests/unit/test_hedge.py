@@ -93,7 +93,7 @@ def test_entry_order_reducing_a_hedge_slot():
     book.order("o2", "s1", "BUY 1 SHORT", intent="entry")
     decision = book.fill("o2", "BUY 1 @ 99")
     assert [leg.role for leg in decision.legs] == [Role.REDUCE]
-    assert decision.anomalies == []
+    assert decision.anomalies == ()
     assert book.slot("s1", "SHORT").quantity == D(-1)
 
 
@@ -110,8 +110,8 @@ def test_external_hedge_slot_pushed_to_the_wrong_sign():
 def test_external_hedge_slot_on_the_right_side_is_not_flagged():
     book = hedge()
     decision = book.fill(None, "BUY 1 @ 100 LONG")
-    assert decision.anomalies == []
+    assert decision.anomalies == ()
     decision = book.fill(None, "SELL 1 @ 100 SHORT")
-    assert decision.anomalies == []
+    assert decision.anomalies == ()
     assert book.external("LONG").quantity == D(1)
     assert book.external("SHORT").quantity == D(-1)

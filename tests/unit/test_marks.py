@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from posledger.domain.enums import PositionSide
-from posledger.domain.events import Duplicate, MarkDecision, Rejection
+from posledger.domain.decisions import Duplicate, MarkDecision, Rejection
 from posledger.domain.numbers import D, exact
 from posledger.domain.positions import Slot, SlotKey, unrealized
 
@@ -46,7 +46,7 @@ def test_mae_mfe_of_a_long_trade():
     # a mark timestamped before the trade opened does not count for it
     early = book.mark("90", at=90)
     assert isinstance(early, MarkDecision)
-    assert early.trades == []
+    assert early.trades == ()
     assert book.trade("s1").mae is None
 
     # (98 - 100) * 2 * 5 = -20
@@ -66,7 +66,7 @@ def test_mae_mfe_of_a_long_trade():
     # inside the range: nothing changes
     quiet = book.mark("101", at=300)
     assert isinstance(quiet, MarkDecision)
-    assert quiet.trades == []
+    assert quiet.trades == ()
 
     # the excursion is of the whole position at that moment:
     # increase to 3 at avg (200 + 103) / 3 = 101; at 99: (99 - 101) * 3 * 5 = -30
@@ -80,7 +80,7 @@ def test_mae_mfe_of_a_long_trade():
     closed = book.trade("s1")
     after = book.mark("80", at=540)
     assert isinstance(after, MarkDecision)
-    assert after.trades == []
+    assert after.trades == ()
     assert book.trade("s1") == closed
     assert closed.mae == D(-30)
     assert closed.mfe == D(40)

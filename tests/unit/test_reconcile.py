@@ -26,7 +26,7 @@ from posledger.domain.enums import (
     Role,
     Source,
 )
-from posledger.domain.events import FillDecision, Leg, ReconcileDecision, Rejection
+from posledger.domain.decisions import FillDecision, Leg, ReconcileDecision, Rejection
 from posledger.domain.inputs import Reconcile
 from posledger.domain.numbers import D
 from posledger.domain.reconcile import decide_reconcile, ledger_average, position_side_problem
@@ -115,10 +115,10 @@ def _leg(leg: Leg) -> tuple[str, Role, Decimal, Decimal, Decimal, Source]:
 
 
 def unchanged(decision: ReconcileDecision) -> None:
-    assert decision.legs == []
-    assert decision.slots == []
-    assert decision.trades == []
-    assert decision.opened == []
+    assert decision.legs == ()
+    assert decision.slots == ()
+    assert decision.trades == ()
+    assert decision.opened == ()
     assert decision.adjustment is None
     assert decision.adjustment_price is None
 
@@ -467,7 +467,7 @@ def test_adopt_books_a_stale_position_to_external_at_the_mark():
     [trade] = decision.trades
     assert trade.direction is Direction.SHORT
     assert trade.avg_entry == D(104)
-    assert decision.opened == [trade.trade_id]
+    assert decision.opened == (trade.trade_id,)
     fold(book, decision)
     assert book.slot("s1").quantity == D(2)  # the strategy's own slot is untouched
     assert book.slot("s1").avg_entry == D(100)
@@ -488,7 +488,7 @@ def test_adopt_closing_an_external_trade_gives_close_reason_reconciliation():
     assert trade.closed_at == RUN_TS
     assert trade.gross_realized == D(100)
     assert trade.avg_exit == D(110)
-    assert decision.opened == []
+    assert decision.opened == ()
     assert decision.orphan is None  # EXTERNAL is flat afterwards
 
 
@@ -522,7 +522,7 @@ def test_adopt_flipping_external_closes_with_reconciliation_and_opens_the_rest()
     assert closed.close_reason is CloseReason.RECONCILIATION
     assert closed.gross_realized == D(-10)
     assert (opened.direction, opened.quantity, opened.avg_entry) == (Direction.SHORT, D(1), D(90))
-    assert decision.opened == [opened.trade_id]
+    assert decision.opened == (opened.trade_id,)
 
 
 def test_adopt_increases_an_open_external_trade_at_the_adoption_price():
@@ -692,7 +692,7 @@ def test_orphan_adopted_by_the_one_strategy_there_that_adopts_orphans():
     after = check(book, "4", policy="adopt", adopters=("s1",))
     assert after.check.kind is CheckKind.AGREE
     assert after.orphan is None
-    assert after.legs == []
+    assert after.legs == ()
 
 
 def test_orphan_adopted_into_a_flat_slot_opens_a_new_trade():
@@ -709,7 +709,7 @@ def test_orphan_adopted_into_a_flat_slot_opens_a_new_trade():
     ]
     opened = next(t for t in decision.trades if t.key.strategy == "s1")
     assert (opened.direction, opened.quantity, opened.avg_entry) == (Direction.SHORT, D(2), D(103))
-    assert decision.opened == [opened.trade_id]
+    assert decision.opened == (opened.trade_id,)
 
 
 def test_orphan_not_adopted_when_two_strategies_adopt_orphans():

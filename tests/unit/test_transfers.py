@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 
 from posledger.domain.enums import EXTERNAL, CloseReason, Direction, PositionSide, Role, Source
-from posledger.domain.events import Rejection, TransferDecision
+from posledger.domain.decisions import Rejection, TransferDecision
 from posledger.domain.inputs import Transfer
 from posledger.domain.numbers import D
 from posledger.domain.reconcile import decide_transfer
@@ -122,7 +122,7 @@ def test_full_transfer_closes_the_givers_trade_and_opens_the_receivers():
     assert (taken.direction, taken.quantity, taken.avg_entry) == (Direction.LONG, D(2), D(100))
     assert taken.opened_at == book.now
     assert taken.commissions == {"USD": D(0)}
-    assert decision.opened == [taken.trade_id]
+    assert decision.opened == (taken.trade_id,)
     assert (book.slot("s2").quantity, book.slot("s2").avg_entry) == (D(2), D(100))
 
 
@@ -251,7 +251,7 @@ def test_netting_receiver_flips_and_the_trade_it_closes_says_transfer():
     assert (opened.direction, opened.quantity, opened.avg_entry) == (Direction.LONG, D(2), D(100))
     assert opened.closed_at is None
     assert (book.slot("s2").quantity, book.slot("s2").trade_id) == (D(2), opened.trade_id)
-    assert decision.opened == [opened.trade_id]
+    assert decision.opened == (opened.trade_id,)
 
 
 # -- hedge accounts ----------------------------------------------------------------------------

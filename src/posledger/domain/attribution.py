@@ -19,9 +19,6 @@ class Attribution(NamedTuple):
     """The intent of the registered order; None for fills without one."""
 
 
-_new = tuple.__new__  # builds a NamedTuple without its Python-level __new__
-
-
 def attribute(
     fill: Fill,
     account: Account,
@@ -59,10 +56,8 @@ def attribute(
                 f"position_side {order.position_side}"
             )
         side = fill.position_side if fill.position_side is not None else order.position_side
-        return _new(
-            Attribution, (order.strategy, account.resolve_position_side(side), order.intent)
-        )
+        return Attribution(order.strategy, account.resolve_position_side(side), order.intent)
     strategy = fill.strategy if fill.strategy is not None else EXTERNAL
     if strategy != EXTERNAL and not strategy_known(strategy):
         raise InvalidInput(f"unknown strategy {strategy}: register it before its fills")
-    return _new(Attribution, (strategy, account.resolve_position_side(fill.position_side), None))
+    return Attribution(strategy, account.resolve_position_side(fill.position_side), None)

@@ -1,8 +1,9 @@
 """A book: every slot and open trade of one instrument, across accounts and strategies.
 
-The book is the state a fill or a mark is decided against. It is the in-memory image of
-one journal stream; :func:`~.decide.decide_fill` and :func:`~.decide.decide_mark` read it
-and return decisions, which :meth:`Book.apply` folds back in.
+The book is the state an input on one instrument is decided against: the in-memory image
+of one journal stream at one version. Deciding never changes it; the unit of work swaps
+in the slots, trades, mark and halts a committed write set carries (:meth:`Book.put_slot`
+and friends), and pure code folds a whole decision in with :meth:`Book.apply`.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from .decisions import Decision, MarkDecision
 from .enums import PositionSide
-from .events import FillDecision, MarkDecision, ReconcileDecision, TransferDecision
 from .positions import Slot, SlotKey, Trade
 
 __all__ = ["Book", "HaltState"]
@@ -34,11 +35,12 @@ class Book:
     mark_ts: int | None = None
     halts: dict[str, HaltState] = field(default_factory=dict)
     """Accounts on which this instrument is halted: entry orders are refused there."""
-
+    version: int = 0
+    """The version of the instrument's journal stream this book is the image of."""
     keys: dict[tuple[str, str, PositionSide], SlotKey] = field(default_factory=dict)
 
     def key(self, account: str, strategy: str, side: PositionSide) -> SlotKey:
-        """The slot key of this book's instrument (interned: deciding a fill stays cheap)."""
+        """The slot key of this book's instrument (one object per key)."""
         found = self.keys.get((account, strategy, side))
         if found is None:
             found = self.keys[(account, strategy, side)] = SlotKey(
@@ -50,19 +52,32 @@ class Book:
         found = self.slots.get(key)
         return found if found is not None else Slot(key)
 
-    def apply(
-        self, decision: FillDecision | MarkDecision | TransferDecision | ReconcileDecision
-    ) -> None:
+    def put_slot(self, slot: Slot) -> None:
+        self.slots[slot.key] = slot
+
+    def put_trade(self, trade: Trade) -> None:
+        """Keep an open trade; forget a closed one."""
+        if trade.closed_at is None:
+            self.open_trades[trade.trade_id] = trade
+        else:
+            self.open_trades.pop(trade.trade_id, None)
+
+    def set_mark(self, price: Decimal, ts: int) -> None:
+        self.mark = price
+        self.mark_ts = ts
+
+    def set_halt(self, account: str, halt: HaltState | None) -> None:
+        if halt is None:
+            self.halts.pop(account, None)
+        else:
+            self.halts[account] = halt
+
+    def apply(self, decision: Decision) -> None:
         """Fold a decision made against this book into it."""
         if isinstance(decision, MarkDecision):
-            self.mark = decision.mark.price
-            self.mark_ts = decision.ts
+            self.set_mark(decision.mark.price, decision.ts)
         else:
             for slot in decision.slots:
-                self.slots[slot.key] = slot
-        open_trades = self.open_trades
+                self.put_slot(slot)
         for trade in decision.trades:
-            if trade.closed_at is None:
-                open_trades[trade.trade_id] = trade
-            else:
-                open_trades.pop(trade.trade_id, None)
+            self.put_trade(trade)

@@ -1,45 +1,28 @@
 """State + input -> decision: how a fill or a mark changes a book (DESIGN §3-§5).
 
-Pure functions over immutable values. Nothing here reads a database or a clock; trade
-ids come from the caller's allocator so that a replay can hand back the journaled ones.
+Pure functions over immutable values. Nothing here reads a database or a clock (the
+caller passes the time it received a mark); trade ids come from the caller's allocator so
+that a replay can hand back the journaled ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import Decimal, getcontext
-from enum import Enum
+from decimal import getcontext
 
 from .attribution import attribute
 from .book import Book
-from .enums import (
-    EXTERNAL,
-    CloseReason,
-    Direction,
-    Intent,
-    Kind,
-    LotMethod,
-    PositionSide,
-    Role,
-    Side,
-    Source,
-)
-from .events import Anomaly, Duplicate, FillDecision, Leg, MarkDecision, Rejection
+from .booking import Booking
+from .decisions import Anomaly, Duplicate, FillDecision, Leg, MarkDecision, Rejection
+from .enums import Kind, Side
 from .inputs import Fill, Mark
-from .numbers import PRECISION, ZERO, exact, fmt, q18
-from .positions import (
-    Lot,
-    Slot,
-    SlotKey,
-    Trade,
-    pnl,
-    realized_return,
-    unrealized,
-    weighted_average,
-)
+from .numbers import PRECISION, ZERO, exact, fmt
+from .positions import Trade, trade_out_of_range, unrealized
 from .refdata import Account, Instrument, InvalidInput, Order
+from .timestamps import format_ts
 
 __all__ = [
+    "MARK_MAX_AHEAD_NS",
     "Anomaly",
     "Duplicate",
     "FillDecision",
@@ -51,357 +34,10 @@ __all__ = [
 ]
 
 
-class _Mode(Enum):
-    FREE = "free"
-    """Open, increase, reduce, close and (netting) flip."""
-    REDUCE_ONLY = "reduce_only"
-    """Only reduce; what is left over is returned to the caller."""
-
-
-_new = tuple.__new__  # builds a NamedTuple without its Python-level __new__
-
-_EXIT_REASON = {
-    Intent.EXIT: CloseReason.EXIT,
-    Intent.TAKE_PROFIT: CloseReason.TAKE_PROFIT,
-    Intent.STOP_LOSS: CloseReason.STOP_LOSS,
-}
-
-
-def _lots_average(lots: tuple[Lot, ...]) -> Decimal:
-    total = sum((lot.quantity for lot in lots), ZERO)
-    return q18(sum((lot.quantity * lot.price for lot in lots), ZERO) / total)
-
-
-class _Work:
-    """Accumulates one fill's effects on working copies of the book's values."""
-
-    __slots__ = (
-        "account",
-        "anomalies",
-        "book",
-        "currency",
-        "instrument",
-        "intent",
-        "label",
-        "legs",
-        "liquidation",
-        "lot_method",
-        "new_trade_id",
-        "opened",
-        "price",
-        "reason",
-        "slots",
-        "source",
-        "trades",
-        "ts",
-    )
-
-    def __init__(
-        self,
-        book: Book,
-        account: Account,
-        instrument: Instrument,
-        currency: str,
-        intent: Intent | None,
-        new_trade_id: Callable[[], int],
-        price: Decimal,
-        ts: int,
-        label: str,
-        liquidation: bool = False,
-    ) -> None:
-        self.book = book
-        self.account = account
-        self.instrument = instrument
-        self.currency = currency
-        self.intent = intent
-        self.new_trade_id = new_trade_id
-        self.price = price
-        """Price of what is booked next (a transfer or adjustment may change it between
-        moves)."""
-        self.ts = ts
-        self.label = label
-        """How messages name what is booked: a fill's exec_id."""
-        self.liquidation = liquidation
-        self.reason: CloseReason | None = None
-        """Close reason of every trade closed from here on, whatever the intent."""
-        self.source = Source.FILL
-        self.lot_method = account.lot_method
-        self.slots: dict[SlotKey, Slot] = {}
-        self.trades: dict[int, Trade] = {}
-        self.legs: list[Leg] = []
-        self.anomalies: list[Anomaly] = []
-        self.opened: list[int] = []
-
-    def _close_reason(self, crossing: bool) -> CloseReason:
-        if self.reason is not None:
-            return self.reason
-        if self.liquidation:
-            return CloseReason.LIQUIDATION
-        if crossing:
-            return CloseReason.FLIP
-        intent = self.intent
-        return CloseReason.EXIT if intent is None else _EXIT_REASON.get(intent, CloseReason.EXIT)
-
-    # -- working copies -----------------------------------------------------------
-
-    def peek(self, key: SlotKey) -> Slot | None:
-        """The slot as this fill has left it so far, without taking a working copy."""
-        slot = self.slots.get(key)
-        return self.book.slots.get(key) if slot is None else slot
-
-    def slot(self, key: SlotKey) -> Slot:
-        """A working copy of the slot, to change."""
-        slot = self.slots.get(key)
-        if slot is None:
-            held = self.book.slots.get(key)
-            slot = self.slots[key] = Slot(key) if held is None else held.copy()
-        return slot
-
-    def finish(self) -> None:
-        """A trade's peak is what it held after the whole fill (a spot fill's base-currency
-        commission is taken before the peak is read). A trade opened and closed by one
-        decision (EXTERNAL quantity a reconciliation books and hands on to a strategy in the
-        same check) keeps what it opened with."""
-        book = self.book.open_trades
-        for trade_id, trade in self.trades.items():
-            before = book.get(trade_id)
-            if before is None and trade.closed_at is not None:
-                continue
-            peak = ZERO if before is None else before.peak_quantity
-            trade.peak_quantity = max(peak, trade.quantity)
-
-    def trade(self, trade_id: int | None) -> Trade:
-        assert trade_id is not None
-        trade = self.trades.get(trade_id)
-        if trade is None:
-            trade = self.trades[trade_id] = self.book.open_trades[trade_id].copy()
-        return trade
-
-    def _commission(self, trade: Trade, amount: Decimal) -> None:
-        totals = trade.commissions
-        totals[self.currency] = totals.get(self.currency, ZERO) + amount
-
-    def _leg(
-        self,
-        slot: Slot,
-        role: Role,
-        delta: Decimal,
-        commission: Decimal,
-        realized: Decimal,
-        adjustment: bool,
-    ) -> None:
-        assert slot.trade_id is not None
-        leg = (
-            slot.key,
-            slot.trade_id,
-            role,
-            abs(delta),
-            delta,
-            self.price,
-            commission,
-            self.currency,
-            realized,
-            adjustment,
-            self.source,
-        )
-        self.legs.append(_new(Leg, leg))
-
-    # -- routing: who may take which part -------------------------------------------
-
-    def _mode(self, key: SlotKey, delta: Decimal) -> _Mode:
-        if key.strategy == EXTERNAL:
-            return _Mode.FREE
-        if self.intent is not None and self.intent is not Intent.ENTRY:
-            return _Mode.REDUCE_ONLY
-        if self.account.hedge and (key.position_side is PositionSide.LONG) == (delta < 0):
-            return _Mode.REDUCE_ONLY
-        return _Mode.FREE
-
-    def route(self, key: SlotKey, delta: Decimal, commission: Decimal, adjustment: bool) -> None:
-        excess, excess_commission = self.move(
-            key, delta, commission, self._mode(key, delta), adjustment
-        )
-        if not excess:
-            return
-        size = fmt(abs(excess))
-        what = "base-currency commission of fill" if adjustment else "fill"
-        if self.intent is not None and self.intent.is_exit:
-            kind = "exit_overshoot"
-            detail = (
-                f"{self.intent} {what} {self.label} exceeds {key.strategy}'s position "
-                f"by {size}; an exit never opens, so {size} is booked to {EXTERNAL}"
-            )
-        else:
-            kind = "hedge_overshoot"
-            detail = (
-                f"{what} {self.label} would take {key.strategy}'s {key.position_side} "
-                f"slot past zero by {size}; a hedge slot never changes sign, so {size} is "
-                f"booked to {EXTERNAL}"
-            )
-        self.anomalies.append(Anomaly(kind, key, abs(excess), detail))
-        external = key._replace(strategy=EXTERNAL)
-        self.move(external, excess, excess_commission, _Mode.FREE, adjustment)
-
-    def check_external_sides(self) -> None:
-        if not self.account.hedge:
-            return
-        for key, slot in self.slots.items():
-            if key.strategy != EXTERNAL or not slot.quantity:
-                continue
-            if (key.position_side is PositionSide.LONG) != (slot.quantity > 0):
-                self.anomalies.append(
-                    Anomaly(
-                        "external_wrong_side",
-                        key,
-                        abs(slot.quantity),
-                        f"{EXTERNAL} {key.position_side} slot holds {fmt(slot.quantity)}: "
-                        "the broker cannot hold that, so the ledger is missing fills",
-                    )
-                )
-
-    # -- accounting -----------------------------------------------------------------
-
-    def move(
-        self,
-        key: SlotKey,
-        delta: Decimal,
-        commission: Decimal,
-        mode: _Mode,
-        adjustment: bool,
-        flip: bool = False,
-    ) -> tuple[Decimal, Decimal]:
-        """Book ``delta`` to a slot; return what it could not take and its commission share."""
-        current = self.peek(key)
-        held = ZERO if current is None else current.quantity
-        if not held or (held > 0) == (delta > 0):
-            if mode is _Mode.REDUCE_ONLY:
-                return delta, commission
-            slot = self.slot(key)
-            if held:
-                self._increase(slot, delta, commission, adjustment)
-            else:
-                self._open(slot, delta, commission, adjustment, flip)
-            return ZERO, ZERO
-        size = abs(delta)
-        closed = min(size, abs(held))
-        rest = size - closed
-        share = commission if not rest else q18(commission * closed / size)
-        crossing = bool(rest) and mode is _Mode.FREE
-        sign = 1 if delta > 0 else -1
-        self._reduce(self.slot(key), sign * closed, share, adjustment, crossing)
-        if not rest:
-            return ZERO, ZERO
-        remaining = commission - share
-        if mode is _Mode.REDUCE_ONLY:
-            return sign * rest, remaining
-        return self.move(key, sign * rest, remaining, mode, adjustment, flip=True)
-
-    def _open(
-        self, slot: Slot, delta: Decimal, commission: Decimal, adjustment: bool, flip: bool
-    ) -> None:
-        price = self.price
-        size = abs(delta)
-        trade_id = self.new_trade_id()
-        self.opened.append(trade_id)
-        self.trades[trade_id] = Trade(
-            trade_id=trade_id,
-            key=slot.key,
-            direction=Direction.LONG if delta > 0 else Direction.SHORT,
-            opened_at=self.ts,
-            pnl_currency=self.instrument.settlement_currency,
-            quantity=size,
-            peak_quantity=size,
-            avg_entry=price,
-            entry_quantity=size,
-            commissions={self.currency: commission},
-        )
-        slot.quantity = delta
-        slot.avg_entry = price
-        slot.lots = () if self.lot_method is LotMethod.AVERAGE else (Lot(size, price),)
-        slot.trade_id = trade_id
-        slot.last_price = price
-        self._leg(slot, Role.FLIP if flip else Role.OPEN, delta, commission, ZERO, adjustment)
-
-    def _increase(self, slot: Slot, delta: Decimal, commission: Decimal, adjustment: bool) -> None:
-        price = self.price
-        size = abs(delta)
-        avg = slot.avg_entry
-        assert avg is not None
-        trade = self.trade(slot.trade_id)
-        if self.lot_method is LotMethod.AVERAGE:
-            # A base-currency commission adjusts quantity only: the average stays.
-            if not adjustment:
-                slot.avg_entry = trade.avg_entry = weighted_average(
-                    avg, abs(slot.quantity), price, size
-                )
-        else:
-            # Lots: base-currency commission quantity enters at the average.
-            slot.lots = (*slot.lots, Lot(size, avg if adjustment else price))
-            slot.avg_entry = _lots_average(slot.lots)
-            if not adjustment:
-                trade.avg_entry = weighted_average(
-                    trade.avg_entry, trade.entry_quantity, price, size
-                )
-        if not adjustment:
-            trade.entry_quantity += size
-        trade.quantity += size
-        self._commission(trade, commission)
-        slot.quantity += delta
-        slot.last_price = price
-        self._leg(slot, Role.INCREASE, delta, commission, ZERO, adjustment)
-
-    def _reduce(
-        self, slot: Slot, delta: Decimal, commission: Decimal, adjustment: bool, crossing: bool
-    ) -> None:
-        price = self.price
-        size = abs(delta)
-        sign = 1 if slot.quantity > 0 else -1
-        avg = slot.avg_entry
-        assert avg is not None
-        trade = self.trade(slot.trade_id)
-        multiplier, inverse = self.instrument.multiplier, self.instrument.inverse
-        realized = ZERO
-        if self.lot_method is LotMethod.AVERAGE:
-            if not adjustment:
-                realized = pnl(avg, price, size, sign, multiplier, inverse)
-        else:
-            remaining = list(slot.lots)
-            left = size
-            index = 0 if self.lot_method is LotMethod.FIFO else -1
-            while left:
-                lot = remaining[index]
-                take = min(lot.quantity, left)
-                if not adjustment:
-                    realized += pnl(lot.price, price, take, sign, multiplier, inverse)
-                if take == lot.quantity:
-                    remaining.pop(index)
-                else:
-                    remaining[index] = Lot(lot.quantity - take, lot.price)
-                left -= take
-            slot.lots = tuple(remaining)
-            if slot.lots:
-                slot.avg_entry = _lots_average(slot.lots)
-        slot.quantity += delta
-        slot.last_price = price
-        trade.quantity -= size
-        trade.gross_realized += realized
-        self._commission(trade, commission)
-        if not adjustment:
-            exits = trade.exit_quantity
-            trade.avg_exit = (
-                price
-                if trade.avg_exit is None
-                else weighted_average(trade.avg_exit, exits, price, size)
-            )
-            trade.exit_quantity = exits + size
-            trade.realized_return = realized_return(trade.avg_entry, trade.avg_exit, sign)
-        if slot.quantity:
-            role = Role.REDUCE
-        else:
-            role = Role.FLIP if crossing else Role.CLOSE
-            trade.closed_at = self.ts
-            trade.close_reason = self._close_reason(crossing)
-        self._leg(slot, role, delta, commission, realized, adjustment)
+MARK_MAX_AHEAD_NS = 300 * 1_000_000_000
+"""How far ahead of the ledger's clock a mark's time may be (5 minutes): a mark dated
+later is refused, because marks only move forward and one from the future would make
+every later mark stale."""
 
 
 def decide_fill(
@@ -449,12 +85,15 @@ def _decide_fill(
         and currency == instrument.base_currency
         and bool(fill.commission)
     )
-    if base_commission and fill.side is Side.BUY and fill.commission >= fill.quantity:
+    if base_commission and fill.commission >= fill.quantity:
+        # Bought: nothing would be received. Sold: more would leave the account than was
+        # sold, and a spot holding cannot go below what was there.
+        what = "bought" if fill.side is Side.BUY else "sold"
         return Rejection(
-            f"commission {fmt(fill.commission)} {currency} is not less than the quantity bought "
+            f"commission {fmt(fill.commission)} {currency} is not less than the quantity {what} "
             f"({fmt(fill.quantity)})"
         )
-    work = _Work(
+    work = Booking(
         book,
         account,
         instrument,
@@ -472,34 +111,45 @@ def _decide_fill(
     if base_commission:
         work.route(key, -fill.commission, ZERO, adjustment=True)
     work.check_external_sides()
-    work.finish()
+    trades = work.trades()
+    problem = work.out_of_range(trades)
+    if problem is not None:
+        return Rejection(problem)
     return FillDecision(
         fill,
         who.strategy,
         who.position_side,
         who.intent,
         currency,
-        work.legs,
-        list(work.slots.values()),
-        list(work.trades.values()),
-        work.anomalies,
-        work.opened,
+        tuple(work.legs),
+        work.slots(),
+        trades,
+        tuple(work.anomalies),
+        tuple(work.opened),
     )
 
 
 def decide_mark(
-    mark: Mark, *, instrument: Instrument, book: Book
+    mark: Mark, *, instrument: Instrument, book: Book, now: int | None = None
 ) -> MarkDecision | Duplicate | Rejection:
     """Fold a mark into the MAE/MFE of every trade open on the instrument.
 
     ``mark.ts`` must be set (the service stamps marks that arrive without one). Marks move
-    forward in time: one not newer than the last applied mark changes nothing.
+    forward in time: one not newer than the last applied mark changes nothing. ``now`` is
+    when the mark was received: a mark dated more than :data:`MARK_MAX_AHEAD_NS` after it
+    is refused.
     """
     if mark.ts is None:
         raise ValueError("decide_mark needs a timestamped mark")
     problem = instrument.price_problem(mark.price)
     if problem is not None:
         return Rejection(problem)
+    if now is not None and mark.ts > now + MARK_MAX_AHEAD_NS:
+        return Rejection(
+            f"mark time {format_ts(mark.ts)} is more than {MARK_MAX_AHEAD_NS // 10**9 // 60} "
+            f"minutes ahead of the ledger's clock ({format_ts(now)}): marks only move "
+            "forward, so one from the future would make every later mark stale"
+        )
     if book.mark_ts is not None and mark.ts <= book.mark_ts:
         if mark.ts == book.mark_ts and mark.price == book.mark:
             return Duplicate("mark already applied")
@@ -514,5 +164,8 @@ def decide_mark(
             excursion = unrealized(slot, mark.price, instrument.multiplier, instrument.inverse)
             observed = trade.observe(mark.price, excursion)
             if observed is not trade:
+                problem = trade_out_of_range(observed)
+                if problem is not None:
+                    return Rejection(problem)
                 updated.append(observed)
-    return MarkDecision(mark, mark.ts, updated)
+    return MarkDecision(mark, mark.ts, tuple(updated))

@@ -7,15 +7,35 @@ instrument halted on the account.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 
 from .book import Book
-from .enums import Direction, Side
+from .enums import Direction, Intent, OrderStatus, Side
 from .numbers import ZERO, fmt
 from .refdata import Account, Order, Strategy
 from .timestamps import format_ts
 
-__all__ = ["check_order"]
+__all__ = ["bracket_pending", "check_order"]
+
+
+def bracket_pending(order: Order, bracket: Iterable[tuple[Order, OrderStatus, Decimal]]) -> Decimal:
+    """Signed unfilled quantity of the open entry orders of ``order``'s strategy, account
+    and instrument among ``bracket`` (every order sharing its bracket id, with its status
+    and the quantity filled so far): what a take-profit or stop-loss sent with its entry
+    may cover before that entry has filled."""
+    pending = ZERO
+    for entry, status, filled in bracket:
+        if (
+            status is not OrderStatus.OPEN
+            or entry.intent is not Intent.ENTRY
+            or (entry.account, entry.instrument, entry.strategy)
+            != (order.account, order.instrument, order.strategy)
+        ):
+            continue
+        left = max(entry.quantity - filled, ZERO)
+        pending += left if entry.side is Side.BUY else -left
+    return pending
 
 
 def check_order(

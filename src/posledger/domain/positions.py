@@ -1,25 +1,31 @@
 """Slots and trades: the state a fill changes, and the arithmetic of DESIGN §4.
 
 A *slot* is one strategy's position in one instrument on one account and one position
-side. A *trade* is one round trip of a slot, from flat to flat.
+side. A *trade* is one round trip of a slot, from flat to flat. Both are immutable values:
+deciding an input builds new ones (:mod:`.booking`), and a book swaps them in.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from decimal import Decimal
+from types import MappingProxyType
 from typing import NamedTuple
 
 from .enums import CloseReason, Direction, PositionSide
-from .numbers import ZERO, exact, q18
+from .numbers import MAX_INTEGER_DIGITS, ZERO, exact, fmt, q18
 
 __all__ = [
+    "NO_COMMISSIONS",
     "Lot",
     "Slot",
     "SlotKey",
     "Trade",
+    "commissions",
+    "out_of_range",
     "pnl",
     "realized_return",
+    "trade_out_of_range",
     "unrealized",
     "weighted_average",
 ]
@@ -39,10 +45,16 @@ class Lot(NamedTuple):
     price: Decimal
 
 
-@dataclass(slots=True)
-class Slot:
-    """One strategy's position. A value: never changed once a book holds it (the domain
-    changes a :meth:`copy`), mutable only so that deciding a fill stays cheap."""
+NO_COMMISSIONS: Mapping[str, Decimal] = MappingProxyType({})
+
+
+def commissions(amounts: Mapping[str, Decimal]) -> Mapping[str, Decimal]:
+    """A read-only copy of per-currency commission totals (the form a :class:`Trade` holds)."""
+    return MappingProxyType(dict(amounts))
+
+
+class Slot(NamedTuple):
+    """One strategy's position."""
 
     key: SlotKey
     quantity: Decimal = ZERO
@@ -56,11 +68,6 @@ class Slot:
     last_price: Decimal | None = None
     """Price of the last fill applied to the slot."""
 
-    def copy(self) -> Slot:
-        return Slot(
-            self.key, self.quantity, self.avg_entry, self.lots, self.trade_id, self.last_price
-        )
-
     @property
     def direction(self) -> Direction:
         if self.quantity > 0:
@@ -70,9 +77,8 @@ class Slot:
         return Direction.FLAT
 
 
-@dataclass(slots=True)
-class Trade:
-    """One round trip of a slot. A value in the same sense as :class:`Slot`."""
+class Trade(NamedTuple):
+    """One round trip of a slot."""
 
     trade_id: int
     key: SlotKey
@@ -88,8 +94,8 @@ class Trade:
     avg_exit: Decimal | None = None
     exit_quantity: Decimal = ZERO
     gross_realized: Decimal = ZERO
-    commissions: dict[str, Decimal] = field(default_factory=dict)
-    """Total per currency."""
+    commissions: Mapping[str, Decimal] = NO_COMMISSIONS
+    """Total per currency (read-only)."""
     realized_return: Decimal | None = None
     closed_at: int | None = None
     close_reason: CloseReason | None = None
@@ -97,30 +103,6 @@ class Trade:
     mfe: Decimal | None = None
     mae_price: Decimal | None = None
     mfe_price: Decimal | None = None
-
-    def copy(self) -> Trade:
-        return Trade(
-            self.trade_id,
-            self.key,
-            self.direction,
-            self.opened_at,
-            self.pnl_currency,
-            self.quantity,
-            self.peak_quantity,
-            self.avg_entry,
-            self.entry_quantity,
-            self.avg_exit,
-            self.exit_quantity,
-            self.gross_realized,
-            dict(self.commissions),
-            self.realized_return,
-            self.closed_at,
-            self.close_reason,
-            self.mae,
-            self.mfe,
-            self.mae_price,
-            self.mfe_price,
-        )
 
     @property
     def is_open(self) -> bool:
@@ -147,7 +129,7 @@ class Trade:
     def observe(self, mark: Decimal, excursion: Decimal) -> Trade:
         """Fold one mark (and the unrealized P&L it gives) into MAE/MFE.
 
-        Returns ``self`` when nothing changes, else a changed copy.
+        Returns ``self`` when nothing changes, else a new trade.
         """
         adverse = min(excursion, ZERO)
         favourable = max(excursion, ZERO)
@@ -162,12 +144,7 @@ class Trade:
             mfe_price = mark
         if (mae, mfe, mae_price, mfe_price) == (self.mae, self.mfe, self.mae_price, self.mfe_price):
             return self
-        changed = self.copy()
-        changed.mae = mae
-        changed.mfe = mfe
-        changed.mae_price = mae_price
-        changed.mfe_price = mfe_price
-        return changed
+        return self._replace(mae=mae, mfe=mfe, mae_price=mae_price, mfe_price=mfe_price)
 
 
 def weighted_average(avg: Decimal, quantity: Decimal, price: Decimal, added: Decimal) -> Decimal:
@@ -207,3 +184,41 @@ def realized_return(entry: Decimal, exit_price: Decimal, sign: int) -> Decimal |
     if not entry:
         return None
     return q18((exit_price - entry) * sign / entry)
+
+
+_STORED_LIMIT = Decimal(10) ** MAX_INTEGER_DIGITS
+
+
+def out_of_range(what: str, value: Decimal | None) -> str | None:
+    """Why ``value`` cannot be stored (more integer digits than the ledger keeps), or None.
+
+    Inputs are checked when they are read; this catches what their arithmetic gives (a
+    realized P&L, an average, a total) when the inputs fit but the result does not."""
+    if value is None or abs(value) < _STORED_LIMIT:
+        return None
+    return (
+        f"{what} would be {fmt(value)}, more than the {MAX_INTEGER_DIGITS} integer digits "
+        "the ledger stores"
+    )
+
+
+def trade_out_of_range(trade: Trade) -> str | None:
+    """The first amount of ``trade`` that cannot be stored, named, or None."""
+    for what, value in (
+        ("quantity", trade.quantity),
+        ("peak quantity", trade.peak_quantity),
+        ("average entry", trade.avg_entry),
+        ("entry quantity", trade.entry_quantity),
+        ("average exit", trade.avg_exit),
+        ("exit quantity", trade.exit_quantity),
+        ("gross realized P&L", trade.gross_realized),
+        ("realized P&L", trade.realized_pnl),
+        ("return", trade.realized_return),
+        ("MAE", trade.mae),
+        ("MFE", trade.mfe),
+        *((f"{currency} commissions", amount) for currency, amount in trade.commissions.items()),
+    ):
+        problem = out_of_range(f"the {what} of trade {trade.trade_id}", value)
+        if problem is not None:
+            return problem
+    return None

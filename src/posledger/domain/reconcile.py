@@ -13,7 +13,8 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from .book import Book
-from .decide import _Mode, _Work
+from .booking import Booking, Routing
+from .decisions import Check, Orphan, ReconcileDecision, Rejection, TransferDecision
 from .enums import (
     EXTERNAL,
     CheckKind,
@@ -23,7 +24,6 @@ from .enums import (
     ReconcilePolicy,
     Source,
 )
-from .events import Check, Orphan, ReconcileDecision, Rejection, TransferDecision
 from .inputs import Reconcile, Transfer
 from .numbers import ZERO, exact, fmt, q18
 from .positions import Slot, SlotKey
@@ -110,7 +110,7 @@ def _decide_transfer(
     problem = instrument.price_problem(price)
     if problem is not None:
         return Rejection(problem)
-    work = _Work(
+    work = Booking(
         book,
         account,
         instrument,
@@ -124,22 +124,19 @@ def _decide_transfer(
     work.reason = CloseReason.TRANSFER
     work.source = Source.TRANSFER
     delta = transfer.quantity if held > 0 else -transfer.quantity
-    work.move(giver, -delta, ZERO, _Mode.REDUCE_ONLY, False)
-    excess, _ = work.move(taker, delta, ZERO, work._mode(taker, delta), False)
+    work.move(giver, -delta, ZERO, Routing.REDUCE_ONLY, False)
+    excess, _ = work.move(taker, delta, ZERO, work.routing(taker, delta), False)
     if excess:
         return Rejection(
             f"{transfer.to_strategy}'s {side} slot on {where} cannot take "
             f"{fmt(delta)}: a hedge slot never changes sign"
         )
-    work.finish()
+    trades = work.trades()
+    problem = work.out_of_range(trades)
+    if problem is not None:
+        return Rejection(problem)
     return TransferDecision(
-        transfer,
-        side,
-        price,
-        work.legs,
-        list(work.slots.values()),
-        list(work.trades.values()),
-        work.opened,
+        transfer, side, price, tuple(work.legs), work.slots(), trades, tuple(work.opened)
     )
 
 
@@ -220,7 +217,7 @@ def _decide_reconcile(
     book: Book,
     adopts_orphans: Callable[[str], bool],
     new_trade_id: Callable[[], int],
-) -> ReconcileDecision:
+) -> ReconcileDecision | Rejection:
     side = rec.position_side
     slots = sorted(
         (
@@ -235,7 +232,7 @@ def _decide_reconcile(
     average = ledger_average(slots)
     broker = rec.quantity
     kind, detail = _compare(rec, held, broker, average, holders)
-    work = _Work(
+    work = Booking(
         book,
         account,
         instrument,
@@ -267,7 +264,7 @@ def _decide_reconcile(
             work.price = adjustment_price
             work.reason = CloseReason.RECONCILIATION
             work.source = Source.RECONCILIATION
-            work.move(external, adjustment, ZERO, _Mode.FREE, False)
+            work.move(external, adjustment, ZERO, Routing.FREE, False)
             action = "adopted"
             detail += f"; {fmt(adjustment)} booked to {EXTERNAL} at {fmt(adjustment_price)}"
     elif quantity_differs and rec.policy is ReconcilePolicy.HALT:
@@ -282,8 +279,11 @@ def _decide_reconcile(
     # on) or the adopted difference made it agree.
     if rec.policy is ReconcilePolicy.ADOPT and (kind is CheckKind.AGREE or adjustment is not None):
         orphan = _adopt_orphan(work, rec, book, external, adopts_orphans)
-    work.finish()
     check = Check(kind, held, broker, average, rec.avg_price, holders, action, detail)
+    trades = work.trades()
+    problem = work.out_of_range(trades)
+    if problem is not None:
+        return Rejection(problem)
     return ReconcileDecision(
         rec,
         check,
@@ -291,10 +291,10 @@ def _decide_reconcile(
         adjustment_price,
         orphan,
         halt,
-        work.legs,
-        list(work.slots.values()),
-        list(work.trades.values()),
-        work.opened,
+        tuple(work.legs),
+        work.slots(),
+        trades,
+        tuple(work.opened),
     )
 
 
@@ -395,7 +395,7 @@ def _adoption_price(
 
 
 def _adopt_orphan(
-    work: _Work,
+    work: Booking,
     rec: Reconcile,
     book: Book,
     external: SlotKey,
@@ -458,8 +458,8 @@ def _adopt_orphan(
     work.price = price
     work.reason = CloseReason.TRANSFER
     work.source = Source.TRANSFER
-    work.move(external, -quantity, ZERO, _Mode.FREE, False)
-    work.move(taker, quantity, ZERO, _Mode.FREE, False)
+    work.move(external, -quantity, ZERO, Routing.FREE, False)
+    work.move(taker, quantity, ZERO, Routing.FREE, False)
     return Orphan(
         quantity,
         strategy,

@@ -20,6 +20,7 @@ from .enums import (
     ReconcilePolicy,
     Side,
 )
+from .errors import InvalidInput
 
 __all__ = [
     "Account",
@@ -32,10 +33,6 @@ __all__ = [
 ]
 
 MAX_IDENTIFIER = 128
-
-
-class InvalidInput(ValueError):
-    """An input that can never be applied, whatever the ledger holds."""
 
 
 def plain_identifier(value: str) -> bool:
@@ -164,11 +161,9 @@ class Strategy:
             raise InvalidInput(f"max_open_slots must be at least 1, got {self.max_open_slots}")
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Order:
-    """An order a strategy registers before sending it; its fills belong to that strategy.
-
-    A value like :class:`~.inputs.Fill` (not frozen only to be cheap to build)."""
+    """An order a strategy registers before sending it; its fills belong to that strategy."""
 
     client_order_id: str
     account: str

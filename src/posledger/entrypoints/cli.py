@@ -2,7 +2,9 @@
 
 Exit status: 0 success; 1 the command ran but found a problem (rejected lines, failed
 verification, books that differ from the broker, a refused order); 2 usage error; 3 the
-database could not be used; 4 reconcile refused the snapshot (nothing compared).
+database could not be used; 4 reconcile refused the snapshot (nothing compared). Errors
+the ledger raises (:class:`posledger.LedgerError`) are mapped to these once, in
+:func:`main`.
 """
 
 from __future__ import annotations
@@ -22,12 +24,21 @@ from ..adapters.jsonl import Line
 from ..bootstrap import DEFAULT_URL, open_ledger, resolve_url
 from ..domain.enums import EXTERNAL
 from ..domain.numbers import parse_decimal
+from ..errors import (
+    DatabaseError,
+    InvalidInput,
+    LedgerError,
+    RebuildError,
+    ReconcileError,
+    UsageError,
+)
 from ..service.handlers import Outcome
-from ..service.ledger import Ledger, RebuildError, ReconcileError
-from ..store.database import DatabaseError, upgrade_database
+from ..service.ledger import Ledger
+from ..store.database import upgrade_database
 from . import render
 
 EXIT_PROBLEM = 1
+EXIT_USAGE = 2
 EXIT_DATABASE = 3
 EXIT_REFUSED = 4
 """reconcile: the snapshot was refused (unreadable, unknown account or instrument, or the
@@ -40,12 +51,7 @@ def _json(data: Any) -> None:
 
 @contextmanager
 def _ledger(ctx: click.Context) -> Iterator[Ledger]:
-    url = resolve_url(ctx.obj["db"])
-    try:
-        ledger = open_ledger(url)
-    except DatabaseError as exc:
-        click.echo(f"error: {exc}", err=True)
-        ctx.exit(EXIT_DATABASE)
+    ledger = open_ledger(resolve_url(ctx.obj["db"]))
     try:
         yield ledger
     finally:
@@ -158,9 +164,6 @@ def ingest(
     with _ledger(ctx) as ledger:
         try:
             report = ledger.ingest(file, source=source, batch_size=batch_size, on_commit=on_commit)
-        except DatabaseError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(EXIT_DATABASE)
         finally:
             progress.done()
     if as_json:
@@ -425,16 +428,6 @@ def reconcile(
                 on_commit=on_commit,
                 run=run,
             )
-        except ReconcileError as exc:
-            click.echo(f"error: {exc}", err=True)
-            for reason in exc.reasons[1:]:
-                click.echo(f"  {reason}", err=True)
-            ctx.exit(EXIT_REFUSED)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--run") from None
-        except DatabaseError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(EXIT_DATABASE)
         finally:
             progress.done()
     if as_json:
@@ -703,17 +696,11 @@ def rebuild(ctx: click.Context) -> None:
     nothing, if the journal does not replay cleanly.
     """
     with _ledger(ctx) as ledger:
+        progress = render.Progress(True, "replaying", "journal entries")
         try:
-            progress = render.Progress(True, "replaying", "journal entries")
-            try:
-                report = ledger.rebuild(progress.tick)
-            finally:
-                progress.done()
-        except RebuildError as exc:
-            click.echo(f"error: {exc}", err=True)
-            for problem in exc.problems[:20]:
-                click.echo(f"  {problem}", err=True)
-            ctx.exit(EXIT_PROBLEM)
+            report = ledger.rebuild(progress.tick)
+        finally:
+            progress.done()
     rows = ", ".join(f"{n} {name}" for name, n in report.rows.items() if n)
     click.echo(f"rebuilt from {report.journal_entries} journal entries: {rows}")
 
@@ -722,12 +709,7 @@ def rebuild(ctx: click.Context) -> None:
 @click.pass_context
 def migrate_command(ctx: click.Context) -> None:
     """Create the schema in an empty database or upgrade an older one."""
-    url = resolve_url(ctx.obj["db"])
-    try:
-        before, after = upgrade_database(url)
-    except DatabaseError as exc:
-        click.echo(f"error: {exc}", err=True)
-        ctx.exit(EXIT_DATABASE)
+    before, after = upgrade_database(resolve_url(ctx.obj["db"]))
     if before == after:
         click.echo(f"schema is current (revision {after})")
     else:
@@ -762,9 +744,41 @@ def demo(ctx: click.Context, path: Path) -> None:
     ctx.exit(run_demo(path, render.console()))
 
 
+def exit_status(exc: LedgerError) -> int:
+    """The exit status of a command the ledger refused or could not carry out."""
+    if isinstance(exc, ReconcileError):
+        return EXIT_REFUSED
+    if isinstance(exc, DatabaseError):
+        return EXIT_DATABASE
+    if isinstance(exc, UsageError | InvalidInput):
+        return EXIT_USAGE
+    return EXIT_PROBLEM
+
+
+def _details(exc: LedgerError) -> list[str]:
+    if isinstance(exc, ReconcileError):
+        return exc.reasons[1:]
+    if isinstance(exc, RebuildError):
+        return exc.problems[:20]
+    return []
+
+
 def main() -> None:
+    """The console script: run a command, map what goes wrong to an exit status."""
     try:
-        cli(prog_name="posledger")
-    except (DatabaseError, sqlite3.Error, SQLAlchemyError) as exc:
+        status = cli.main(prog_name="posledger", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(EXIT_PROBLEM)
+    except LedgerError as exc:
+        click.echo(f"error: {exc}", err=True)
+        for detail in _details(exc):
+            click.echo(f"  {detail}", err=True)
+        sys.exit(exit_status(exc))
+    except (sqlite3.Error, SQLAlchemyError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_DATABASE)
+    sys.exit(status if isinstance(status, int) else 0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..domain.events import (
+from ..domain.decisions import (
     FillDecision,
     Leg,
     MarkDecision,
@@ -22,7 +22,7 @@ from ..domain.positions import Trade
 __all__ = ["fill_effects", "mark_effects", "reconcile_effects", "transfer_effects"]
 
 
-def _legs(legs: list[Leg], with_source: bool = False) -> list[dict[str, Any]]:
+def _legs(legs: tuple[Leg, ...], with_source: bool = False) -> list[dict[str, Any]]:
     return [
         {
             "strategy": leg.key.strategy,
@@ -40,7 +40,7 @@ def _legs(legs: list[Leg], with_source: bool = False) -> list[dict[str, Any]]:
     ]
 
 
-def _closed(trades: list[Trade]) -> list[dict[str, Any]]:
+def _closed(trades: tuple[Trade, ...]) -> list[dict[str, Any]]:
     return [
         {"trade_id": t.trade_id, "close_reason": t.close_reason} for t in trades if not t.is_open
     ]

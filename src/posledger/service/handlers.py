@@ -1,7 +1,10 @@
-"""One handler per kind of input: load -> decide -> journal + project, through a unit of work.
+"""One handler per kind of input: load -> decide -> a write set.
 
-Handlers never commit; the caller owns the transaction. They return an :class:`Outcome`
-and never raise for bad input.
+A handler loads what it needs through the unit of work, decides with the domain, and
+returns the :class:`Outcome` with the write set that stores it (journal entry, projection
+changes, outbox commands), or with none when nothing is applied. It never writes and never
+commits: the caller adds the write set to the unit of work and owns the transaction.
+Handlers never raise for bad input.
 """
 
 from __future__ import annotations
@@ -10,12 +13,13 @@ from collections.abc import Callable
 from dataclasses import fields, replace
 from typing import Any, Literal, NamedTuple, TypeVar
 
+from ..adapters.jsonl import parse_line
 from ..adapters.records import digest, encode, record_type, to_record
 from ..domain.book import HaltState
 from ..domain.decide import decide_fill, decide_mark
+from ..domain.decisions import Duplicate, Rejection
 from ..domain.enums import Intent, OrderStatus
-from ..domain.events import Duplicate, Rejection
-from ..domain.guards import check_order
+from ..domain.guards import bracket_pending, check_order
 from ..domain.inputs import (
     BrokerPosition,
     Cancel,
@@ -31,11 +35,22 @@ from ..domain.numbers import fmt
 from ..domain.reconcile import decide_reconcile, decide_transfer
 from ..domain.refdata import Account, Instrument, InvalidInput, Order, Strategy
 from ..domain.timestamps import format_ts
+from ..domain.writeset import (
+    JournalEntry,
+    PutAccount,
+    PutHalt,
+    PutInstrument,
+    PutOrder,
+    PutStrategy,
+    WriteSet,
+)
+from ..ports import Seen, UnitOfWork
 from .effects import fill_effects, mark_effects, reconcile_effects, transfer_effects
-from .unit_of_work import UnitOfWork
+from .writesets import fill_write_set, mark_write_set, reconcile_write_set, transfer_write_set
 
 __all__ = [
     "REFUSED",
+    "Decided",
     "Outcome",
     "Status",
     "describe",
@@ -69,6 +84,11 @@ class Outcome(NamedTuple):
     @property
     def applied(self) -> bool:
         return self.status == "applied"
+
+
+Decided = tuple[Outcome, WriteSet | None]
+"""A handler's result: the outcome, and the write set to add when something is applied
+(an order refused pre-trade is journaled too, so that its fills keep their owner)."""
 
 
 def describe(item: Input) -> str:
@@ -107,11 +127,11 @@ def _show(value: object) -> str:
     return "(none)" if value is None else str(value)
 
 
-def handle(tx: UnitOfWork, item: Input, clock: Clock, *, replaying: bool = False) -> Outcome:
-    """Apply one input within the caller's transaction.
+def handle(tx: UnitOfWork, item: Input, clock: Clock, *, replaying: bool = False) -> Decided:
+    """Decide one input within the caller's transaction.
 
     ``reconcile`` records are written by reconciliation (:func:`reconcile`); ``handle``
-    applies them only when ``replaying`` the journal.
+    decides them only when ``replaying`` the journal.
     """
     kind = record_type(item)
     key = describe(item)
@@ -133,8 +153,7 @@ def handle(tx: UnitOfWork, item: Input, clock: Clock, *, replaying: bool = False
         if isinstance(item, Reconcile):
             if replaying:
                 return reconcile(tx, item, clock)
-            return Outcome(
-                "rejected",
+            return _refused(
                 kind,
                 key,
                 "reconcile records are written by `posledger reconcile` from broker_position "
@@ -147,17 +166,15 @@ def handle(tx: UnitOfWork, item: Input, clock: Clock, *, replaying: bool = False
                 and existing != item
                 and replace(existing, reconcile_policy=item.reconcile_policy) == item
             ):
-                seq = _journal(tx, f"account:{key}", item, {}, clock)
-                tx.update_account(item, seq)
-                return Outcome("applied", kind, key, seq=seq)
-            return _register(tx, item, kind, key, existing, tx.add_account, clock)
+                entry = _entry(tx, f"account:{key}", item, {}, clock)
+                return Outcome("applied", kind, key), WriteSet(entry, (PutAccount(item),))
+            return _register(tx, item, kind, key, existing, PutAccount, clock)
         if isinstance(item, Instrument):
-            return _register(tx, item, kind, key, tx.instrument(key), tx.add_instrument, clock)
+            return _register(tx, item, kind, key, tx.instrument(key), PutInstrument, clock)
         if isinstance(item, Strategy):
-            return _register(tx, item, kind, key, tx.strategy(key), tx.add_strategy, clock)
+            return _register(tx, item, kind, key, tx.strategy(key), PutStrategy, clock)
         if isinstance(item, BrokerPosition):
-            return Outcome(
-                "rejected",
+            return _refused(
                 kind,
                 key,
                 "broker_position records are compared with the ledger by reconciliation; "
@@ -165,13 +182,25 @@ def handle(tx: UnitOfWork, item: Input, clock: Clock, *, replaying: bool = False
             )
         raise TypeError(type(item).__name__)
     except InvalidInput as exc:
-        return Outcome("rejected", kind, key, str(exc))
+        return _refused(kind, key, str(exc))
 
 
-def _journal(
-    tx: UnitOfWork, stream: str, item: Input, effects: dict[str, Any], clock: Clock
-) -> int:
-    return tx.append(stream, record_type(item), encode(to_record(item)), encode(effects), clock())
+def _refused(kind: str, key: str, reason: str) -> Decided:
+    return Outcome("rejected", kind, key, reason), None
+
+
+def _entry(
+    tx: UnitOfWork,
+    stream: str,
+    item: Input,
+    effects: dict[str, Any],
+    clock: Clock,
+    record: str | None = None,
+) -> JournalEntry:
+    """The journal entry of ``item`` on ``stream``: one version on from where it is."""
+    text = encode(to_record(item)) if record is None else record
+    version = tx.stream_version(stream) + 1
+    return JournalEntry(stream, version, record_type(item), text, encode(effects), clock())
 
 
 def _register(
@@ -180,22 +209,20 @@ def _register(
     kind: str,
     key: str,
     existing: Account | Instrument | Strategy | None,
-    add: Callable[[Any, int], None],
+    put: Callable[[Any], Any],
     clock: Clock,
-) -> Outcome:
+) -> Decided:
     if existing is not None:
         if existing == item:
-            return Outcome("duplicate", kind, key, f"{kind} {key} is already registered")
-        return Outcome(
-            "rejected",
+            return Outcome("duplicate", kind, key, f"{kind} {key} is already registered"), None
+        return _refused(
             kind,
             key,
             f"{kind} {key} is already registered differently: {_differences(existing, item)}",
         )
     stream = _stream(key) if kind == "instrument" else f"{kind}:{key}"
-    seq = _journal(tx, stream, item, {}, clock)
-    add(item, seq)
-    return Outcome("applied", kind, key, seq=seq)
+    entry = _entry(tx, stream, item, {}, clock)
+    return Outcome("applied", kind, key), WriteSet(entry, (put(item),))
 
 
 def _require_account(tx: UnitOfWork, name: str) -> Account:
@@ -212,22 +239,20 @@ def _require_instrument(tx: UnitOfWork, name: str) -> Instrument:
     return instrument
 
 
-def _order(tx: UnitOfWork, order: Order, clock: Clock) -> Outcome:
+def _order(tx: UnitOfWork, order: Order, clock: Clock) -> Decided:
     key = order.client_order_id
     found = tx.order(key)
     if found is not None:
         if found[0] == order:
             if found[1] is OrderStatus.REFUSED:
                 # Never let a refused order look accepted, however often it is sent.
-                return Outcome(
-                    "rejected",
+                return _refused(
                     "order",
                     key,
                     f"{REFUSED}order {key} was refused when first registered; it stays refused",
                 )
-            return Outcome("duplicate", "order", key, f"order {key} was already registered")
-        return Outcome(
-            "rejected",
+            return Outcome("duplicate", "order", key, f"order {key} was already registered"), None
+        return _refused(
             "order",
             key,
             f"order {key} is already registered differently: {_differences(found[0], order)}",
@@ -242,14 +267,13 @@ def _order(tx: UnitOfWork, order: Order, clock: Clock) -> Outcome:
     if reasons is None:
         reasons = pretrade(tx, order, account, strategy)
     effects = {"refused": reasons} if reasons else {}
-    seq = _journal(tx, _stream(order.instrument), order, effects, clock)
+    entry = _entry(tx, _stream(order.instrument), order, effects, clock)
     if reasons:
         # Kept, refused: should the broker fill it anyway, its fills still belong to its
         # strategy, and an exit's excess goes to EXTERNAL.
-        tx.add_order(order, seq, OrderStatus.REFUSED)
-        return Outcome("rejected", "order", key, REFUSED + "; ".join(reasons), seq=seq)
-    tx.add_order(order, seq)
-    return Outcome("applied", "order", key, seq=seq)
+        write_set = WriteSet(entry, (PutOrder(order, OrderStatus.REFUSED),))
+        return Outcome("rejected", "order", key, REFUSED + "; ".join(reasons)), write_set
+    return Outcome("applied", "order", key), WriteSet(entry, (PutOrder(order, OrderStatus.OPEN),))
 
 
 def order_verdict(tx: UnitOfWork, order: Order) -> list[str]:
@@ -280,7 +304,7 @@ def pretrade(tx: UnitOfWork, order: Order, account: Account, strategy: Strategy)
         order, account=account, strategy=strategy, book=book, open_slots=open_slots
     )
     if reasons and order.intent.is_exit and order.bracket_id is not None:
-        pending = tx.bracket_pending(order)
+        pending = bracket_pending(order, tx.bracket(order.bracket_id))
         if pending:
             reasons = check_order(
                 order,
@@ -293,22 +317,25 @@ def pretrade(tx: UnitOfWork, order: Order, account: Account, strategy: Strategy)
     return reasons
 
 
-def _cancel(tx: UnitOfWork, cancel: Cancel, clock: Clock) -> Outcome:
+def _cancel(tx: UnitOfWork, cancel: Cancel, clock: Clock) -> Decided:
     key = cancel.client_order_id
     found = tx.order(key)
     if found is None:
         raise InvalidInput(f"unknown order {key}")
     order, status = found
     if status is OrderStatus.CANCELLED:
-        return Outcome("duplicate", "cancel", key, f"order {key} is already cancelled")
+        return Outcome("duplicate", "cancel", key, f"order {key} is already cancelled"), None
     if status is OrderStatus.REFUSED:
-        return Outcome("duplicate", "cancel", key, f"order {key} was refused: nothing to cancel")
-    seq = _journal(tx, _stream(order.instrument), cancel, {}, clock)
-    tx.cancel_order(order, seq)
-    return Outcome("applied", "cancel", key, seq=seq)
+        return Outcome(
+            "duplicate", "cancel", key, f"order {key} was refused: nothing to cancel"
+        ), None
+    entry = _entry(tx, _stream(order.instrument), cancel, {}, clock)
+    return Outcome("applied", "cancel", key), WriteSet(
+        entry, (PutOrder(order, OrderStatus.CANCELLED),)
+    )
 
 
-def _fill(tx: UnitOfWork, fill: Fill, clock: Clock) -> Outcome:
+def _fill(tx: UnitOfWork, fill: Fill, clock: Clock) -> Decided:
     key = fill.exec_id
     record = to_record(fill)
     text = encode(record)
@@ -321,8 +348,8 @@ def _fill(tx: UnitOfWork, fill: Fill, clock: Clock) -> Outcome:
     seen = tx.fill_seen(fill.account, fill.exec_id)
     if seen is not None:
         if seen.digest == fingerprint:
-            return Outcome("duplicate", "fill", key, f"fill {key} was already applied")
-        return Outcome("rejected", "fill", key, _conflict(tx, fill, seen.seq, record))
+            return Outcome("duplicate", "fill", key, f"fill {key} was already applied"), None
+        return _refused("fill", key, _conflict(tx, fill, seen, record))
     found = tx.order(fill.client_order_id) if fill.client_order_id is not None else None
     decision = decide_fill(
         fill,
@@ -334,18 +361,20 @@ def _fill(tx: UnitOfWork, fill: Fill, clock: Clock) -> Outcome:
         new_trade_id=tx.next_trade_id,
     )
     if isinstance(decision, Rejection):
-        return Outcome("rejected", "fill", key, decision.reason)
+        return _refused("fill", key, decision.reason)
     effects = fill_effects(decision)
-    seq = tx.append(_stream(fill.instrument), "fill", text, encode(effects), clock())
-    tx.add_fill(decision, seq, fingerprint)
-    book.apply(decision)
-    return Outcome("applied", "fill", key, seq=seq, effects=effects)
+    entry = _entry(tx, _stream(fill.instrument), fill, effects, clock, record=text)
+    outcome = Outcome("applied", "fill", key, effects=effects)
+    return outcome, fill_write_set(entry, decision, fingerprint)
 
 
-def _conflict(tx: UnitOfWork, fill: Fill, seq: int, record: dict[str, object]) -> str:
-    from ..adapters.jsonl import parse_line
-
-    earlier = to_record(parse_line(tx.journal_record(seq)))
+def _conflict(tx: UnitOfWork, fill: Fill, seen: Seen, record: dict[str, object]) -> str:
+    if seen.seq is None:
+        assert seen.record is not None
+        earlier_text, where = seen.record, "earlier in the same batch"
+    else:
+        earlier_text, where = tx.journal_record(seen.seq), f"before (journal seq {seen.seq})"
+    earlier = to_record(parse_line(earlier_text))
     changed = sorted(set(earlier) | set(record))
     parts = [
         f"{name} {_show(earlier.get(name))} != {_show(record.get(name))}"
@@ -353,26 +382,25 @@ def _conflict(tx: UnitOfWork, fill: Fill, seq: int, record: dict[str, object]) -
         if earlier.get(name) != record.get(name)
     ]
     return (
-        f"conflict: exec_id {fill.exec_id} on account {fill.account} was applied before "
-        f"(journal seq {seq}) with different content: {', '.join(parts)}"
+        f"conflict: exec_id {fill.exec_id} on account {fill.account} was applied {where} "
+        f"with different content: {', '.join(parts)}"
     )
 
 
-def _mark(tx: UnitOfWork, mark: Mark, clock: Clock) -> Outcome:
+def _mark(tx: UnitOfWork, mark: Mark, clock: Clock) -> Decided:
     key = mark.instrument
     instrument = _require_instrument(tx, mark.instrument)
-    mark = _stamped(mark, clock)
+    received = clock()
+    mark = mark if mark.ts is not None else replace(mark, ts=received)
     book = tx.book(mark.instrument)
-    decision = decide_mark(mark, instrument=instrument, book=book)
+    decision = decide_mark(mark, instrument=instrument, book=book, now=received)
     if isinstance(decision, Rejection):
-        return Outcome("rejected", "mark", key, decision.reason)
+        return _refused("mark", key, decision.reason)
     if isinstance(decision, Duplicate):
-        return Outcome("duplicate", "mark", key, decision.reason)
+        return Outcome("duplicate", "mark", key, decision.reason), None
     effects = mark_effects(decision)
-    seq = _journal(tx, _stream(mark.instrument), mark, effects, clock)
-    tx.add_mark(decision, seq)
-    book.apply(decision)
-    return Outcome("applied", "mark", key, seq=seq, effects=effects)
+    entry = _entry(tx, _stream(mark.instrument), mark, effects, clock)
+    return Outcome("applied", "mark", key, effects=effects), mark_write_set(entry, decision)
 
 
 Stamped = TypeVar("Stamped", Mark, Transfer, Halt, Resume)
@@ -383,7 +411,7 @@ def _stamped(item: Stamped, clock: Clock) -> Stamped:
     return item if item.ts is not None else replace(item, ts=clock())
 
 
-def _transfer(tx: UnitOfWork, transfer: Transfer, clock: Clock) -> Outcome:
+def _transfer(tx: UnitOfWork, transfer: Transfer, clock: Clock) -> Decided:
     key = describe(transfer)
     account = _require_account(tx, transfer.account)
     instrument = _require_instrument(tx, transfer.instrument)
@@ -396,15 +424,14 @@ def _transfer(tx: UnitOfWork, transfer: Transfer, clock: Clock) -> Outcome:
         seen = tx.transfer_seen(transfer.account, transfer.transfer_id)
         if seen is not None:
             if seen.digest == fingerprint:
-                return Outcome(
-                    "duplicate", "transfer", key, f"transfer {transfer.transfer_id} was applied"
-                )
-            return Outcome(
-                "rejected",
+                reason = f"transfer {transfer.transfer_id} was applied"
+                return Outcome("duplicate", "transfer", key, reason), None
+            where = "earlier in the same batch" if seen.seq is None else f"(journal seq {seen.seq})"
+            return _refused(
                 "transfer",
                 key,
                 f"conflict: transfer_id {transfer.transfer_id} on account {transfer.account} "
-                f"was applied before (journal seq {seen.seq}) with different content",
+                f"was applied before {where} with different content",
             )
     decision = decide_transfer(
         stamped,
@@ -415,53 +442,51 @@ def _transfer(tx: UnitOfWork, transfer: Transfer, clock: Clock) -> Outcome:
         new_trade_id=tx.next_trade_id,
     )
     if isinstance(decision, Rejection):
-        return Outcome("rejected", "transfer", key, decision.reason)
+        return _refused("transfer", key, decision.reason)
     effects = transfer_effects(decision)
-    seq = _journal(tx, _stream(transfer.instrument), stamped, effects, clock)
-    tx.add_transfer(decision, seq, None if transfer.transfer_id is None else fingerprint)
-    book.apply(decision)
-    return Outcome("applied", "transfer", key, seq=seq, effects=effects)
+    entry = _entry(tx, _stream(transfer.instrument), stamped, effects, clock)
+    write_set = transfer_write_set(
+        entry, decision, None if transfer.transfer_id is None else fingerprint
+    )
+    return Outcome("applied", "transfer", key, effects=effects), write_set
 
 
-def _halt(tx: UnitOfWork, halt: Halt, clock: Clock) -> Outcome:
+def _halt(tx: UnitOfWork, halt: Halt, clock: Clock) -> Decided:
     key = describe(halt)
     _require_account(tx, halt.account)
     _require_instrument(tx, halt.instrument)
     book = tx.book(halt.instrument)
     current = book.halts.get(halt.account)
     if current is not None:
-        return Outcome(
-            "duplicate",
-            "halt",
-            key,
+        reason = (
             f"{halt.instrument} is already halted on {halt.account} since "
-            f"{format_ts(current.ts)} ({current.reason})",
+            f"{format_ts(current.ts)} ({current.reason})"
         )
+        return Outcome("duplicate", "halt", key, reason), None
     stamped = _stamped(halt, clock)
     assert stamped.ts is not None
-    seq = _journal(tx, _stream(halt.instrument), stamped, {}, clock)
+    entry = _entry(tx, _stream(halt.instrument), stamped, {}, clock)
     state = HaltState(stamped.ts, halt.reason or "halted by hand")
-    tx.set_halt(halt.account, halt.instrument, state, seq)
-    book.halts[halt.account] = state
-    return Outcome("applied", "halt", key, seq=seq)
+    return Outcome("applied", "halt", key), WriteSet(
+        entry, (PutHalt(halt.account, halt.instrument, state),)
+    )
 
 
-def _resume(tx: UnitOfWork, resume: Resume, clock: Clock) -> Outcome:
+def _resume(tx: UnitOfWork, resume: Resume, clock: Clock) -> Decided:
     key = describe(resume)
     _require_account(tx, resume.account)
     _require_instrument(tx, resume.instrument)
     book = tx.book(resume.instrument)
     if resume.account not in book.halts:
-        return Outcome(
-            "duplicate", "resume", key, f"{resume.instrument} is not halted on {resume.account}"
-        )
-    seq = _journal(tx, _stream(resume.instrument), _stamped(resume, clock), {}, clock)
-    tx.set_halt(resume.account, resume.instrument, None, seq)
-    del book.halts[resume.account]
-    return Outcome("applied", "resume", key, seq=seq)
+        reason = f"{resume.instrument} is not halted on {resume.account}"
+        return Outcome("duplicate", "resume", key, reason), None
+    entry = _entry(tx, _stream(resume.instrument), _stamped(resume, clock), {}, clock)
+    return Outcome("applied", "resume", key), WriteSet(
+        entry, (PutHalt(resume.account, resume.instrument, None),)
+    )
 
 
-def reconcile(tx: UnitOfWork, check: Reconcile, clock: Clock) -> Outcome:
+def reconcile(tx: UnitOfWork, check: Reconcile, clock: Clock) -> Decided:
     """Compare one (account, instrument, position side) with the broker and apply the
     check's policy; journaled in the instrument's stream."""
     key = describe(check)
@@ -482,11 +507,10 @@ def reconcile(tx: UnitOfWork, check: Reconcile, clock: Clock) -> Outcome:
         new_trade_id=tx.next_trade_id,
     )
     if isinstance(decision, Rejection):
-        return Outcome("rejected", "reconcile", key, decision.reason)
+        return _refused("reconcile", key, decision.reason)
     effects = reconcile_effects(decision)
-    seq = _journal(tx, _stream(check.instrument), check, effects, clock)
-    tx.add_reconcile(decision, seq)
-    book.apply(decision)
+    entry = _entry(tx, _stream(check.instrument), check, effects, clock)
+    write_set = reconcile_write_set(entry, decision, first_of_run=not tx.run_seen(check.run))
     if decision.halt:
         state = HaltState(
             check.ts,
@@ -494,6 +518,6 @@ def reconcile(tx: UnitOfWork, check: Reconcile, clock: Clock) -> Outcome:
             f"(ledger {fmt(decision.check.ledger_quantity)}, broker "
             f"{fmt(decision.check.broker_quantity)})",
         )
-        tx.set_halt(check.account, check.instrument, state, seq)
-        book.halts[check.account] = state
-    return Outcome("applied", "reconcile", key, seq=seq, effects=effects)
+        halted = PutHalt(check.account, check.instrument, state)
+        write_set = write_set._replace(changes=(*write_set.changes, halted))
+    return Outcome("applied", "reconcile", key, effects=effects), write_set

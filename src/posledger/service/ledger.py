@@ -1,9 +1,18 @@
-"""The ledger: the public Python API. One method per use case; the CLI is a shell over it."""
+"""The ledger: the public Python API. One method per use case; the CLI is a shell over it.
+
+Where a fill goes: :meth:`Ledger.ingest` reads JSONL lines (``adapters``), and for each
+input in a transaction :func:`~.handlers.handle` loads what it needs through the unit of
+work, decides with the domain and returns a write set (:mod:`.writesets`), which the unit
+of work stages and, at commit, writes (``posledger.store``). Queries read the projections
+back (:mod:`.queries`); replay re-applies the journal through the same handlers
+(:mod:`.replay`).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import random
+import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -21,16 +30,16 @@ from ..domain.inputs import Fill, Halt, Input, Mark, Resume, Transfer
 from ..domain.numbers import exact
 from ..domain.refdata import InvalidInput, Order, check_identifier
 from ..domain.timestamps import now_ns
-from ..store.database import Database, DatabaseError
-from ..store.rebuild import rewrite_projections
-from ..store.views import Views
-from ..store.writer import SqlUnitOfWork
+from ..domain.writeset import AddRejected, Rejected, WriteSet
+from ..errors import DatabaseError, NotFound, RebuildError, ReconcileError, UsageError
+from ..ports import FATAL, RECONNECT, CommandRow, DoctorReport, JournalRow, Store, UnitOfWork
 from . import handlers
-from .doctor import DoctorReport, run_doctor
 from .handlers import Outcome, handle
 from .queries import (
     anomaly_views,
+    command_views,
     halt_views,
+    journal_views,
     position_views,
     reconciliation_views,
     rejected_views,
@@ -39,7 +48,6 @@ from .queries import (
 )
 from .reconciliation import (
     DEFAULT_PRICE_TOLERANCE,
-    ReconcileError,
     ReconcileReport,
     check_dict,
     new_run_id,
@@ -48,13 +56,27 @@ from .reconciliation import (
     read_snapshot,
     validate,
 )
-from .replay import VerifyReport, replay, verify
-from .unit_of_work import Rejected
+from .replay import RebuildReport, VerifyReport, rebuild, verify
 
-__all__ = ["RETRIES", "IngestReport", "Ledger", "OrderCheck", "RebuildReport", "ReconcileError"]
+__all__ = [
+    "LEASE_NS",
+    "RETRIES",
+    "IngestReport",
+    "Ledger",
+    "OrderCheck",
+    "RebuildError",
+    "RebuildReport",
+    "ReconcileError",
+]
 
 RETRIES = 8
 """Attempts at one transaction before a database error is raised (about 10 s in all)."""
+LEASE_NS = 30 * 1_000_000_000
+"""How long a claimed outbox command stays with its worker before it is handed out again."""
+MAX_REASON = 4000
+"""Longest reason kept with a refused input (characters): longer ones are cut."""
+MAX_SOURCE = 512
+"""Longest source name kept with a refused input (the column's size)."""
 T = TypeVar("T")
 
 
@@ -89,12 +111,6 @@ class OrderCheck:
     reasons: list[str]
 
 
-@dataclass
-class RebuildReport:
-    journal_entries: int
-    rows: dict[str, int]
-
-
 _KEY_FIELD = {
     "account": "account",
     "instrument": "instrument",
@@ -113,6 +129,14 @@ def _raw_digest(raw: str, reason: str) -> str:
     return hashlib.sha256(f"{raw}\n{reason}".encode()).hexdigest()
 
 
+def _clip(text: str | None, limit: int, keep_end: bool = False) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    if keep_end:
+        return "…" + text[-(limit - 1) :]
+    return text[: limit - 1] + "…"
+
+
 class Ledger:
     """Positions, P&L and trades of several strategies on shared accounts.
 
@@ -120,17 +144,19 @@ class Ledger:
     its journal entry and all its effects commit together or not at all.
     """
 
-    def __init__(self, database: Database, clock: Callable[[], int] = now_ns) -> None:
-        self.database = database
+    def __init__(self, store: Store, clock: Callable[[], int] = now_ns) -> None:
+        self.store = store
         self._clock = clock
-        self._uow = SqlUnitOfWork(database)
-        self._views = Views(database)
+        self._uow = store.unit_of_work()
+        self._reads = store.reads()
+        self._entries = 0
+        """Journal entries added in the current transaction."""
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def close(self) -> None:
         self._uow.close()
-        self.database.dispose()
+        self.store.close()
 
     def __enter__(self) -> Ledger:
         return self
@@ -143,15 +169,110 @@ class Ledger:
     ) -> None:
         self.close()
 
+    # -- transactions ---------------------------------------------------------------------
+
+    def _transact(self, work: Callable[[UnitOfWork], T]) -> T:
+        """Run ``work`` in one transaction, again if the database says that may succeed.
+
+        The transaction's idempotency key is fixed before the first attempt. A deadlock, a
+        lock timeout, a unique key another writer took first, or a lost connection (the
+        server restarted) roll the attempt back and run it again, on a fresh connection if
+        need be. When the connection is lost while committing, the commit may have happened
+        before the reply was lost: the key tells, and what committed is not applied twice.
+        Outcomes come back with their journal numbers. Other errors, and the last of
+        :data:`RETRIES` failures, are raised.
+        """
+        uow = self._uow
+        txid = secrets.token_hex(16)
+        reconnecting: Exception | None = None
+        for attempt in range(1, RETRIES + 1):
+            committing = False
+            result: Any = None
+            try:
+                uow.begin(txid)
+                self._entries = 0
+                try:
+                    with exact():
+                        result = work(uow)
+                    committing = True
+                    seqs = uow.commit()
+                except BaseException:
+                    uow.rollback()
+                    raise
+                return _numbered(result, seqs)  # type: ignore[no-any-return]
+            except Exception as exc:
+                cure = uow.classify(exc)
+                if cure is None:
+                    raise
+                if cure == FATAL:
+                    raise DatabaseError(f"{self.store.display_url}: {exc}") from exc
+                if attempt == RETRIES:
+                    also = f" (reconnecting: {reconnecting})" if reconnecting else ""
+                    raise DatabaseError(
+                        f"{self.store.display_url}: gave up after {attempt} attempts: {exc}{also}"
+                    ) from exc
+                time.sleep(min(0.05 * 2**attempt, 2.0) * random.uniform(0.5, 1.0))
+                if cure == RECONNECT:
+                    try:
+                        uow.reconnect()
+                        reconnecting = None
+                        if committing:
+                            done = uow.committed(txid)
+                            if done is not None:
+                                return _numbered(result, done)  # type: ignore[no-any-return]
+                    except Exception as failed:  # the server is still away: try again later
+                        if uow.classify(failed) is None:
+                            raise
+                        reconnecting = failed
+        raise AssertionError("unreachable")
+
+    def _stage(self, uow: UnitOfWork, outcome: Outcome, write_set: WriteSet | None) -> Outcome:
+        """Add a handler's write set; its outcome gets a stand-in journal number until
+        commit gives the real one (see :func:`_numbered`)."""
+        if write_set is None:
+            return outcome
+        uow.add(write_set)
+        if write_set.entry is None:
+            return outcome
+        self._entries += 1
+        return outcome._replace(seq=-self._entries)
+
+    def _decide(
+        self,
+        uow: UnitOfWork,
+        item: Input,
+        raw: str | None,
+        source: str | None,
+        line_no: int | None,
+    ) -> Outcome:
+        outcome, write_set = handle(uow, item, self._clock)
+        outcome = self._stage(uow, outcome, write_set)
+        if outcome.status == "rejected":
+            assert outcome.reason is not None
+            text = raw if raw is not None else encode(to_record(item))
+            self._keep(uow, text, outcome.reason, source, line_no)
+        return outcome
+
+    def _keep(
+        self, uow: UnitOfWork, raw: str, reason: str, source: str | None, line_no: int | None
+    ) -> None:
+        """Keep a refused input for review (once: the same refusal again is not stored)."""
+        reason = _clip(reason, MAX_REASON) or ""
+        rejected = Rejected(
+            self._clock(),
+            _clip(source, MAX_SOURCE, keep_end=True),
+            line_no,
+            raw,
+            reason,
+            _raw_digest(raw, reason),
+        )
+        uow.add(WriteSet(None, (AddRejected(rejected),)))
+
     # -- writing ----------------------------------------------------------------------
 
     def apply(self, item: Input) -> Outcome:
         """Apply one input (a value of :mod:`posledger.domain`) in its own transaction."""
-        return self._numbered(self._transact(lambda: self._apply(item, None, None, None)))
-
-    def _numbered(self, outcome: Outcome) -> Outcome:
-        seq = self._uow.resolve(outcome.seq)
-        return outcome if seq == outcome.seq else outcome._replace(seq=seq)
+        return self._transact(lambda uow: self._decide(uow, item, None, None, None))
 
     def register_account(self, **fields: Any) -> Outcome:
         """Fields of DESIGN §7 ``account``: account, venue, mode, position_mode, [lot_method]."""
@@ -192,6 +313,23 @@ class Ledger:
         """Lift a halt (account, instrument, [ts])."""
         return self._record("resume", fields)
 
+    def _record(self, kind: str, fields: Mapping[str, Any]) -> Outcome:
+        data = {"type": kind, **fields}
+        try:
+            item = parse_record(data, api=True)
+        except InvalidInput as exc:
+            raw = msgspec.json.encode(data, enc_hook=str).decode()
+            reason = str(exc)
+            key = fields.get(_KEY_FIELD[kind])
+            shown = None if key is None else str(key)
+
+            def refuse(uow: UnitOfWork) -> Outcome:
+                self._keep(uow, raw, reason, None, None)
+                return Outcome("rejected", kind, shown, reason)
+
+            return self._transact(refuse)
+        return self.apply(item)
+
     def check_order(self, **fields: Any) -> OrderCheck:
         """Would registering this order (DESIGN §7 ``order`` fields) be allowed now?
 
@@ -204,8 +342,49 @@ class Ledger:
         except InvalidInput as exc:
             return OrderCheck(False, [str(exc)])
         assert isinstance(item, Order)
-        reasons = self._transact(lambda: handlers.order_verdict(self._uow, item))
+        reasons = self._transact(lambda uow: handlers.order_verdict(uow, item))
         return OrderCheck(not reasons, reasons)
+
+    def ingest(
+        self,
+        lines: Iterable[str | bytes],
+        *,
+        source: str | None = None,
+        batch_size: int = 1,
+        on_commit: Callable[[list[tuple[Line, Outcome]]], None] | None = None,
+    ) -> IngestReport:
+        """Apply a JSONL stream (DESIGN §7), ``batch_size`` inputs per transaction.
+
+        Bad lines are refused whole and kept in ``rejected_inputs``; the others are still
+        applied. ``on_commit`` is told each batch's outcomes once the batch is durable.
+        """
+        if batch_size < 1:
+            raise UsageError("batch_size must be at least 1")
+        report = IngestReport()
+        for chunk in _chunks(read_lines(lines), batch_size):
+
+            def work(uow: UnitOfWork, chunk: list[Line] = chunk) -> list[tuple[Line, Outcome]]:
+                if batch_size > 1:
+                    _prefetch(uow, chunk)
+                return [(line, self._ingest_line(uow, line, source)) for line in chunk]
+
+            batch = self._transact(work)
+            for line, outcome in batch:
+                report.count(outcome)
+                if outcome.status == "rejected":
+                    report.rejections.append((line.number, outcome.reason or ""))
+            if on_commit is not None:
+                on_commit(batch)
+        return report
+
+    def _ingest_line(self, uow: UnitOfWork, line: Line, source: str | None) -> Outcome:
+        if line.item is None:
+            assert line.error is not None
+            self._keep(uow, line.raw, line.error, source, line.number)
+            return Outcome("rejected", None, None, line.error)
+        return self._decide(uow, line.item, line.raw, source, line.number)
+
+    # -- the broker check ---------------------------------------------------------------
 
     def reconcile(
         self,
@@ -230,18 +409,17 @@ class Ledger:
         ``reconcile_policy`` for this run. Raises :class:`ReconcileError`, changing
         nothing, when the snapshot is refused (unreadable, unknown account or instrument,
         position mode mismatch). ``run`` names the run (default: a new random id); a name
-        already used is refused.
+        already used is refused (:class:`UsageError`).
         """
         chosen = None if policy is None else ReconcilePolicy(policy)
         if run is not None:
             try:
                 check_identifier("run", run)
             except InvalidInput as exc:
-                raise ValueError(str(exc)) from None
-            if self._views.reconciliation_checks({}, run):
-                raise ValueError(f"run {run} was already recorded: name a new one")
+                raise UsageError(str(exc)) from None
+            self._transact(lambda uow: _run_unused(uow, run))
         if price_tolerance < 0:
-            raise ValueError("price_tolerance must not be negative")
+            raise UsageError("price_tolerance must not be negative")
         lines = list(snapshot)
         try:
             positions = read_snapshot(lines)
@@ -250,8 +428,7 @@ class Ledger:
                 raise ReconcileError(
                     [(None, "the snapshot names no account: say which accounts it covers")]
                 )
-            self._transact(lambda: validate(self._uow, positions, names))
-
+            self._transact(lambda uow: validate(uow, positions, names))
         except ReconcileError as exc:
             self._keep_refused_snapshot(exc, source)
             raise
@@ -260,16 +437,16 @@ class Ledger:
             history = self.ingest(
                 fills, source=fills_source, batch_size=batch_size, on_commit=on_commit
             )
-        run, ts = run or new_run_id(), self._clock()
-        uow = self._uow
+        name, ts = run or new_run_id(), self._clock()
 
-        def work() -> tuple[dict[str, ReconcilePolicy], list[tuple[Any, Outcome]]]:
+        def work(uow: UnitOfWork) -> tuple[dict[str, ReconcilePolicy], list[tuple[Any, Outcome]]]:
+            _run_unused(uow, name)
             broker = validate(uow, positions, names)
             items = plan(
                 uow,
                 broker,
                 names,
-                run=run,
+                run=name,
                 ts=ts,
                 policy=chosen,
                 price_tolerance=price_tolerance,
@@ -278,168 +455,89 @@ class Ledger:
             uow.prefetch([], [], [item.instrument for item in items])
             done = []
             for item in items:
-                outcome = handlers.reconcile(uow, item, self._clock)
+                outcome, write_set = handlers.reconcile(uow, item, self._clock)
                 if not outcome.applied:
                     raise ReconcileError([(None, outcome.reason or "refused")])
-                done.append((item, outcome))
+                done.append((item, self._stage(uow, outcome, write_set)))
             return policies(uow, names, chosen), done
 
         applied, done = self._transact(work)
         checks = []
         for item, outcome in done:
             assert outcome.effects is not None
-            checks.append(check_dict(item, outcome.effects, uow.resolve(outcome.seq)))
-        return ReconcileReport(run, ts, names, applied, checks, history)
+            checks.append(check_dict(item, outcome.effects, outcome.seq))
+        return ReconcileReport(name, ts, names, applied, checks, history)
 
     def _keep_refused_snapshot(self, exc: ReconcileError, source: str | None) -> None:
-        def work() -> None:
+        def work(uow: UnitOfWork) -> None:
             for line, reason in exc.problems:
                 raw = line.raw if line is not None else "(snapshot)"
-                text = f"reconcile: {reason}"
-                self._store_rejection(raw, text, source, None if line is None else line.number)
+                number = None if line is None else line.number
+                self._keep(uow, raw, f"reconcile: {reason}", source, number)
 
         self._transact(work)
 
-    def _record(self, kind: str, fields: Mapping[str, Any]) -> Outcome:
-        data = {"type": kind, **fields}
-        try:
-            item = parse_record(data, api=True)
-        except InvalidInput as exc:
-            raw = msgspec.json.encode(data, enc_hook=str).decode()
-            reason = str(exc)
-            key = fields.get(_KEY_FIELD[kind])
-            shown = None if key is None else str(key)
-            return self._transact(lambda: self._reject(raw, reason, kind, shown, None, None))
-        return self.apply(item)
+    # -- the outbox -------------------------------------------------------------------
 
-    def _transact(self, work: Callable[[], T]) -> T:
-        """Run ``work`` in one transaction, again if the database says that may succeed.
-
-        A deadlock, a lock timeout, a unique key another writer took first, or a lost
-        connection (the server restarted) roll the transaction back and run it again,
-        on a fresh connection if need be: inputs are idempotent, so a retry cannot apply
-        anything twice. Other errors, and the last of ``RETRIES`` failures, are raised.
-        """
-        uow = self._uow
-        reconnecting: Exception | None = None
-        for attempt in range(1, RETRIES + 1):
-            try:
-                uow.begin()
-                try:
-                    with exact():
-                        result = work()
-                    uow.commit()
-                except BaseException:
-                    uow.rollback()
-                    raise
-                return result
-            except Exception as exc:
-                cure = uow.classify(exc)
-                if cure is None:
-                    raise
-                if cure == "fatal":
-                    raise DatabaseError(f"{self.database.display_url}: {exc}") from exc
-                if attempt == RETRIES:
-                    also = f" (reconnecting: {reconnecting})" if reconnecting else ""
-                    raise DatabaseError(
-                        f"{self.database.display_url}: gave up after {attempt} attempts: "
-                        f"{exc}{also}"
-                    ) from exc
-                time.sleep(min(0.05 * 2**attempt, 2.0) * random.uniform(0.5, 1.0))
-                if cure == "reconnect":
-                    try:
-                        uow.reconnect()
-                        reconnecting = None
-                    except Exception as failed:  # the server is still away: try again later
-                        reconnecting = failed
-        raise AssertionError("unreachable")
-
-    def _apply(
-        self, item: Input, raw: str | None, source: str | None, line_no: int | None
-    ) -> Outcome:
-        outcome = handle(self._uow, item, self._clock)
-        if outcome.status == "rejected":
-            assert outcome.reason is not None
-            text = raw if raw is not None else encode(to_record(item))
-            self._store_rejection(text, outcome.reason, source, line_no)
-        return outcome
-
-    def _reject(
+    def commands(
         self,
-        raw: str,
-        reason: str,
-        kind: str | None,
-        key: str | None,
-        source: str | None,
-        line_no: int | None,
-    ) -> Outcome:
-        self._store_rejection(raw, reason, source, line_no)
-        return Outcome("rejected", kind, key, reason)
-
-    def _store_rejection(
-        self, raw: str, reason: str, source: str | None, line_no: int | None
-    ) -> None:
-        fingerprint = _raw_digest(raw, reason)
-        if not self._uow.rejected_seen(fingerprint):
-            self._uow.add_rejected(
-                Rejected(self._clock(), source, line_no, raw, reason, fingerprint)
-            )
-
-    def ingest(
-        self,
-        lines: Iterable[str | bytes],
         *,
-        source: str | None = None,
-        batch_size: int = 1,
-        on_commit: Callable[[list[tuple[Line, Outcome]]], None] | None = None,
-    ) -> IngestReport:
-        """Apply a JSONL stream (DESIGN §7), ``batch_size`` inputs per transaction.
+        claim: str | None = None,
+        limit: int = 100,
+        status: str | None = "pending",
+        lease_ns: int = LEASE_NS,
+    ) -> list[dict[str, Any]]:
+        """Outbox commands, oldest first (DESIGN §8).
 
-        Bad lines are refused whole and kept in ``rejected_inputs``; the others are still
-        applied. ``on_commit`` is told each batch's outcomes once the batch is durable.
+        Without ``claim``: the commands of ``status`` (``pending`` by default; None for
+        every command). With ``claim`` (a worker id): claim up to ``limit`` commands for
+        that worker, for ``lease_ns`` (30 s): pending ones, and claimed ones whose lease
+        ran out; nobody else is given them until the lease runs out.
         """
-        if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
-        report = IngestReport()
-        uow = self._uow
-        for chunk in _chunks(read_lines(lines), batch_size):
+        if limit < 1:
+            raise UsageError("limit must be at least 1")
+        if claim is None:
+            return command_views(self._reads.commands(status, limit))
+        try:
+            check_identifier("worker", claim)
+        except InvalidInput as exc:
+            raise UsageError(str(exc)) from None
+        now = self._clock()
+        rows = self._transact(lambda uow: uow.claim_commands(claim, limit, now, lease_ns))
+        return command_views(rows)
 
-            def work(chunk: list[Line] = chunk) -> list[tuple[Line, Outcome]]:
-                if batch_size > 1:
-                    items = [line.item for line in chunk]
-                    uow.prefetch(
-                        [(i.account, i.exec_id) for i in items if isinstance(i, Fill)],
-                        [i.client_order_id for i in items if isinstance(i, Order)],
-                        [
-                            i.instrument
-                            for i in items
-                            if isinstance(i, Fill | Order | Mark | Transfer | Halt | Resume)
-                        ],
-                    )
-                return [(line, self._ingest_line(line, source)) for line in chunk]
+    def ack(self, command_id: str, *, broker_order_id: str | None = None) -> dict[str, Any]:
+        """The command was carried out (the broker accepted it). Acking again is harmless."""
+        return self._settle(command_id, "acked", broker_order_id=broker_order_id)
 
-            batch = [(line, self._numbered(outcome)) for line, outcome in self._transact(work)]
-            self._done(batch, report, on_commit)
-        return report
+    def fail(self, command_id: str, *, reason: str) -> dict[str, Any]:
+        """The command could not be carried out (the broker refused it): final."""
+        if not reason.strip():
+            raise UsageError("say why the command failed")
+        return self._settle(command_id, "failed", reason=reason)
 
-    def _ingest_line(self, line: Line, source: str | None) -> Outcome:
-        if line.item is None:
-            assert line.error is not None
-            return self._reject(line.raw, line.error, None, None, source, line.number)
-        return self._apply(line.item, line.raw, source, line.number)
+    def _settle(
+        self,
+        command_id: str,
+        status: str,
+        *,
+        broker_order_id: str | None = None,
+        reason: str | None = None,
+    ) -> dict[str, Any]:
+        now = self._clock()
 
-    @staticmethod
-    def _done(
-        batch: list[tuple[Line, Outcome]],
-        report: IngestReport,
-        on_commit: Callable[[list[tuple[Line, Outcome]]], None] | None,
-    ) -> None:
-        for line, outcome in batch:
-            report.count(outcome)
-            if outcome.status == "rejected":
-                report.rejections.append((line.number, outcome.reason or ""))
-        if on_commit is not None:
-            on_commit(batch)
+        def work(uow: UnitOfWork) -> CommandRow:
+            found = uow.command(command_id)
+            if found is None:
+                raise NotFound(f"no outbox command {command_id}")
+            if found.status == status:
+                return found  # settled before (a retry): nothing changes
+            if found.status in ("acked", "failed"):
+                raise UsageError(f"command {command_id} is already {found.status}")
+            return uow.settle_command(found, status, now, broker_order_id, reason)
+
+        (row,) = command_views([self._transact(work)])
+        return row
 
     # -- reading ----------------------------------------------------------------------
 
@@ -455,7 +553,7 @@ class Ledger:
         """Slots as DESIGN §7 ``positions --json`` objects: open ones unless ``include_flat``.
         ``mode`` (LIVE, SIM, PAPER) keeps the accounts of that mode only."""
         filters = _filters(account, instrument, strategy, mode)
-        return position_views(self._views, filters, include_flat)
+        return position_views(self._reads, filters, include_flat)
 
     def trades(
         self,
@@ -469,36 +567,47 @@ class Ledger:
     ) -> list[dict[str, Any]]:
         """Trades as DESIGN §7 ``trades --json`` objects, in the order they were opened."""
         filters = _filters(account, instrument, strategy, mode)
-        return trade_views(self._views, filters, status, with_fills)
+        return trade_views(self._reads, filters, status, with_fills)
 
     def halts(
         self, *, account: str | None = None, instrument: str | None = None
     ) -> list[dict[str, Any]]:
         """Instruments halted on an account: account, instrument, since, reason, seq."""
-        return halt_views(self._views, {"account": account, "instrument": instrument})
+        return halt_views(self._reads, {"account": account, "instrument": instrument})
 
     def transfers(
         self, *, account: str | None = None, instrument: str | None = None
     ) -> list[dict[str, Any]]:
         """Every transfer between strategies, in journal order (manual and adopted orphans)."""
-        return transfer_views(self._views, {"account": account, "instrument": instrument})
+        return transfer_views(self._reads, {"account": account, "instrument": instrument})
 
     def reconciliations(
         self, *, run: str | None = None, account: str | None = None, last: int | None = 1
     ) -> list[dict[str, Any]]:
         """Checks of past reconciliation runs (the ``last`` runs, or one ``run``), newest run
         first, keys in order; each as in :class:`ReconcileReport`."""
-        return reconciliation_views(self._views, {"account": account}, run, last)
+        return reconciliation_views(self._reads, {"account": account}, run, last)
+
+    def journal(self, *, after_seq: int = 0, limit: int | None = 1000) -> list[JournalRow]:
+        """Journal entries numbered after ``after_seq``, in order, at most ``limit``: what a
+        reader that has seen everything up to ``after_seq`` has not seen yet."""
+        if limit is not None and limit < 1:
+            raise UsageError("limit must be at least 1")
+        return self._reads.journal(after_seq, limit)
+
+    def journal_json(self, *, after_seq: int = 0, limit: int | None = 1000) -> list[dict[str, Any]]:
+        """:meth:`journal` as JSON-able objects (input and effects decoded)."""
+        return journal_views(self.journal(after_seq=after_seq, limit=limit))
 
     def doctor(self) -> DoctorReport:
         """Integrity report: duplicate open trades, slots that disagree with their fills,
         journal gaps, fills of another strategy's order, overfilled orders, instruments
         several strategies trade, EXTERNAL positions, broken invariants."""
-        return run_doctor(self.database)
+        return self.store.doctor()
 
     def rejected_inputs(self) -> list[dict[str, Any]]:
         """Refused inputs, oldest first: id, received_at, source, line, reason, raw."""
-        return rejected_views(self._views)
+        return rejected_views(self._reads)
 
     def anomalies(
         self,
@@ -510,29 +619,50 @@ class Ledger:
     ) -> list[dict[str, Any]]:
         """Fills booked to EXTERNAL because they did not fit their slot, in journal order."""
         filters = _filters(account, instrument, strategy, mode)
-        return anomaly_views(self._views, filters)
+        return anomaly_views(self._reads, filters)
 
     # -- replay -----------------------------------------------------------------------
 
     def verify(self, progress: Callable[[int], None] | None = None) -> VerifyReport:
         """Replay the journal in memory, compare with the stored projections, check invariants."""
-        return verify(self._views, progress)
+        return verify(self.store, progress)
 
     def rebuild(self, progress: Callable[[int], None] | None = None) -> RebuildReport:
         """Rewrite every projection from the journal. Refuses if the journal does not replay."""
-        entries = 0
-
-        def produce(journal: Iterable[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-            nonlocal entries
-            result = replay(journal, progress)
-            entries = result.entries
-            if result.problems:
-                raise RebuildError(result.problems)
-            return {name: list(rows.values()) for name, rows in result.uow.tables.items()}
-
         self._uow.rollback()  # drop caches: the projections are about to be rewritten
-        rows = rewrite_projections(self.database, produce)
-        return RebuildReport(entries, rows)
+        return rebuild(self.store, progress)
+
+
+def _run_unused(uow: UnitOfWork, run: str) -> None:
+    if uow.run_seen(run):
+        raise UsageError(f"run {run} was already recorded: name a new one")
+
+
+def _prefetch(uow: UnitOfWork, chunk: list[Line]) -> None:
+    items = [line.item for line in chunk]
+    uow.prefetch(
+        [(i.account, i.exec_id) for i in items if isinstance(i, Fill)],
+        [i.client_order_id for i in items if isinstance(i, Order)],
+        [
+            i.instrument
+            for i in items
+            if isinstance(i, Fill | Order | Mark | Transfer | Halt | Resume)
+        ],
+    )
+
+
+def _numbered(result: Any, seqs: list[int]) -> Any:
+    """``result`` with every outcome's stand-in journal number (-k: the k-th entry of the
+    transaction) replaced by the number the entry got at commit."""
+    if isinstance(result, Outcome):
+        if result.seq is not None and result.seq < 0:
+            return result._replace(seq=seqs[-result.seq - 1])
+        return result
+    if isinstance(result, list):
+        return [_numbered(item, seqs) for item in result]
+    if type(result) is tuple:
+        return tuple(_numbered(item, seqs) for item in result)
+    return result
 
 
 def _filters(
@@ -546,9 +676,3 @@ def _filters(
 def _chunks(lines: Iterator[Line], size: int) -> Iterator[list[Line]]:
     while chunk := list(islice(lines, size)):
         yield chunk
-
-
-class RebuildError(RuntimeError):
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("the journal does not replay cleanly; nothing was rewritten")
-        self.problems = problems

@@ -14,12 +14,13 @@ from ..domain.enums import PositionSide
 from ..domain.numbers import exact, fmt, fmt_opt
 from ..domain.positions import Slot, SlotKey, unrealized
 from ..domain.timestamps import format_ts
-from ..store.codec import decode_commissions
-from ..store.views import Filters, Views
+from ..ports import CommandRow, Filters, JournalRow, Reads
 
 __all__ = [
     "anomaly_views",
+    "command_views",
     "halt_views",
+    "journal_views",
     "position_views",
     "reconciliation_views",
     "rejected_views",
@@ -28,15 +29,18 @@ __all__ = [
 ]
 
 
-def _commissions(text: str | None) -> dict[str, str]:
+def _amounts(text: str | None) -> dict[str, str]:
+    """A JSON object of amounts by name (a trade's commissions by currency, a check's
+    holders by strategy), canonical."""
     if text is None:
         return {}
-    return {ccy: fmt(amount) for ccy, amount in decode_commissions(text).items()}
+    data: dict[str, str] = msgspec.json.decode(text)
+    return {name: fmt(Decimal(amount)) for name, amount in data.items()}
 
 
-def position_views(views: Views, filters: Filters, include_flat: bool) -> list[dict[str, Any]]:
+def position_views(reads: Reads, filters: Filters, include_flat: bool) -> list[dict[str, Any]]:
     out = []
-    for row in views.slots(filters, include_flat):
+    for row in reads.slots(filters, include_flat):
         quantity: Decimal = row["quantity"]
         slot = Slot(
             SlotKey(
@@ -66,7 +70,7 @@ def position_views(views: Views, filters: Filters, include_flat: bool) -> list[d
                 "avg_entry_price": fmt_opt(row["avg_entry"]),
                 "realized_pnl": fmt_opt(row["realized_pnl"]) or "0",
                 "unrealized_pnl": open_pnl,
-                "commissions": _commissions(row["commissions"]),
+                "commissions": _amounts(row["commissions"]),
                 "pnl_currency": row["pnl_currency"] or row["settlement_currency"],
                 "trade_id": row["trade_id"],
                 "last_price": fmt_opt(row["last_price"]),
@@ -85,10 +89,10 @@ def _duration(row: dict[str, Any]) -> str | None:
 
 
 def trade_views(
-    views: Views, filters: Filters, status: str | None = None, with_fills: bool = True
+    reads: Reads, filters: Filters, status: str | None = None, with_fills: bool = True
 ) -> list[dict[str, Any]]:
-    rows = views.trades(filters, status)
-    legs = views.trade_fills([row["trade_id"] for row in rows]) if with_fills else {}
+    rows = reads.trades(filters, status)
+    legs = reads.trade_fills([row["trade_id"] for row in rows]) if with_fills else {}
     out = []
     for row in rows:
         item: dict[str, Any] = {
@@ -105,7 +109,7 @@ def trade_views(
             "avg_exit_price": fmt_opt(row["avg_exit"]),
             "realized_pnl": fmt(row["realized_pnl"]),
             "gross_realized_pnl": fmt(row["gross_realized"]),
-            "commissions": _commissions(row["commissions"]),
+            "commissions": _amounts(row["commissions"]),
             "pnl_currency": row["pnl_currency"],
             "realized_return": fmt_opt(row["realized_return"]),
             "opened_at": format_ts(row["opened_at"]),
@@ -138,7 +142,7 @@ def trade_views(
     return out
 
 
-def anomaly_views(views: Views, filters: Filters) -> list[dict[str, Any]]:
+def anomaly_views(reads: Reads, filters: Filters) -> list[dict[str, Any]]:
     return [
         {
             "seq": row["seq"],
@@ -151,11 +155,11 @@ def anomaly_views(views: Views, filters: Filters) -> list[dict[str, Any]]:
             "quantity": fmt(row["quantity"]),
             "detail": row["detail"],
         }
-        for row in views.anomalies(filters)
+        for row in reads.anomalies(filters)
     ]
 
 
-def rejected_views(views: Views) -> list[dict[str, Any]]:
+def rejected_views(reads: Reads) -> list[dict[str, Any]]:
     return [
         {
             "id": row["id"],
@@ -165,11 +169,11 @@ def rejected_views(views: Views) -> list[dict[str, Any]]:
             "reason": row["reason"],
             "raw": row["raw"],
         }
-        for row in views.rejected()
+        for row in reads.rejected()
     ]
 
 
-def halt_views(views: Views, filters: Filters) -> list[dict[str, Any]]:
+def halt_views(reads: Reads, filters: Filters) -> list[dict[str, Any]]:
     return [
         {
             "account": row["account"],
@@ -178,11 +182,11 @@ def halt_views(views: Views, filters: Filters) -> list[dict[str, Any]]:
             "reason": row["reason"],
             "seq": row["seq"],
         }
-        for row in views.halts(filters)
+        for row in reads.halts(filters)
     ]
 
 
-def transfer_views(views: Views, filters: Filters) -> list[dict[str, Any]]:
+def transfer_views(reads: Reads, filters: Filters) -> list[dict[str, Any]]:
     return [
         {
             "seq": row["seq"],
@@ -197,14 +201,14 @@ def transfer_views(views: Views, filters: Filters) -> list[dict[str, Any]]:
             "ts": format_ts(row["ts"]),
             "origin": row["origin"],
         }
-        for row in views.transfers(filters)
+        for row in reads.transfers(filters)
     ]
 
 
 def reconciliation_views(
-    views: Views, filters: Filters, run: str | None, last: int | None
+    reads: Reads, filters: Filters, run: str | None, last: int | None
 ) -> list[dict[str, Any]]:
-    rows = views.reconciliation_checks(filters, run, last)
+    rows = reads.reconciliation_checks(filters, run, last)
     newest: dict[str, int] = {}
     for row in rows:
         newest[row["run"]] = max(newest.get(row["run"], row["seq"]), row["seq"])
@@ -230,12 +234,50 @@ def reconciliation_views(
                 "difference": fmt(difference),
                 "ledger_avg_price": fmt_opt(row["ledger_avg_price"]),
                 "broker_avg_price": fmt_opt(row["broker_avg_price"]),
-                "holders": {
-                    name: fmt(amount) for name, amount in decode_commissions(row["holders"]).items()
-                },
+                "holders": _amounts(row["holders"]),
                 "action": row["action"],
                 "detail": row["detail"],
                 "orphan": None if row["orphan"] is None else msgspec.json.decode(row["orphan"]),
             }
         )
     return out
+
+
+def command_views(rows: list[CommandRow]) -> list[dict[str, Any]]:
+    """Outbox commands as JSON-able objects (times ISO 8601, the payload decoded)."""
+    return [
+        {
+            "command_id": row.command_id,
+            "kind": row.kind,
+            "status": row.status,
+            "account": row.account,
+            "instrument": row.instrument,
+            "strategy": row.strategy,
+            "payload": msgspec.json.decode(row.payload),
+            "seq": row.seq,
+            "created_at": format_ts(row.created_at),
+            "updated_at": format_ts(row.updated_at),
+            "worker": row.worker,
+            "lease_until": None if row.lease_until is None else format_ts(row.lease_until),
+            "attempts": row.attempts,
+            "broker_order_id": row.broker_order_id,
+            "reason": row.reason,
+        }
+        for row in rows
+    ]
+
+
+def journal_views(rows: list[JournalRow]) -> list[dict[str, Any]]:
+    """Journal entries as JSON-able objects (input and effects decoded)."""
+    return [
+        {
+            "seq": row.seq,
+            "stream": row.stream,
+            "version": row.version,
+            "kind": row.kind,
+            "recorded_at": format_ts(row.recorded_at),
+            "input": msgspec.json.decode(row.input),
+            "effects": msgspec.json.decode(row.effects),
+        }
+        for row in rows
+    ]

@@ -27,7 +27,8 @@ from ..domain.inputs import BrokerPosition, Reconcile
 from ..domain.numbers import ZERO, fmt
 from ..domain.reconcile import position_side_problem
 from ..domain.timestamps import format_ts
-from .unit_of_work import UnitOfWork
+from ..errors import ReconcileError
+from ..ports import UnitOfWork
 
 __all__ = [
     "DEFAULT_PRICE_TOLERANCE",
@@ -45,25 +46,6 @@ DEFAULT_PRICE_TOLERANCE = Decimal("0.001")
 """Average prices within 0.1% of each other agree (brokers round their averages)."""
 
 Key = tuple[str, str, PositionSide]
-
-
-class ReconcileError(ValueError):
-    """The snapshot was refused whole; nothing was compared or changed."""
-
-    def __init__(self, problems: list[tuple[Line | None, str]], *, mode_mismatch: bool = False):
-        self.problems = problems
-        self.mode_mismatch = mode_mismatch
-        first = problems[0][1] if problems else "the snapshot was refused"
-        others = len(problems) - 1
-        more = f" (and {others} more problem{'s' if others > 1 else ''})" if others else ""
-        super().__init__(f"snapshot refused: {first}{more}; nothing was compared")
-
-    @property
-    def reasons(self) -> list[str]:
-        return [
-            reason if line is None else f"line {line.number}: {reason}"
-            for line, reason in self.problems
-        ]
 
 
 @dataclass

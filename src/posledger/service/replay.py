@@ -1,13 +1,20 @@
-"""Replay: rebuild every projection from the journal, in memory, through the same handlers.
+"""Replay: re-apply the journal through the same handlers and write sets as live inputs.
 
-``verify`` compares the replayed projections with the stored ones and checks the
-invariants; ``rebuild`` writes the replayed projections over the stored ones.
+``verify`` replays into a scratch store and compares its projections with the stored
+ones, table by table in key order (both streamed, so memory stays bounded), then checks
+the invariants on the stored books. ``rebuild`` replays into the database itself, in one
+transaction that has emptied the projections and keeps writers out.
+
+While an entry is replayed, :class:`Replaying` stands between the handlers and the store:
+trade ids come from the entry's journaled effects, an order's pre-trade verdict is the one
+recorded, streams are at the versions the journal gives, and what the handlers decide now
+is compared with what the journal says was decided then.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -15,265 +22,212 @@ from typing import Any
 import msgspec
 
 from ..adapters.jsonl import parse_line
-from ..domain.book import Book, HaltState
-from ..domain.enums import OrderStatus, PositionMode, PositionSide, Side
-from ..domain.events import FillDecision, MarkDecision, ReconcileDecision, TransferDecision
-from ..domain.invariants import Position3, check_invariants, fill_delta
+from ..domain.book import Book
+from ..domain.enums import OrderStatus, PositionSide
 from ..domain.numbers import exact
 from ..domain.refdata import Account, Instrument, InvalidInput, Order, Strategy
-from ..store import codec
-from ..store import schema as s
-from ..store.views import Views
+from ..domain.writeset import WriteSet
+from ..errors import RebuildError
+from ..ports import CommandRow, JournalRow, Reads, Seen, Store, UnitOfWork
 from .handlers import REFUSED, handle
-from .unit_of_work import FillSeen, Rejected, UnitOfWork
 
-__all__ = ["MemoryUnitOfWork", "Replay", "VerifyReport", "replay", "verify"]
+__all__ = ["RebuildReport", "Replaying", "VerifyReport", "rebuild", "replay", "verify"]
 
-Key = tuple[Any, ...]
-_PRIMARY_KEYS = {table.name: [c.name for c in table.primary_key.columns] for table in s.PROJECTIONS}
 MAX_REPORTED = 20
+PAGE = 2000
+"""Journal entries read, and replayed before their rows are written, at a time."""
 
 
-class MemoryUnitOfWork(UnitOfWork):
-    """A unit of work over dicts, fed one journal entry at a time.
+class Replaying(UnitOfWork):
+    """A store's replay unit of work, fed one journal entry at a time (see the module)."""
 
-    Trade ids come from the entry's journaled effects, and every append is compared with
-    the entry: what the handlers decide now must be what was decided then.
-    """
-
-    def __init__(self) -> None:
-        self.tables: dict[str, dict[Key, codec.Row]] = {name: {} for name in _PRIMARY_KEYS}
+    def __init__(self, inner: UnitOfWork) -> None:
+        self.inner = inner
         self.problems: list[str] = []
-        self._accounts: dict[str, Account] = {}
-        self._instruments: dict[str, Instrument] = {}
-        self._strategies: dict[str, Strategy] = {}
-        self._orders: dict[str, tuple[Order, OrderStatus]] = {}
-        self._books: dict[str, Book] = {}
-        self._fills: dict[tuple[str, str], FillSeen] = {}
-        self._transfers: dict[tuple[str, str], FillSeen] = {}
-        self._records: dict[int, str] = {}
-        self._versions: dict[str, int] = defaultdict(int)
-        self._expected: Mapping[str, Any] = {}
+        self.versions: dict[str, int] = defaultdict(int)
+        self._entry: JournalRow | None = None
         self._effects: Any = None
-        """The expected entry's effects, decoded."""
         self._ids: list[int] = []
-        self._appended = False
         self._top_trade = 0
 
-    # -- driving ------------------------------------------------------------------------
-
-    def expect(self, entry: Mapping[str, Any]) -> None:
-        self._expected = entry
-        self._appended = False
-        effects = self._effects = msgspec.json.decode(entry["effects"])
+    def expect(self, entry: JournalRow) -> None:
+        self._entry = entry
+        try:
+            effects = self._effects = msgspec.json.decode(entry.effects)
+        except msgspec.DecodeError:
+            effects = self._effects = None
+            self.problem(f"seq {entry.seq}: journaled effects cannot be read: {entry.effects}")
         self._ids = list(effects.get("opened", ())) if isinstance(effects, dict) else []
 
     def problem(self, text: str) -> None:
         self.problems.append(text)
 
-    def _put(self, table: str, row: codec.Row) -> None:
-        key = tuple(row[name] for name in _PRIMARY_KEYS[table])
-        self.tables[table][key] = row
+    @property
+    def leftover_ids(self) -> bool:
+        return bool(self._ids)
 
-    # -- transactions ---------------------------------------------------------------
+    # -- what replay decides differently ------------------------------------------------
 
-    def begin(self) -> None:
-        pass
+    def stream_version(self, stream: str) -> int:
+        return self.versions[stream]
 
-    def commit(self) -> None:
-        pass
-
-    def rollback(self) -> None:
-        raise AssertionError("replay never rolls back")
-
-    # -- reads ----------------------------------------------------------------------
-
-    def account(self, account: str) -> Account | None:
-        return self._accounts.get(account)
-
-    def instrument(self, instrument: str) -> Instrument | None:
-        return self._instruments.get(instrument)
-
-    def strategy(self, strategy: str) -> Strategy | None:
-        return self._strategies.get(strategy)
-
-    def order(self, client_order_id: str) -> tuple[Order, OrderStatus] | None:
-        return self._orders.get(client_order_id)
-
-    def fill_seen(self, account: str, exec_id: str) -> FillSeen | None:
-        return self._fills.get((account, exec_id))
-
-    def journal_record(self, seq: int) -> str:
-        return self._records[seq]
-
-    def book(self, instrument: str) -> Book:
-        book = self._books.get(instrument)
-        if book is None:
-            book = self._books[instrument] = Book(instrument)
-        return book
-
-    def rejected_seen(self, digest: str) -> bool:
-        return False
-
-    def transfer_seen(self, account: str, transfer_id: str) -> FillSeen | None:
-        return self._transfers.get((account, transfer_id))
+    def next_trade_id(self) -> int:
+        if self._ids:
+            trade_id = self._ids.pop(0)
+        else:
+            trade_id = self._top_trade + 1
+            seq = None if self._entry is None else self._entry.seq
+            self.problem(f"seq {seq}: replay opens a trade the journal does not record")
+        self._top_trade = max(self._top_trade, trade_id)
+        return trade_id
 
     def recorded_verdict(self) -> list[str] | None:
         effects = self._effects
         refused = effects.get("refused", []) if isinstance(effects, dict) else []
         return [str(reason) for reason in refused]
 
-    # -- ids and the journal ------------------------------------------------------------
-
-    def next_trade_id(self) -> int:
-        seq = self._expected.get("seq")
-        if self._ids:
-            trade_id = self._ids.pop(0)
-        else:
-            trade_id = self._top_trade + 1
-            self.problem(f"seq {seq}: replay opens a trade the journal does not record")
-        self._top_trade = max(self._top_trade, trade_id)
-        return trade_id
-
-    def append(self, stream: str, kind: str, record: str, effects: str, recorded_at: int) -> int:
-        entry = self._expected
-        seq = int(entry["seq"])
-        if self._appended:
-            self.problem(f"seq {seq}: replay appended twice for one journal entry")
-        self._appended = True
-        self._versions[stream] += 1
-        if (stream, kind) != (entry["stream"], entry["kind"]):
+    def add(self, write_set: WriteSet, *, seq: int | None = None) -> None:
+        entry, expected = write_set.entry, self._entry
+        assert expected is not None
+        number = expected.seq
+        if entry is None:
+            self.problem(f"seq {number}: replay writes something the journal does not record")
+            return
+        if (entry.stream, entry.kind) != (expected.stream, expected.kind):
             self.problem(
-                f"seq {seq}: journaled as {entry['kind']} on {entry['stream']}, "
-                f"replays as {kind} on {stream}"
+                f"seq {number}: journaled as {expected.kind} on {expected.stream}, "
+                f"replays as {entry.kind} on {entry.stream}"
             )
-        if self._versions[stream] != entry["version"]:
+        if entry.version != expected.version:
             self.problem(
-                f"seq {seq}: journal stream {stream} is at version {entry['version']}, "
-                f"replay expected {self._versions[stream]} (a gap or reordering)"
+                f"seq {number}: journal stream {expected.stream} is at version "
+                f"{expected.version}, replay expected {entry.version} (a gap or reordering)"
             )
-            self._versions[stream] = int(entry["version"])
-        if record != entry["input"]:
-            self.problem(f"seq {seq}: journaled input is not in canonical form: {entry['input']}")
-        if msgspec.json.decode(effects) != self._effects:
+        if entry.input != expected.input:
             self.problem(
-                f"seq {seq}: replayed effects differ from the journal\n"
-                f"  journal: {entry['effects']}\n  replay:  {effects}"
+                f"seq {number}: journaled input is not in canonical form: {expected.input}"
             )
-        self._records[seq] = record
-        return seq
+        if entry.effects != expected.effects and (
+            msgspec.json.decode(entry.effects) != self._effects
+        ):
+            self.problem(
+                f"seq {number}: replayed effects differ from the journal\n"
+                f"  journal: {expected.effects}\n  replay:  {entry.effects}"
+            )
+        self.versions[expected.stream] = expected.version
+        self.inner.add(
+            write_set._replace(entry=entry._replace(version=expected.version)), seq=number
+        )
 
-    # -- projections --------------------------------------------------------------------
+    # -- everything else is the store's --------------------------------------------------
 
-    def add_account(self, account: Account, seq: int) -> None:
-        self._accounts[account.account] = account
-        self._put("accounts", codec.account_row(account, seq))
+    def begin(self, txid: str) -> None:
+        self.inner.begin(txid)
 
-    def add_instrument(self, instrument: Instrument, seq: int) -> None:
-        self._instruments[instrument.instrument] = instrument
-        self._put("instruments", codec.instrument_row(instrument, seq))
+    def commit(self) -> list[int]:
+        return self.inner.commit()
 
-    def add_strategy(self, strategy: Strategy, seq: int) -> None:
-        self._strategies[strategy.strategy] = strategy
-        self._put("strategies", codec.strategy_row(strategy, seq))
+    def rollback(self) -> None:
+        self.inner.rollback()
 
-    def update_account(self, account: Account, seq: int) -> None:
-        self.add_account(account, seq)
+    def flush(self) -> None:
+        self.inner.flush()
 
-    def add_order(self, order: Order, seq: int, status: OrderStatus = OrderStatus.OPEN) -> None:
-        self._orders[order.client_order_id] = (order, status)
-        self._put("orders", codec.order_row(order, status, seq))
+    def account(self, account: str) -> Account | None:
+        return self.inner.account(account)
 
-    def cancel_order(self, order: Order, seq: int) -> None:
-        self._orders[order.client_order_id] = (order, OrderStatus.CANCELLED)
-        self._put("orders", codec.order_row(order, OrderStatus.CANCELLED, seq))
+    def instrument(self, instrument: str) -> Instrument | None:
+        return self.inner.instrument(instrument)
 
-    def add_fill(self, decision: FillDecision, seq: int, digest: str) -> None:
-        fill = decision.fill
-        self._fills[(fill.account, fill.exec_id)] = FillSeen(seq, digest)
-        self._put("fills", codec.fill_row(decision, seq, digest))
-        self._project(decision, seq)
-        for row in codec.trade_fill_rows(decision, seq):
-            self._put("trade_fills", row)
-        for row in codec.anomaly_rows(decision, seq):
-            self._put("anomalies", row)
+    def strategy(self, strategy: str) -> Strategy | None:
+        return self.inner.strategy(strategy)
 
-    def add_mark(self, decision: MarkDecision, seq: int) -> None:
-        self._put("marks", codec.mark_row(decision, seq))
-        for trade in decision.trades:
-            self._put("trades", codec.trade_row(trade))
+    def order(self, client_order_id: str) -> tuple[Order, OrderStatus] | None:
+        return self.inner.order(client_order_id)
 
-    def _project(
-        self, decision: FillDecision | TransferDecision | ReconcileDecision, seq: int
-    ) -> None:
-        for slot in decision.slots:
-            self._put("slots", codec.slot_row(slot, seq))
-        for trade in decision.trades:
-            self._put("trades", codec.trade_row(trade))
+    def fill_seen(self, account: str, exec_id: str) -> Seen | None:
+        return self.inner.fill_seen(account, exec_id)
 
-    def _put_rows(self, rows: Mapping[str, list[codec.Row]]) -> None:
-        for table, table_rows in rows.items():
-            for row in table_rows:
-                self._put(table, row)
+    def transfer_seen(self, account: str, transfer_id: str) -> Seen | None:
+        return self.inner.transfer_seen(account, transfer_id)
 
-    def add_transfer(self, decision: TransferDecision, seq: int, digest: str | None) -> None:
-        transfer = decision.transfer
-        if transfer.transfer_id is not None and digest is not None:
-            self._transfers[(transfer.account, transfer.transfer_id)] = FillSeen(seq, digest)
-        self._put_rows(codec.transfer_rows(decision, seq, digest))
-        self._project(decision, seq)
+    def run_seen(self, run: str) -> bool:
+        return self.inner.run_seen(run)
 
-    def add_reconcile(self, decision: ReconcileDecision, seq: int) -> None:
-        self._put_rows(codec.reconcile_rows(decision, seq))
-        self._project(decision, seq)
+    def journal_record(self, seq: int) -> str:
+        return self.inner.journal_record(seq)
 
-    def set_halt(self, account: str, instrument: str, halt: HaltState | None, seq: int) -> None:
-        if halt is None:
-            self.tables["halts"].pop((account, instrument), None)
-        else:
-            self._put("halts", codec.halt_row(account, instrument, halt, seq))
+    def book(self, instrument: str) -> Book:
+        return self.inner.book(instrument)
 
-    def add_rejected(self, rejected: Rejected) -> None:
-        self.problem(f"replay rejected a journaled input: {rejected.reason}")
+    def open_slots(self, strategy: str) -> int:
+        return self.inner.open_slots(strategy)
+
+    def held(self, account: str) -> list[tuple[str, PositionSide]]:
+        return self.inner.held(account)
+
+    def bracket(self, bracket_id: str) -> list[tuple[Order, OrderStatus, Decimal]]:
+        return self.inner.bracket(bracket_id)
+
+    def claim_commands(self, worker: str, limit: int, now: int, lease_ns: int) -> list[CommandRow]:
+        raise AssertionError("replay claims no commands")
+
+    def command(self, command_id: str) -> CommandRow | None:
+        raise AssertionError("replay reads no commands")
+
+    def settle_command(
+        self,
+        command: CommandRow,
+        status: str,
+        now: int,
+        broker_order_id: str | None = None,
+        reason: str | None = None,
+    ) -> CommandRow:
+        raise AssertionError("replay settles no commands")
 
 
-@dataclass
-class Replay:
-    uow: MemoryUnitOfWork
-    entries: int = 0
-
-    @property
-    def problems(self) -> list[str]:
-        return self.uow.problems
+def _pages(reads: Reads) -> Iterator[JournalRow]:
+    after = 0
+    while page := reads.journal(after, PAGE):
+        yield from page
+        after = page[-1].seq
 
 
 def replay(
-    journal: Iterable[Mapping[str, Any]], progress: Callable[[int], None] | None = None
-) -> Replay:
-    """Re-apply every journal entry, in order, to an empty in-memory ledger."""
-    uow = MemoryUnitOfWork()
-    result = Replay(uow)
-    for entry in journal:
-        result.entries += 1
-        seq = entry["seq"]
-        uow.expect(entry)
-        try:
-            item = parse_line(entry["input"])
-        except InvalidInput as exc:
-            uow.problem(f"seq {seq}: journaled input cannot be read: {exc}")
-            continue
-        outcome = handle(uow, item, _fixed_clock(int(entry["recorded_at"])), replaying=True)
-        refused = outcome.reason is not None and outcome.reason.startswith(REFUSED)
-        if not outcome.applied and not (refused and outcome.seq is not None):
-            uow.problem(
-                f"seq {seq}: journaled {outcome.kind} {outcome.key} is {outcome.status} "
-                f"on replay: {outcome.reason}"
-            )
-        elif uow._ids:
-            uow.problem(f"seq {seq}: the journal records trades the replay does not open")
-        if progress is not None and result.entries % 1_000 == 0:
-            progress(result.entries)
-    return result
+    journal: Iterable[JournalRow], uow: UnitOfWork, progress: Callable[[int], None] | None = None
+) -> tuple[int, list[str]]:
+    """Re-apply every journal entry, in order, into ``uow`` (a store's replay unit of work,
+    in a transaction the caller owns); return how many entries and the problems found."""
+    replaying = Replaying(uow)
+    entries = 0
+    with exact():
+        for entry in journal:
+            entries += 1
+            replaying.expect(entry)
+            try:
+                item = parse_line(entry.input)
+            except InvalidInput as exc:
+                replaying.problem(f"seq {entry.seq}: journaled input cannot be read: {exc}")
+                continue
+            clock = _fixed_clock(entry.recorded_at)
+            outcome, write_set = handle(replaying, item, clock, replaying=True)
+            refused = outcome.reason is not None and outcome.reason.startswith(REFUSED)
+            if write_set is None or not (outcome.applied or refused):
+                replaying.problem(
+                    f"seq {entry.seq}: journaled {outcome.kind} {outcome.key} is "
+                    f"{outcome.status} on replay: {outcome.reason}"
+                )
+            else:
+                replaying.add(write_set)
+            if replaying.leftover_ids:
+                replaying.problem(
+                    f"seq {entry.seq}: the journal records trades the replay does not open"
+                )
+            if entries % PAGE == 0:
+                uow.flush()
+                if progress is not None:
+                    progress(entries)
+    return entries, replaying.problems
 
 
 def _fixed_clock(ns: int) -> Callable[[], int]:
@@ -291,6 +245,12 @@ class VerifyReport:
         return not self.problems
 
 
+@dataclass
+class RebuildReport:
+    journal_entries: int
+    rows: dict[str, int]
+
+
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, Decimal) or isinstance(b, Decimal):
         if a is None or b is None:
@@ -301,14 +261,17 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+_END = object()
+
+
 def _compare_table(
     name: str,
-    stored: Iterable[Mapping[str, Any]],
-    replayed: dict[Key, codec.Row],
+    keys: tuple[str, ...],
+    stored: Iterator[dict[str, Any]],
+    replayed: Iterator[dict[str, Any]],
     report: VerifyReport,
 ) -> None:
-    keys = _PRIMARY_KEYS[name]
-    remaining = dict(replayed)
+    """Both tables in key order, walked side by side."""
     reported = 0
 
     def note(text: str) -> None:
@@ -317,59 +280,59 @@ def _compare_table(
         if reported <= MAX_REPORTED:
             report.problems.append(text)
 
-    for row in stored:
-        report.rows_compared += 1
-        key = tuple(row[k] for k in keys)
-        mine = remaining.pop(key, None)
-        if mine is None:
-            note(f"{name} {key}: stored but not produced by replay")
-            continue
-        diffs = [col for col in mine if not _same(row.get(col), mine[col])]
-        if diffs:
-            shown = ", ".join(f"{c} stored {row.get(c)!r} replay {mine[c]!r}" for c in diffs)
-            note(f"{name} {key}: {shown}")
-    for key in remaining:
-        note(f"{name} {key}: produced by replay but not stored")
+    def key(row: Any) -> Any:
+        return None if row is _END else tuple(row[k] for k in keys)
+
+    a, b = next(stored, _END), next(replayed, _END)
+    while a is not _END or b is not _END:
+        ka, kb = key(a), key(b)
+        if kb is None or (ka is not None and ka < kb):
+            report.rows_compared += 1
+            note(f"{name} {ka}: stored but not produced by replay")
+            a = next(stored, _END)
+        elif ka is None or kb < ka:
+            note(f"{name} {kb}: produced by replay but not stored")
+            b = next(replayed, _END)
+        else:
+            assert isinstance(a, dict) and isinstance(b, dict)
+            report.rows_compared += 1
+            diffs = [col for col in b if not _same(a.get(col), b[col])]
+            if diffs:
+                shown = ", ".join(f"{c} stored {a.get(c)!r} replay {b[c]!r}" for c in diffs)
+                note(f"{name} {ka}: {shown}")
+            a, b = next(stored, _END), next(replayed, _END)
     if reported > MAX_REPORTED:
         report.problems.append(f"{name}: {reported - MAX_REPORTED} more differences not shown")
 
 
-def stored_invariants(views: Views) -> list[str]:
-    """Check DESIGN §3 on the stored projections."""
-    with exact():
-        return _stored_invariants(views)
-
-
-def _stored_invariants(views: Views) -> list[str]:
-    instruments = {
-        r["instrument"]: codec.instrument_from_row(r) for r in views.table(s.instruments)
-    }
-    hedge = {
-        r["account"]
-        for r in views.table(s.accounts)
-        if r["position_mode"] == PositionMode.HEDGE.value
-    }
-    net: dict[Position3, Decimal] = defaultdict(Decimal)
-    for r in views.table(s.fills):
-        where = (r["account"], r["instrument"], PositionSide(r["position_side"]))
-        net[where] += fill_delta(
-            Side(r["side"]),
-            r["quantity"],
-            r["commission"],
-            r["commission_currency"],
-            instruments[r["instrument"]],
-        )
-    for r in views.table(s.adjustments):
-        net[(r["account"], r["instrument"], PositionSide(r["position_side"]))] += r["quantity"]
-    slots = [codec.slot_from_row(r) for r in views.table(s.slots)]
-    open_trades = [codec.trade_from_row(r) for r in views.table(s.trades) if r["status"] == "open"]
-    return check_invariants(slots, open_trades, net, hedge)
-
-
-def verify(views: Views, progress: Callable[[int], None] | None = None) -> VerifyReport:
-    result = replay(views.journal(), progress)
-    report = VerifyReport(journal_entries=result.entries, problems=list(result.problems))
-    for table in s.PROJECTIONS:
-        _compare_table(table.name, views.table(table), result.uow.tables[table.name], report)
-    report.problems.extend(f"invariant: {p}" for p in stored_invariants(views))
+def verify(store: Store, progress: Callable[[int], None] | None = None) -> VerifyReport:
+    """Replay the journal into a scratch store, compare every projection, check invariants."""
+    scratch = store.scratch()
+    try:
+        with store.snapshot() as stored:
+            uow = scratch.replay_unit_of_work()
+            try:
+                uow.begin("verify")
+                entries, problems = replay(_pages(stored), uow, progress)
+                uow.commit()
+            finally:
+                uow.close()
+            report = VerifyReport(journal_entries=entries, problems=list(problems))
+            replayed = scratch.reads()
+            for name, keys in stored.projections().items():
+                _compare_table(name, keys, stored.table(name), replayed.table(name), report)
+            report.problems.extend(f"invariant: {p}" for p in stored.invariant_problems())
+    finally:
+        scratch.close()
     return report
+
+
+def rebuild(store: Store, progress: Callable[[int], None] | None = None) -> RebuildReport:
+    """Rewrite every projection from the journal, in one transaction; refuse (changing
+    nothing) if the journal does not replay cleanly."""
+    with store.rebuilding() as uow:
+        entries, problems = replay(_pages(store.reads()), uow, progress)
+        if problems:
+            raise RebuildError(problems)
+        uow.commit()
+    return RebuildReport(entries, store.reads().counts())

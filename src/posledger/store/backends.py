@@ -23,6 +23,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from ..errors import DatabaseError
+from ..ports import FATAL, RECONNECT, RETRY
 from .database import Database
 
 __all__ = ["Backend", "backend_for"]
@@ -31,25 +33,39 @@ LOCK_WAIT_SECONDS = 5
 """How long a server writer waits for a stream lock before the attempt counts as failed
 and is retried (so a writer stuck behind a hung transaction gives up within a minute)."""
 
-RETRY = "retry"
-RECONNECT = "reconnect"
-FATAL = "fatal"
-
 
 class Backend:
     """The SQLite flavour; servers override what differs."""
 
     placeholder = "?"
-    amounts_as_text = True
-    """SQLite keeps amounts as canonical text; the servers take Decimal."""
     has_streams_table_locks = False
     name = "sqlite"
+    sets_txid = False
+    """Whether journal entries carry their transaction's id: only where a commit's reply
+    can be lost (a server connection), so that a retry can tell whether it happened."""
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
 
     def setup(self) -> None:
         """Per-connection settings, once after connecting."""
+
+    def upsert(self, table: str, columns: tuple[str, ...], keys: tuple[str, ...]) -> str:
+        """Insert a row, or replace the non-key columns of the row with the same key."""
+        marks = ", ".join([self.placeholder] * len(columns))
+        changed = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
+        return (
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {changed}"
+        )
+
+    def insert_new(self, table: str, columns: tuple[str, ...], key: str) -> str:
+        """Insert a row unless one with the same ``key`` (a unique column) exists."""
+        marks = ", ".join([self.placeholder] * len(columns))
+        return (
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) "
+            f"ON CONFLICT ({key}) DO NOTHING"
+        )
 
     def begin(self, cursor: Any) -> None:
         cursor.execute("BEGIN IMMEDIATE")
@@ -83,9 +99,9 @@ class Backend:
 
 class PostgresBackend(Backend):
     placeholder = "%s"
-    amounts_as_text = False
     has_streams_table_locks = True
     name = "postgresql"
+    sets_txid = True
 
     def setup(self) -> None:
         self.connection.autocommit = False
@@ -141,9 +157,26 @@ class PostgresBackend(Backend):
 
 class MariaDbBackend(Backend):
     placeholder = "%s"
-    amounts_as_text = False
     has_streams_table_locks = True
     name = "mariadb"
+    sets_txid = True
+
+    def upsert(self, table: str, columns: tuple[str, ...], keys: tuple[str, ...]) -> str:
+        # Only for tables whose one unique key is their primary key: MariaDB updates on a
+        # conflict with *any* unique key.
+        marks = ", ".join([self.placeholder] * len(columns))
+        changed = ", ".join(f"{c} = VALUES({c})" for c in columns if c not in keys)
+        return (
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) "
+            f"ON DUPLICATE KEY UPDATE {changed}"
+        )
+
+    def insert_new(self, table: str, columns: tuple[str, ...], key: str) -> str:
+        marks = ", ".join([self.placeholder] * len(columns))
+        return (
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) "
+            f"ON DUPLICATE KEY UPDATE {key} = {key}"
+        )
 
     def setup(self) -> None:
         with self.connection.cursor() as cursor:
@@ -200,13 +233,9 @@ def backend_for(database: Database, connection: Any) -> Backend:
         return PostgresBackend(connection)
     if dialect in ("mysql", "mariadb"):
         if not getattr(database.engine.dialect, "is_mariadb", False):
-            from .database import DatabaseError
-
             raise DatabaseError(
                 "MySQL is not supported yet (posledger needs MariaDB 10.3+ sequences); "
                 "use MariaDB or PostgreSQL"
             )
         return MariaDbBackend(connection)
-    from .database import DatabaseError
-
     raise DatabaseError(f"posledger does not support {dialect} databases")

@@ -1,41 +1,86 @@
-"""Domain values <-> database rows.
+"""Domain values <-> database rows: the store's one projection code.
 
-Rows here are plain dicts keyed by column name holding *domain* values (Decimal, int,
-str, bool). The writer converts amounts for its driver; SQLAlchemy's :class:`Amount` type
-does the same for Core queries.
+Writing: :func:`rows` turns one change of a write set (``posledger.domain.writeset``) into
+the row it writes, a tuple in the column order of :data:`COLUMNS`, given the journal number
+of its entry. The SQL unit of work, the in-memory one and replay all write through it, so
+they cannot disagree about what a decision stores. Amounts are canonical decimal text
+(SQLite keeps them so; PostgreSQL and MariaDB take the text into ``NUMERIC(38, 18)``),
+enums plain strings, times integer nanoseconds, flags booleans.
+
+Reading: ``*_from_row`` build domain values from rows read back as dicts; :func:`dec`
+gives one canonical Decimal whatever the database returns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
 import msgspec
 
 from ..domain.book import HaltState
+from ..domain.decisions import Leg
 from ..domain.enums import (
-    EXTERNAL,
     CloseReason,
     Direction,
     Intent,
     Kind,
     LotMethod,
     Mode,
-    OrderStatus,
     PositionMode,
     PositionSide,
     ReconcilePolicy,
     Side,
 )
-from ..domain.events import FillDecision, Leg, MarkDecision, ReconcileDecision, TransferDecision
-from ..domain.inputs import Transfer
 from ..domain.numbers import fmt
-from ..domain.positions import Lot, Slot, SlotKey, Trade
+from ..domain.positions import Lot, Slot, SlotKey, Trade, commissions
 from ..domain.refdata import Account, Instrument, Order, Strategy
-from ..service.unit_of_work import Rejected
+from ..domain.writeset import (
+    AddAdjustment,
+    AddAnomalies,
+    AddCheck,
+    AddFill,
+    AddLegs,
+    AddRejected,
+    AddRun,
+    AddTransfer,
+    Change,
+    Command,
+    JournalEntry,
+    PutAccount,
+    PutHalt,
+    PutInstrument,
+    PutMark,
+    PutOrder,
+    PutStrategy,
+)
+from . import schema as s
 
-Row = dict[str, Any]
+__all__ = ["COLUMNS", "KEYED", "Row", "command_row", "dec", "journal_row", "rows"]
+
+Row = tuple[Any, ...]
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    table.name: tuple(
+        c.name for c in table.columns if not (c.primary_key and c.autoincrement is True)
+    )
+    for table in s.metadata.sorted_tables
+}
+"""The columns each row tuple fills, in order (an auto-numbered key is left out)."""
+
+KEYED: dict[str, tuple[str, ...]] = {
+    "accounts": ("account",),
+    "instruments": ("instrument",),
+    "strategies": ("strategy",),
+    "orders": ("client_order_id",),
+    "slots": ("account", "instrument", "strategy", "position_side"),
+    "trades": ("trade_id",),
+    "marks": ("instrument",),
+    "halts": ("account", "instrument"),
+}
+"""Tables whose rows are replaced as things change (the last write of a transaction wins);
+every other table only grows."""
 
 
 def dec(value: Any) -> Decimal:
@@ -49,8 +94,16 @@ def dec_opt(value: Any) -> Decimal | None:
     return None if value is None else dec(value)
 
 
-def encode_commissions(commissions: Mapping[str, Decimal]) -> str:
-    return msgspec.json.encode({ccy: fmt(commissions[ccy]) for ccy in sorted(commissions)}).decode()
+def _amount(value: Decimal | None) -> str | None:
+    return None if value is None else fmt(value)
+
+
+def _json(data: Any) -> str:
+    return msgspec.json.encode(data).decode()
+
+
+def encode_commissions(amounts: Mapping[str, Decimal]) -> str:
+    return _json({ccy: fmt(amounts[ccy]) for ccy in sorted(amounts)})
 
 
 def decode_commissions(text: str) -> dict[str, Decimal]:
@@ -61,7 +114,7 @@ def decode_commissions(text: str) -> dict[str, Decimal]:
 def encode_lots(lots: tuple[Lot, ...]) -> str | None:
     if not lots:
         return None
-    return msgspec.json.encode([[fmt(lot.quantity), fmt(lot.price)] for lot in lots]).decode()
+    return _json([[fmt(lot.quantity), fmt(lot.price)] for lot in lots])
 
 
 def decode_lots(text: str | None) -> tuple[Lot, ...]:
@@ -74,19 +127,346 @@ def open_slot_key(key: SlotKey) -> str:
     return "\x1f".join((key.account, key.instrument, key.strategy, key.position_side))
 
 
-# -- reference data -------------------------------------------------------------------
+# -- the rows a change writes -----------------------------------------------------------------
+
+Keyed = tuple[str, Any, Row]
+"""(table, key within the table or None for a growing table, row)."""
 
 
-def account_row(account: Account, seq: int) -> Row:
-    return {
-        "account": account.account,
-        "venue": account.venue,
-        "mode": account.mode,
-        "position_mode": account.position_mode,
-        "lot_method": account.lot_method,
-        "seq": seq,
-        "reconcile_policy": account.reconcile_policy,
-    }
+def journal_row(entry: JournalEntry, seq: int, txid: str | None) -> Row:
+    return (
+        seq,
+        entry.stream,
+        entry.version,
+        entry.kind,
+        entry.recorded_at,
+        entry.input,
+        entry.effects,
+        txid,
+    )
+
+
+def command_row(command: Command, seq: int, now: int) -> Row:
+    return (
+        command.command_id,
+        seq,
+        command.kind,
+        command.account,
+        command.instrument,
+        command.strategy,
+        command.payload,
+        "pending",
+        now,
+        now,
+        None,
+        None,
+        0,
+        None,
+        None,
+    )
+
+
+def _account(change: PutAccount, seq: int | None) -> Keyed:
+    a = change.account
+    row = (
+        a.account,
+        a.venue,
+        a.mode.value,
+        a.position_mode.value,
+        a.lot_method.value,
+        seq,
+        a.reconcile_policy.value,
+    )
+    return "accounts", a.account, row
+
+
+def _instrument(change: PutInstrument, seq: int | None) -> Keyed:
+    i = change.instrument
+    row = (
+        i.instrument,
+        i.kind.value,
+        fmt(i.multiplier),
+        i.quote_currency,
+        i.settlement_currency,
+        i.base_currency,
+        _amount(i.tick_size),
+        _amount(i.lot_size),
+        i.inverse,
+        i.negative_prices,
+        seq,
+    )
+    return "instruments", i.instrument, row
+
+
+def _strategy(change: PutStrategy, seq: int | None) -> Keyed:
+    t = change.strategy
+    return "strategies", t.strategy, (t.strategy, t.adopt_orphans, t.max_open_slots, seq)
+
+
+def _order(change: PutOrder, seq: int | None) -> Keyed:
+    o = change.order
+    row = (
+        o.client_order_id,
+        o.account,
+        o.strategy,
+        o.instrument,
+        o.side.value,
+        fmt(o.quantity),
+        o.intent.value,
+        None if o.position_side is None else o.position_side.value,
+        o.bracket_id,
+        o.ts,
+        change.status.value,
+        seq,
+    )
+    return "orders", o.client_order_id, row
+
+
+def _fill(change: AddFill, seq: int | None) -> Keyed:
+    f = change.fill
+    row = (
+        f.account,
+        f.exec_id,
+        f.instrument,
+        f.side.value,
+        fmt(f.quantity),
+        fmt(f.price),
+        f.ts,
+        f.client_order_id,
+        change.strategy,
+        change.position_side.value,
+        None if change.intent is None else change.intent.value,
+        fmt(f.commission),
+        change.commission_currency,
+        f.liquidation,
+        seq,
+        change.digest,
+    )
+    return "fills", None, row
+
+
+def slot_row(slot: Slot, seq: int | None) -> Row:
+    key = slot.key
+    return (
+        key.account,
+        key.instrument,
+        key.strategy,
+        key.position_side.value,
+        fmt(slot.quantity),
+        _amount(slot.avg_entry),
+        encode_lots(slot.lots),
+        slot.trade_id,
+        _amount(slot.last_price),
+        seq,
+    )
+
+
+def _slot(slot: Slot, seq: int | None) -> Keyed:
+    return "slots", slot.key, slot_row(slot, seq)
+
+
+def trade_row(trade: Trade) -> Row:
+    key = trade.key
+    is_open = trade.closed_at is None
+    return (
+        trade.trade_id,
+        key.account,
+        key.instrument,
+        key.strategy,
+        key.position_side.value,
+        trade.direction.value,
+        "open" if is_open else "closed",
+        open_slot_key(key) if is_open else None,
+        trade.opened_at,
+        trade.closed_at,
+        trade.pnl_currency,
+        fmt(trade.quantity),
+        fmt(trade.peak_quantity),
+        fmt(trade.avg_entry),
+        fmt(trade.entry_quantity),
+        _amount(trade.avg_exit),
+        fmt(trade.exit_quantity),
+        fmt(trade.gross_realized),
+        fmt(trade.realized_pnl),
+        encode_commissions(trade.commissions),
+        _amount(trade.realized_return),
+        None if trade.close_reason is None else trade.close_reason.value,
+        _amount(trade.mae),
+        _amount(trade.mfe),
+        _amount(trade.mae_price),
+        _amount(trade.mfe_price),
+    )
+
+
+def _trade(trade: Trade, seq: int | None) -> Keyed:
+    return "trades", trade.trade_id, trade_row(trade)
+
+
+def leg_rows(
+    legs: tuple[Leg, ...], seq: int | None, account: str, exec_id: str | None, ts: int
+) -> list[Row]:
+    return [
+        (
+            leg.trade_id,
+            seq,
+            index,
+            account,
+            exec_id,
+            leg.role.value,
+            fmt(leg.quantity),
+            fmt(leg.delta),
+            fmt(leg.price),
+            fmt(leg.commission),
+            leg.commission_currency,
+            fmt(leg.realized),
+            leg.adjustment,
+            ts,
+            leg.source.value,
+        )
+        for index, leg in enumerate(legs)
+    ]
+
+
+def _anomaly_rows(change: AddAnomalies, seq: int | None) -> list[Row]:
+    return [
+        (
+            seq,
+            index,
+            anomaly.kind,
+            anomaly.key.account,
+            anomaly.key.instrument,
+            anomaly.key.strategy,
+            anomaly.key.position_side.value,
+            change.exec_id,
+            fmt(anomaly.quantity),
+            anomaly.detail,
+        )
+        for index, anomaly in enumerate(change.anomalies)
+    ]
+
+
+def _mark(change: PutMark, seq: int | None) -> Keyed:
+    return "marks", change.instrument, (change.instrument, fmt(change.price), change.ts, seq)
+
+
+def _halt(change: PutHalt, seq: int | None) -> Keyed:
+    key = (change.account, change.instrument)
+    halt = change.halt
+    row = None if halt is None else (change.account, change.instrument, seq, halt.ts, halt.reason)
+    return "halts", key, row  # type: ignore[return-value]
+
+
+def _transfer(change: AddTransfer, seq: int | None) -> Keyed:
+    t = change.transfer
+    row = (
+        seq,
+        t.account,
+        t.transfer_id,
+        t.instrument,
+        change.position_side.value,
+        t.from_strategy,
+        t.to_strategy,
+        fmt(t.quantity),
+        fmt(change.price),
+        t.ts,
+        change.origin,
+        change.digest,
+    )
+    return "transfers", None, row
+
+
+def _adjustment(change: AddAdjustment, seq: int | None) -> Keyed:
+    rec = change.reconcile
+    row = (
+        seq,
+        rec.run,
+        rec.account,
+        rec.instrument,
+        rec.position_side.value,
+        fmt(change.quantity),
+        fmt(change.price),
+        rec.ts,
+    )
+    return "adjustments", None, row
+
+
+def _check(change: AddCheck, seq: int | None) -> Keyed:
+    rec, check, orphan = change.reconcile, change.check, change.orphan
+    row = (
+        seq,
+        rec.run,
+        rec.account,
+        rec.instrument,
+        rec.position_side.value,
+        check.kind.value,
+        rec.policy.value,
+        fmt(check.ledger_quantity),
+        fmt(check.broker_quantity),
+        _amount(check.ledger_avg_price),
+        _amount(check.broker_avg_price),
+        _json({strategy: fmt(quantity) for strategy, quantity in check.holders}),
+        check.action,
+        check.detail,
+        None
+        if orphan is None
+        else _json(
+            {
+                "quantity": fmt(orphan.quantity),
+                "strategy": orphan.strategy,
+                "price": _amount(orphan.price),
+                "detail": orphan.detail,
+            }
+        ),
+        rec.ts,
+    )
+    return "reconciliation_checks", None, row
+
+
+def _run(change: AddRun, seq: int | None) -> Keyed:
+    return "reconciliation_runs", None, (change.run, seq, change.ts)
+
+
+def _rejected(change: AddRejected, seq: int | None) -> Keyed:
+    r = change.rejected
+    return "rejected_inputs", None, (r.received_at, r.source, r.line_no, r.raw, r.reason, r.digest)
+
+
+_ONE: dict[type, Callable[[Any, int | None], Keyed]] = {
+    PutAccount: _account,
+    PutInstrument: _instrument,
+    PutStrategy: _strategy,
+    PutOrder: _order,
+    AddFill: _fill,
+    Slot: _slot,
+    Trade: _trade,
+    PutMark: _mark,
+    PutHalt: _halt,
+    AddTransfer: _transfer,
+    AddAdjustment: _adjustment,
+    AddCheck: _check,
+    AddRun: _run,
+    AddRejected: _rejected,
+}
+
+
+def rows(change: Change, seq: int | None) -> list[Keyed]:
+    """The rows ``change`` writes when its entry is journal number ``seq``."""
+    one = _ONE.get(type(change))
+    if one is not None:
+        return [one(change, seq)]
+    if type(change) is AddLegs:
+        assert isinstance(change, AddLegs)
+        return [
+            ("trade_fills", None, row)
+            for row in leg_rows(change.legs, seq, change.account, change.exec_id, change.ts)
+        ]
+    if type(change) is AddAnomalies:
+        assert isinstance(change, AddAnomalies)
+        return [("anomalies", None, row) for row in _anomaly_rows(change, seq)]
+    raise TypeError(f"not a change: {type(change).__name__}")
+
+
+# -- rows read back -----------------------------------------------------------------------
 
 
 def account_from_row(row: Mapping[str, Any]) -> Account:
@@ -98,22 +478,6 @@ def account_from_row(row: Mapping[str, Any]) -> Account:
         lot_method=LotMethod(row["lot_method"]),
         reconcile_policy=ReconcilePolicy(row["reconcile_policy"]),
     )
-
-
-def instrument_row(instrument: Instrument, seq: int) -> Row:
-    return {
-        "instrument": instrument.instrument,
-        "kind": instrument.kind,
-        "multiplier": instrument.multiplier,
-        "quote_currency": instrument.quote_currency,
-        "settlement_currency": instrument.settlement_currency,
-        "base_currency": instrument.base_currency,
-        "tick_size": instrument.tick_size,
-        "lot_size": instrument.lot_size,
-        "inverse": instrument.inverse,
-        "allow_negative_prices": instrument.negative_prices,
-        "seq": seq,
-    }
 
 
 def instrument_from_row(row: Mapping[str, Any]) -> Instrument:
@@ -131,38 +495,12 @@ def instrument_from_row(row: Mapping[str, Any]) -> Instrument:
     )
 
 
-def strategy_row(strategy: Strategy, seq: int) -> Row:
-    return {
-        "strategy": strategy.strategy,
-        "adopt_orphans": strategy.adopt_orphans,
-        "max_open_slots": strategy.max_open_slots,
-        "seq": seq,
-    }
-
-
 def strategy_from_row(row: Mapping[str, Any]) -> Strategy:
     return Strategy(
         strategy=row["strategy"],
         adopt_orphans=bool(row["adopt_orphans"]),
         max_open_slots=row["max_open_slots"],
     )
-
-
-def order_row(order: Order, status: OrderStatus, seq: int) -> Row:
-    return {
-        "client_order_id": order.client_order_id,
-        "account": order.account,
-        "strategy": order.strategy,
-        "instrument": order.instrument,
-        "side": order.side,
-        "quantity": order.quantity,
-        "intent": order.intent,
-        "position_side": None if order.position_side is None else order.position_side,
-        "bracket_id": order.bracket_id,
-        "ts": order.ts,
-        "status": status,
-        "seq": seq,
-    }
 
 
 def order_from_row(row: Mapping[str, Any]) -> Order:
@@ -179,25 +517,6 @@ def order_from_row(row: Mapping[str, Any]) -> Order:
         bracket_id=row["bracket_id"],
         ts=row["ts"],
     )
-
-
-# -- projections ----------------------------------------------------------------------
-
-
-def slot_row(slot: Slot, seq: int) -> Row:
-    key = slot.key
-    return {
-        "account": key.account,
-        "instrument": key.instrument,
-        "strategy": key.strategy,
-        "position_side": key.position_side,
-        "quantity": slot.quantity,
-        "avg_entry": slot.avg_entry,
-        "lots": encode_lots(slot.lots),
-        "trade_id": slot.trade_id,
-        "last_price": slot.last_price,
-        "seq": seq,
-    }
 
 
 def slot_key_from_row(row: Mapping[str, Any]) -> SlotKey:
@@ -217,38 +536,6 @@ def slot_from_row(row: Mapping[str, Any]) -> Slot:
     )
 
 
-def trade_row(trade: Trade) -> Row:
-    key = trade.key
-    return {
-        "trade_id": trade.trade_id,
-        "account": key.account,
-        "instrument": key.instrument,
-        "strategy": key.strategy,
-        "position_side": key.position_side,
-        "direction": trade.direction,
-        "status": "open" if trade.is_open else "closed",
-        "open_slot": open_slot_key(key) if trade.is_open else None,
-        "opened_at": trade.opened_at,
-        "closed_at": trade.closed_at,
-        "pnl_currency": trade.pnl_currency,
-        "quantity": trade.quantity,
-        "peak_quantity": trade.peak_quantity,
-        "avg_entry": trade.avg_entry,
-        "entry_quantity": trade.entry_quantity,
-        "avg_exit": trade.avg_exit,
-        "exit_quantity": trade.exit_quantity,
-        "gross_realized": trade.gross_realized,
-        "realized_pnl": trade.realized_pnl,
-        "commissions": encode_commissions(trade.commissions),
-        "realized_return": trade.realized_return,
-        "close_reason": None if trade.close_reason is None else trade.close_reason,
-        "mae": trade.mae,
-        "mfe": trade.mfe,
-        "mae_price": trade.mae_price,
-        "mfe_price": trade.mfe_price,
-    }
-
-
 def trade_from_row(row: Mapping[str, Any]) -> Trade:
     reason = row["close_reason"]
     return Trade(
@@ -264,7 +551,7 @@ def trade_from_row(row: Mapping[str, Any]) -> Trade:
         avg_exit=dec_opt(row["avg_exit"]),
         exit_quantity=dec(row["exit_quantity"]),
         gross_realized=dec(row["gross_realized"]),
-        commissions=decode_commissions(row["commissions"]),
+        commissions=commissions(decode_commissions(row["commissions"])),
         realized_return=dec_opt(row["realized_return"]),
         closed_at=row["closed_at"],
         close_reason=None if reason is None else CloseReason(reason),
@@ -273,214 +560,6 @@ def trade_from_row(row: Mapping[str, Any]) -> Trade:
         mae_price=dec_opt(row["mae_price"]),
         mfe_price=dec_opt(row["mfe_price"]),
     )
-
-
-# -- the rows a decision writes --------------------------------------------------------
-
-
-def fill_row(decision: FillDecision, seq: int, digest: str) -> Row:
-    fill = decision.fill
-    return {
-        "account": fill.account,
-        "exec_id": fill.exec_id,
-        "instrument": fill.instrument,
-        "side": fill.side,
-        "quantity": fill.quantity,
-        "price": fill.price,
-        "ts": fill.ts,
-        "client_order_id": fill.client_order_id,
-        "strategy": decision.strategy,
-        "position_side": decision.position_side,
-        "intent": None if decision.intent is None else decision.intent,
-        "commission": fill.commission,
-        "commission_currency": decision.commission_currency,
-        "liquidation": fill.liquidation,
-        "seq": seq,
-        "digest": digest,
-    }
-
-
-def trade_fill_rows(decision: FillDecision, seq: int) -> list[Row]:
-    fill = decision.fill
-    return leg_rows(decision.legs, seq, fill.account, fill.exec_id, fill.ts)
-
-
-def leg_rows(legs: list[Leg], seq: int, account: str, exec_id: str | None, ts: int) -> list[Row]:
-    return [
-        {
-            "trade_id": leg.trade_id,
-            "seq": seq,
-            "leg": index,
-            "account": account,
-            "exec_id": exec_id,
-            "role": leg.role,
-            "quantity": leg.quantity,
-            "delta": leg.delta,
-            "price": leg.price,
-            "commission": leg.commission,
-            "commission_currency": leg.commission_currency,
-            "realized": leg.realized,
-            "adjustment": leg.adjustment,
-            "ts": ts,
-            "source": leg.source,
-        }
-        for index, leg in enumerate(legs)
-    ]
-
-
-def anomaly_rows(decision: FillDecision, seq: int) -> list[Row]:
-    return [
-        {
-            "seq": seq,
-            "idx": index,
-            "kind": anomaly.kind,
-            "account": anomaly.key.account,
-            "instrument": anomaly.key.instrument,
-            "strategy": anomaly.key.strategy,
-            "position_side": anomaly.key.position_side,
-            "exec_id": decision.fill.exec_id,
-            "quantity": anomaly.quantity,
-            "detail": anomaly.detail,
-        }
-        for index, anomaly in enumerate(decision.anomalies)
-    ]
-
-
-def mark_row(decision: MarkDecision, seq: int) -> Row:
-    return {
-        "instrument": decision.mark.instrument,
-        "price": decision.mark.price,
-        "ts": decision.ts,
-        "seq": seq,
-    }
-
-
-def rejected_row(rejected: Rejected) -> Row:
-    return {
-        "received_at": rejected.received_at,
-        "source": rejected.source,
-        "line_no": rejected.line_no,
-        "raw": rejected.raw,
-        "reason": rejected.reason,
-        "digest": rejected.digest,
-    }
-
-
-# -- ownership and reconciliation -----------------------------------------------------
-
-
-def transfer_rows(decision: TransferDecision, seq: int, digest: str | None) -> dict[str, list[Row]]:
-    """Rows of every table a transfer writes (besides slots and trades)."""
-    transfer = decision.transfer
-    assert transfer.ts is not None
-    row = _transfer_row(transfer, seq, decision.position_side, decision.price, "transfer", digest)
-    return {
-        "transfers": [row],
-        "trade_fills": leg_rows(decision.legs, seq, transfer.account, None, transfer.ts),
-    }
-
-
-def _transfer_row(
-    transfer: Transfer,
-    seq: int,
-    position_side: PositionSide,
-    price: Decimal,
-    origin: str,
-    digest: str | None,
-) -> Row:
-    return {
-        "seq": seq,
-        "account": transfer.account,
-        "transfer_id": transfer.transfer_id,
-        "instrument": transfer.instrument,
-        "position_side": position_side,
-        "from_strategy": transfer.from_strategy,
-        "to_strategy": transfer.to_strategy,
-        "quantity": transfer.quantity,
-        "price": price,
-        "ts": transfer.ts,
-        "origin": origin,
-        "digest": digest,
-    }
-
-
-def reconcile_rows(decision: ReconcileDecision, seq: int) -> dict[str, list[Row]]:
-    """Rows of every table one reconciliation check writes (besides slots and trades)."""
-    rec, check = decision.reconcile, decision.check
-    orphan = decision.orphan
-    rows: dict[str, list[Row]] = {
-        "reconciliation_checks": [
-            {
-                "seq": seq,
-                "run": rec.run,
-                "account": rec.account,
-                "instrument": rec.instrument,
-                "position_side": rec.position_side,
-                "kind": check.kind,
-                "policy": rec.policy,
-                "ledger_quantity": check.ledger_quantity,
-                "broker_quantity": check.broker_quantity,
-                "ledger_avg_price": check.ledger_avg_price,
-                "broker_avg_price": check.broker_avg_price,
-                "holders": msgspec.json.encode(
-                    {strategy: fmt(quantity) for strategy, quantity in check.holders}
-                ).decode(),
-                "action": check.action,
-                "detail": check.detail,
-                "orphan": None
-                if orphan is None
-                else msgspec.json.encode(
-                    {
-                        "quantity": fmt(orphan.quantity),
-                        "strategy": orphan.strategy,
-                        "price": None if orphan.price is None else fmt(orphan.price),
-                        "detail": orphan.detail,
-                    }
-                ).decode(),
-                "ts": rec.ts,
-            }
-        ],
-        "trade_fills": leg_rows(decision.legs, seq, rec.account, None, rec.ts),
-    }
-    if decision.adjustment is not None:
-        assert decision.adjustment_price is not None
-        rows["adjustments"] = [
-            {
-                "seq": seq,
-                "run": rec.run,
-                "account": rec.account,
-                "instrument": rec.instrument,
-                "position_side": rec.position_side,
-                "quantity": decision.adjustment,
-                "price": decision.adjustment_price,
-                "ts": rec.ts,
-            }
-        ]
-    if orphan is not None and orphan.strategy is not None:
-        assert orphan.price is not None
-        adopted = Transfer(
-            account=rec.account,
-            instrument=rec.instrument,
-            from_strategy=EXTERNAL,
-            to_strategy=orphan.strategy,
-            quantity=orphan.quantity.copy_abs(),
-            position_side=rec.position_side,
-            price=orphan.price,
-            ts=rec.ts,
-        )
-        row = _transfer_row(adopted, seq, rec.position_side, orphan.price, "adopt_orphans", None)
-        rows["transfers"] = [row]
-    return rows
-
-
-def halt_row(account: str, instrument: str, halt: HaltState, seq: int) -> Row:
-    return {
-        "account": account,
-        "instrument": instrument,
-        "seq": seq,
-        "ts": halt.ts,
-        "reason": halt.reason,
-    }
 
 
 def halt_from_row(row: Mapping[str, Any]) -> HaltState:

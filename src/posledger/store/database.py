@@ -12,6 +12,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
+from ..errors import DatabaseError, SchemaError
 from .schema import SCHEMA_REVISION
 
 __all__ = [
@@ -23,14 +24,6 @@ __all__ = [
     "schema_revision",
     "upgrade_database",
 ]
-
-
-class DatabaseError(RuntimeError):
-    """The database cannot be used: bad URL, unreachable server, wrong schema."""
-
-
-class SchemaError(DatabaseError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -50,7 +43,7 @@ class Database:
         self.engine.dispose()
 
 
-def _sqlite_engine(url: URL) -> Engine:
+def _sqlite_engine(url: URL, durable: bool = True) -> Engine:
     memory = url.database in (None, "", ":memory:")
     kwargs: dict[str, Any] = {}
     if memory:
@@ -65,7 +58,11 @@ def _sqlite_engine(url: URL) -> Engine:
         cursor = dbapi_connection.cursor()
         # (WAL mode is set once the file is known to be posledger's: see _settle.)
         # FULL: a committed fill survives power loss, not only a process crash.
-        cursor.execute("PRAGMA synchronous=FULL")
+        if durable:
+            cursor.execute("PRAGMA synchronous=FULL")
+        else:  # a scratch database, rebuilt from the journal whenever it is needed
+            cursor.execute("PRAGMA synchronous=OFF")
+            cursor.execute("PRAGMA journal_mode=MEMORY")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -77,14 +74,14 @@ def _sqlite_engine(url: URL) -> Engine:
     return engine
 
 
-def make_engine(url: str | URL) -> tuple[URL, Engine]:
+def make_engine(url: str | URL, *, durable: bool = True) -> tuple[URL, Engine]:
     try:
         parsed = make_url(url)
     except ArgumentError:
         raise DatabaseError(f"not a database URL: {url!r} (try sqlite:///posledger.db)") from None
     try:
         if parsed.get_backend_name() == "sqlite":
-            return parsed, _sqlite_engine(parsed)
+            return parsed, _sqlite_engine(parsed, durable)
         return parsed, create_engine(parsed, pool_pre_ping=True)
     except (NoSuchModuleError, ImportError) as exc:
         raise DatabaseError(f"no driver for {parsed.drivername}: {exc}") from None
@@ -190,9 +187,12 @@ def _settle(database: Database) -> None:
             raw.close()
 
 
-def open_database(url: str | URL, *, create: bool = True) -> Database:
-    """Open ``url``; create the schema in an empty database, refuse a mismatched one."""
-    database = Database(*make_engine(url))
+def open_database(url: str | URL, *, create: bool = True, durable: bool = True) -> Database:
+    """Open ``url``; create the schema in an empty database, refuse a mismatched one.
+
+    ``durable=False`` (SQLite only) is for a scratch database nothing depends on: commits
+    are not synced to disk."""
+    database = Database(*make_engine(url, durable=durable))
     revision, _ = _inspect(database)
     if revision != SCHEMA_REVISION:
         try:
@@ -223,7 +223,8 @@ def open_database(url: str | URL, *, create: bool = True) -> Database:
         except BaseException:
             database.dispose()
             raise
-    _settle(database)
+    if durable:
+        _settle(database)
     return database
 
 

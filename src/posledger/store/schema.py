@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -34,7 +35,7 @@ from ..domain.numbers import fmt
 
 __all__ = ["SCHEMA_REVISION", "Amount", "metadata"]
 
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 """The Alembic revision this code reads and writes; a test keeps it equal to the head."""
 
 ID = 128
@@ -165,8 +166,17 @@ journal = Table(
     Column("recorded_at", BigInteger, nullable=False),
     Column("input", LongText, nullable=False),
     Column("effects", LongText, nullable=False),
+    # The idempotency key of the transaction that wrote the entry (servers only): after a
+    # connection lost while committing, it tells whether the commit happened.
+    Column("txid", String(32)),
     # Two writers can never append the same version of a stream.
     UniqueConstraint("stream", "version", name="uq_journal_stream_version"),
+    Index(
+        "ix_journal_txid",
+        "txid",
+        postgresql_where=text("txid IS NOT NULL"),
+        sqlite_where=text("txid IS NOT NULL"),
+    ),
 )
 
 streams = Table(
@@ -374,6 +384,16 @@ reconciliation_checks = Table(
     Index("ix_reconciliation_checks_run", "run"),
 )
 
+reconciliation_runs = Table(
+    "reconciliation_runs",
+    metadata,
+    Column("run", String(ID), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+)
+"""One row per reconciliation run, written by its first check: a run name is used once,
+even by runs that commit at the same moment."""
+
 halts = Table(
     "halts",
     metadata,
@@ -385,6 +405,29 @@ halts = Table(
     PrimaryKeyConstraint("account", "instrument", name="pk_halts"),
 )
 """Instruments halted on an account: entry orders there are refused until resumed."""
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("command_id", String(ID), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("kind", String(ENUM), nullable=False),
+    Column("account", String(ID), nullable=False),
+    Column("instrument", String(ID), nullable=False),
+    Column("strategy", String(ID), nullable=False),
+    Column("payload", LongText, nullable=False),
+    Column("status", String(ENUM), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("worker", String(ID)),
+    Column("lease_until", BigInteger),
+    Column("attempts", Integer, nullable=False),
+    Column("broker_order_id", String(ID)),
+    Column("reason", Text),
+    Index("ix_outbox_status_seq", "status", "seq"),
+)
+"""Commands for whoever executes orders (DESIGN §8), written in the transaction of the
+input that caused them: pending, claimed under a lease by a worker, then acked or failed."""
 
 PROJECTIONS = (
     accounts,
@@ -400,6 +443,8 @@ PROJECTIONS = (
     transfers,
     adjustments,
     reconciliation_checks,
+    reconciliation_runs,
     halts,
 )
-"""Tables ``rebuild`` rewrites from the journal."""
+"""Tables ``rebuild`` rewrites from the journal. (The outbox is not one of them: what was
+sent to a broker, and acknowledged, is not in the journal and cannot be rewritten.)"""

@@ -1,4 +1,10 @@
-"""What was decided: the values a decision hands to the store and the journal."""
+"""Decisions: what deciding one input against a book concluded (immutable values).
+
+A decision says what an input does (the legs it books, the slots and trades it leaves,
+the anomalies it raises) or why it does nothing (:class:`Rejection`, :class:`Duplicate`).
+The service turns a decision into a write set (journal entry, projection changes, outbox
+commands); nothing here knows how it is stored.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from .positions import Slot, SlotKey, Trade
 __all__ = [
     "Anomaly",
     "Check",
+    "Decision",
     "Duplicate",
     "FillDecision",
     "Leg",
@@ -67,41 +74,38 @@ class Anomaly(NamedTuple):
     detail: str
 
 
-@dataclass(slots=True)
-class FillDecision:
+class FillDecision(NamedTuple):
     fill: Fill
     strategy: str
     position_side: PositionSide
     intent: Intent | None
     commission_currency: str
-    legs: list[Leg]
-    slots: list[Slot]
+    legs: tuple[Leg, ...]
+    slots: tuple[Slot, ...]
     """New state of every slot the fill touched."""
-    trades: list[Trade]
+    trades: tuple[Trade, ...]
     """New state of every trade the fill touched, in the order they were touched."""
-    anomalies: list[Anomaly]
-    opened: list[int]
+    anomalies: tuple[Anomaly, ...]
+    opened: tuple[int, ...]
     """Ids of the trades this fill opened, in allocation order."""
 
 
-@dataclass(slots=True)
-class MarkDecision:
+class MarkDecision(NamedTuple):
     mark: Mark
     ts: int
-    trades: list[Trade]
+    trades: tuple[Trade, ...]
     """Open trades whose MAE/MFE changed, by trade id."""
 
 
-@dataclass(slots=True)
-class TransferDecision:
+class TransferDecision(NamedTuple):
     transfer: Transfer
     """The transfer as applied: its ``ts`` is set."""
     position_side: PositionSide
     price: Decimal
-    legs: list[Leg]
-    slots: list[Slot]
-    trades: list[Trade]
-    opened: list[int]
+    legs: tuple[Leg, ...]
+    slots: tuple[Slot, ...]
+    trades: tuple[Trade, ...]
+    opened: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +141,7 @@ class Orphan:
     detail: str
 
 
-@dataclass(slots=True)
-class ReconcileDecision:
+class ReconcileDecision(NamedTuple):
     reconcile: Reconcile
     check: Check
     adjustment: Decimal | None
@@ -147,7 +150,11 @@ class ReconcileDecision:
     orphan: Orphan | None
     halt: bool
     """True when this check halts the instrument on the account (it was not halted)."""
-    legs: list[Leg]
-    slots: list[Slot]
-    trades: list[Trade]
-    opened: list[int]
+    legs: tuple[Leg, ...]
+    slots: tuple[Slot, ...]
+    trades: tuple[Trade, ...]
+    opened: tuple[int, ...]
+
+
+Decision = FillDecision | MarkDecision | TransferDecision | ReconcileDecision
+"""A decision that changes a book."""

@@ -15,23 +15,20 @@ import itertools
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import Connection, FromClause, and_, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..domain.enums import EXTERNAL
 from ..domain.numbers import ZERO, exact, fmt
-from ..store import schema as s
-from ..store.database import Database
-from ..store.views import Views
-from .replay import stored_invariants
+from ..ports import DoctorReport, Finding
+from . import schema as s
+from .database import Database
+from .reads import SqlReads
 
-__all__ = ["CHECKS", "DoctorReport", "Finding", "Severity", "run_doctor"]
-
-Severity = Literal["error", "warning", "info"]
+__all__ = ["CHECKS", "run_doctor"]
 
 CHECKS = (
     "duplicate_open_trades",
@@ -50,50 +47,6 @@ MAX_LISTED = 20
 
 _VERIFY = "run `posledger verify` to compare the stored books with a replay of the journal"
 _REBUILD = "and, if the journal replays cleanly, `posledger rebuild` to rewrite them from it"
-
-
-@dataclass(frozen=True)
-class Finding:
-    check: str
-    """The id of the check that found it (one of :data:`CHECKS`)."""
-    severity: Severity
-    subject: str
-    """What it is about: a slot ``account/instrument/strategy/position_side``, an
-    ``account/instrument``, ``order <client_order_id>``, ``stream <name>``, ``journal``."""
-    detail: str
-    """What is wrong, and what to do about it where there is something to do."""
-    data: dict[str, Any] = field(default_factory=dict)
-    """JSON-able facts: amounts as canonical decimal strings."""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "check": self.check,
-            "severity": self.severity,
-            "subject": self.subject,
-            "detail": self.detail,
-            "data": self.data,
-        }
-
-
-@dataclass
-class DoctorReport:
-    findings: list[Finding] = field(default_factory=list)
-    checks_run: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """No finding is an error."""
-        return not any(finding.severity == "error" for finding in self.findings)
-
-    def count(self, severity: Severity) -> int:
-        return sum(1 for finding in self.findings if finding.severity == severity)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "checks_run": list(self.checks_run),
-            "findings": [finding.as_dict() for finding in self.findings],
-        }
 
 
 def run_doctor(database: Database) -> DoctorReport:
@@ -715,7 +668,7 @@ def _external_position(db: _Reader) -> list[Finding]:
 
 def _invariants(database: Database) -> list[Finding]:
     try:
-        problems = stored_invariants(Views(database))
+        problems = SqlReads(database.engine).invariant_problems()
     except (KeyError, ValueError, TypeError, ArithmeticError) as exc:
         return [
             Finding(

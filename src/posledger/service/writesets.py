@@ -1,0 +1,105 @@
+"""From a decision to the write set that stores it: the one projection code.
+
+The writer (handlers applying live inputs) and replay (verify, rebuild) both turn
+decisions into write sets here, so a replayed journal writes exactly what was written.
+"""
+
+from __future__ import annotations
+
+from ..domain.decisions import FillDecision, MarkDecision, ReconcileDecision, TransferDecision
+from ..domain.enums import EXTERNAL
+from ..domain.inputs import Transfer
+from ..domain.writeset import (
+    AddAdjustment,
+    AddAnomalies,
+    AddCheck,
+    AddFill,
+    AddLegs,
+    AddRun,
+    AddTransfer,
+    Change,
+    JournalEntry,
+    PutMark,
+    WriteSet,
+)
+
+__all__ = [
+    "fill_write_set",
+    "mark_write_set",
+    "reconcile_write_set",
+    "transfer_write_set",
+]
+
+
+def fill_write_set(entry: JournalEntry, decision: FillDecision, digest: str) -> WriteSet:
+    fill = decision.fill
+    changes: list[Change] = [
+        AddFill(
+            fill,
+            decision.strategy,
+            decision.position_side,
+            decision.intent,
+            decision.commission_currency,
+            digest,
+        ),
+        *decision.slots,
+        *decision.trades,
+        AddLegs(decision.legs, fill.account, fill.exec_id, fill.ts),
+    ]
+    if decision.anomalies:
+        changes.append(AddAnomalies(decision.anomalies, fill.exec_id))
+    return WriteSet(entry, tuple(changes))
+
+
+def mark_write_set(entry: JournalEntry, decision: MarkDecision) -> WriteSet:
+    mark = decision.mark
+    return WriteSet(entry, (PutMark(mark.instrument, mark.price, decision.ts), *decision.trades))
+
+
+def transfer_write_set(
+    entry: JournalEntry, decision: TransferDecision, digest: str | None
+) -> WriteSet:
+    transfer = decision.transfer
+    assert transfer.ts is not None
+    return WriteSet(
+        entry,
+        (
+            AddTransfer(transfer, decision.position_side, decision.price, "transfer", digest),
+            *decision.slots,
+            *decision.trades,
+            AddLegs(decision.legs, transfer.account, None, transfer.ts),
+        ),
+    )
+
+
+def reconcile_write_set(
+    entry: JournalEntry, decision: ReconcileDecision, first_of_run: bool
+) -> WriteSet:
+    """``first_of_run``: this check is the first its run records (it takes the run's name)."""
+    rec = decision.reconcile
+    changes: list[Change] = []
+    if first_of_run:
+        changes.append(AddRun(rec.run, rec.ts))
+    changes.append(AddCheck(rec, decision.check, decision.orphan))
+    if decision.adjustment is not None:
+        assert decision.adjustment_price is not None
+        changes.append(AddAdjustment(rec, decision.adjustment, decision.adjustment_price))
+    orphan = decision.orphan
+    if orphan is not None and orphan.strategy is not None:
+        assert orphan.price is not None
+        adopted = Transfer(
+            account=rec.account,
+            instrument=rec.instrument,
+            from_strategy=EXTERNAL,
+            to_strategy=orphan.strategy,
+            quantity=orphan.quantity.copy_abs(),
+            position_side=rec.position_side,
+            price=orphan.price,
+            ts=rec.ts,
+        )
+        changes.append(AddTransfer(adopted, rec.position_side, orphan.price, "adopt_orphans", None))
+    changes.extend(decision.slots)
+    changes.extend(decision.trades)
+    if decision.legs:
+        changes.append(AddLegs(decision.legs, rec.account, None, rec.ts))
+    return WriteSet(entry, tuple(changes))

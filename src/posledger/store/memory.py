@@ -1,0 +1,448 @@
+"""A ledger kept in memory: the same unit of work contract, with nothing on disk.
+
+For tests of the service (no database needed) and for ``memory://NAME`` ledgers that live
+as long as the process. The store keeps each table as rows keyed by their primary key,
+written by the same projection code as the SQL stores (:func:`~.codec.rows`); the unit of
+work enforces what the databases' constraints do (one fill per account and exec_id, one
+open trade per slot, one version per stream, a transfer id and a run name used once) and a
+failed commit changes nothing. One transaction at a time, as with SQLite.
+
+Reads copy the rows into an in-memory SQLite database and run the SQL read side over it,
+so that queries, ``verify`` and ``doctor`` mean the same as on a database.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import StaticPool
+
+from ..domain.book import Book
+from ..domain.enums import OrderStatus
+from ..domain.numbers import ZERO
+from ..domain.positions import SlotKey
+from ..domain.refdata import Account, Instrument, Order, Strategy
+from ..ports import RETRY, CommandRow, DoctorReport, Reads, Seen, Store, UnitOfWork
+from . import codec
+from . import schema as s
+from .codec import COLUMNS, KEYED, Row, command_row
+from .database import Database
+from .doctor import run_doctor
+from .outbox import ACKED, CLAIMED, FAILED, PENDING, command_from_row, stored_row
+from .reads import SqlReads
+from .staging import INSTRUMENT, StagingUnitOfWork
+
+__all__ = ["ConstraintError", "MemoryStore", "MemoryUnitOfWork"]
+
+Key = tuple[Any, ...]
+
+_KEYS: dict[str, tuple[int, ...]] = {
+    table.name: tuple(COLUMNS[table.name].index(c.name) for c in table.primary_key.columns)
+    for table in s.metadata.sorted_tables
+    if table.name != "rejected_inputs"
+}
+"""Where each table's primary key is in its row tuples."""
+
+
+class ConstraintError(Exception):
+    """A commit would break what a database constraint guards; nothing was written."""
+
+
+def _as_dict(table: str, row: Row) -> dict[str, Any]:
+    return dict(zip(COLUMNS[table], row, strict=True))
+
+
+class MemoryStore(Store):
+    _named: ClassVar[dict[str, MemoryStore]] = {}
+    _registry_lock = threading.Lock()
+
+    def __init__(self, name: str = "") -> None:
+        self.display_url = f"memory://{name}"
+        self.tables: dict[str, dict[Key, Row]] = {table: {} for table in COLUMNS}
+        self.rejected: dict[str, Row] = {}
+        """Refused inputs by digest, in the order they were kept."""
+        self.streams: dict[str, int] = {}
+        self.top_seq = 0
+        self.top_trade = 0
+        self.version = 0
+        """Counts commits (like SQLite's data_version)."""
+        self.lock = threading.RLock()
+        """Held by the unit of work in a transaction: one writer at a time."""
+        self._reads: tuple[int, SqlReads] | None = None
+
+    @classmethod
+    def named(cls, name: str) -> MemoryStore:
+        """The process's ledger of that name (a new one for an empty name)."""
+        if not name:
+            return cls()
+        with cls._registry_lock:
+            found = cls._named.get(name)
+            if found is None:
+                found = cls._named[name] = cls(name)
+            return found
+
+    # -- the Store interface ---------------------------------------------------------------
+
+    def unit_of_work(self) -> UnitOfWork:
+        return MemoryUnitOfWork(self)
+
+    def replay_unit_of_work(self) -> UnitOfWork:
+        return MemoryUnitOfWork(self, replay=True)
+
+    def reads(self) -> Reads:
+        return self._materialized()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Reads]:
+        yield self._materialized()
+
+    def scratch(self) -> Store:
+        return MemoryStore()
+
+    @contextmanager
+    def rebuilding(self) -> Iterator[UnitOfWork]:
+        uow = MemoryUnitOfWork(self, replay=True)
+        try:
+            uow.begin("rebuild")
+            uow.clear_projections()
+            yield uow
+        finally:
+            uow.close()
+
+    def doctor(self) -> DoctorReport:
+        return run_doctor(self._database())
+
+    def close(self) -> None:
+        pass
+
+    # -- reads through SQLite -------------------------------------------------------------
+
+    def _database(self) -> Database:
+        reads = self._materialized()
+        return Database(make_url("sqlite://"), reads.engine)
+
+    def _materialized(self) -> SqlReads:
+        with self.lock:
+            if self._reads is not None and self._reads[0] == self.version:
+                return self._reads[1]
+            engine = create_engine(
+                "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+            )
+            s.metadata.create_all(engine)
+            with engine.begin() as conn:
+                for table, rows in self.tables.items():
+                    if rows:
+                        columns = COLUMNS[table]
+                        marks = ", ".join("?" * len(columns))
+                        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+                        conn.exec_driver_sql(sql, list(rows.values()))
+                if self.rejected:
+                    columns = COLUMNS["rejected_inputs"]
+                    marks = ", ".join("?" * len(columns))
+                    sql = f"INSERT INTO rejected_inputs ({', '.join(columns)}) VALUES ({marks})"
+                    conn.exec_driver_sql(sql, list(self.rejected.values()))
+            reads = SqlReads(engine)
+            self._reads = (self.version, reads)
+            return reads
+
+
+class MemoryUnitOfWork(StagingUnitOfWork):
+    def __init__(self, store: MemoryStore, *, replay: bool = False) -> None:
+        self.store = store
+        self._seen_version = -1
+        self._in_transaction = False
+        self._outbox: dict[str, CommandRow] = {}
+        """Commands claimed or settled in this transaction."""
+        super().__init__(replay=replay)
+        self._next_trade: int | None = None
+        self._cleared = False
+
+    # -- transactions ---------------------------------------------------------------------
+
+    def begin(self, txid: str) -> None:
+        if self._in_transaction:
+            raise RuntimeError("a transaction is already open")
+        self.store.lock.acquire()
+        self._in_transaction = True
+        if self.store.version != self._seen_version:
+            self._forget_all()
+            self._next_trade = None
+        self._outbox = {}
+
+    def _end(self) -> None:
+        if self._in_transaction:
+            self._in_transaction = False
+            self.store.lock.release()
+
+    def commit(self) -> list[int]:
+        try:
+            seqs = self._write()
+        except BaseException:
+            self.rollback()
+            raise
+        self.store.version += 1
+        self._seen_version = self.store.version
+        self._end()
+        return seqs
+
+    def flush(self) -> None:
+        raise AssertionError("an in-memory replay writes everything at commit")
+
+    def rollback(self) -> None:
+        self._take_staged()
+        self._forget_all()
+        self._next_trade = None
+        self._outbox = {}
+        self._end()
+
+    def close(self) -> None:
+        if self._in_transaction:
+            self.rollback()
+
+    def classify(self, exc: BaseException) -> str | None:
+        return RETRY if isinstance(exc, ConstraintError) else None
+
+    def clear_projections(self) -> None:
+        """The first step of a rebuild: it cannot be rolled back."""
+        for table in s.PROJECTIONS:
+            self.store.tables[table.name].clear()
+        self._forget_all()
+        self._cleared = True
+
+    # -- writing at commit ----------------------------------------------------------------
+
+    def _write(self) -> list[int]:
+        store = self.store
+        staged = self._take_staged()
+        top = store.top_seq
+        seqs: list[int] = []
+        new_rows: dict[str, dict[Key, Row | None]] = {}
+        versions = dict(store.streams)
+        for entry, given in staged.entries:
+            seq = given
+            if seq is None:
+                top += 1
+                seq = top
+                if entry.version != versions.get(entry.stream, 0) + 1:
+                    raise ConstraintError(f"journal {entry.stream} version {entry.version}")
+                versions[entry.stream] = entry.version
+                new_rows.setdefault("journal", {})[(seq,)] = codec.journal_row(entry, seq, None)
+            seqs.append(seq)
+        for change, index in staged.changes:
+            seq = None if index < 0 else seqs[index]
+            for table, key, row in codec.rows(change, seq):
+                if table == "rejected_inputs":
+                    if row[-1] not in store.rejected:
+                        new_rows.setdefault(table, {})[(row[-1],)] = row
+                    continue
+                pk = key if row is None else tuple(row[i] for i in _KEYS[table])
+                rows = new_rows.setdefault(table, {})
+                if table not in KEYED and (pk in rows or pk in store.tables[table]):
+                    raise ConstraintError(f"{table}: {pk} exists")
+                rows[pk] = row
+        outbox = new_rows.setdefault("outbox", {})
+        for command, index in staged.commands:
+            if (command.command_id,) in store.tables["outbox"]:
+                raise ConstraintError(f"outbox: {command.command_id} exists")
+            recorded_at = staged.entries[index][0].recorded_at
+            outbox[(command.command_id,)] = command_row(command, seqs[index], recorded_at)
+        for settled in self._outbox.values():
+            outbox[(settled.command_id,)] = stored_row(settled)
+        self._check(new_rows)
+        for table, rows in new_rows.items():
+            if table == "rejected_inputs":
+                for (digest,), kept in rows.items():
+                    if kept is not None:
+                        store.rejected[digest] = kept
+                continue
+            target = store.tables[table]
+            for pk, value in rows.items():
+                if value is None:
+                    target.pop(pk, None)
+                else:
+                    target[pk] = value
+        store.top_seq = max([store.top_seq, *seqs])
+        store.top_trade = max([store.top_trade, *(pk[0] for pk in new_rows.get("trades", ()))])
+        if not self._replay:
+            store.streams.update(versions)
+        else:
+            for entry, _ in staged.entries:
+                store.streams[entry.stream] = max(store.streams.get(entry.stream, 0), entry.version)
+        return seqs
+
+    def _check(self, new_rows: dict[str, dict[Key, Row | None]]) -> None:
+        """One open trade per slot, and a transfer id once per account, as the databases'
+        unique keys would."""
+        trades = new_rows.get("trades")
+        if trades:
+            holder: dict[str, Any] = {}
+            for pk, row in self.store.tables["trades"].items():
+                if pk not in trades and row[7] is not None:
+                    holder[row[7]] = pk
+            for pk, trade in trades.items():
+                if trade is not None and trade[7] is not None:
+                    if trade[7] in holder:
+                        raise ConstraintError(f"trades: a second open trade on {trade[7]!r}")
+                    holder[trade[7]] = pk
+        transfers = new_rows.get("transfers")
+        if transfers:
+            ids = {(row[1], row[2]) for row in self.store.tables["transfers"].values() if row[2]}
+            for transfer in transfers.values():
+                assert transfer is not None
+                if transfer[2] is not None:
+                    if (transfer[1], transfer[2]) in ids:
+                        raise ConstraintError(f"transfers: {transfer[2]} exists on {transfer[1]}")
+                    ids.add((transfer[1], transfer[2]))
+
+    # -- reading what is stored -----------------------------------------------------------
+
+    def _row(self, table: str, *key: Any) -> dict[str, Any] | None:
+        found = self.store.tables[table].get(key)
+        return None if found is None else _as_dict(table, found)
+
+    def _rows(self, table: str) -> Iterator[dict[str, Any]]:
+        for row in self.store.tables[table].values():
+            yield _as_dict(table, row)
+
+    def _read_account(self, account: str) -> Account | None:
+        row = self._row("accounts", account)
+        return None if row is None else codec.account_from_row(row)
+
+    def _read_instrument(self, instrument: str) -> Instrument | None:
+        row = self._row("instruments", instrument)
+        return None if row is None else codec.instrument_from_row(row)
+
+    def _read_strategy(self, strategy: str) -> Strategy | None:
+        row = self._row("strategies", strategy)
+        return None if row is None else codec.strategy_from_row(row)
+
+    def _read_order(self, client_order_id: str) -> tuple[Order, OrderStatus] | None:
+        row = self._row("orders", client_order_id)
+        return None if row is None else (codec.order_from_row(row), OrderStatus(row["status"]))
+
+    def _read_fill(self, account: str, exec_id: str) -> Seen | None:
+        row = self._row("fills", account, exec_id)
+        return None if row is None else Seen(row["seq"], row["digest"])
+
+    def _read_transfer(self, account: str, transfer_id: str) -> Seen | None:
+        for row in self._rows("transfers"):
+            if (row["account"], row["transfer_id"]) == (account, transfer_id):
+                return Seen(row["seq"], row["digest"])
+        return None
+
+    def _read_run(self, run: str) -> bool:
+        return (run,) in self.store.tables["reconciliation_runs"]
+
+    def journal_record(self, seq: int) -> str:
+        row = self.store.tables["journal"].get((seq,))
+        if row is None:
+            raise KeyError(seq)
+        return str(row[5])
+
+    def _read_version(self, stream: str) -> int:
+        return self.store.streams.get(stream, 0)
+
+    def _read_book(self, instrument: str) -> Book:
+        book = Book(instrument, version=self._read_version(INSTRUMENT + instrument))
+        for row in self._rows("slots"):
+            if row["instrument"] == instrument:
+                slot = codec.slot_from_row(row)
+                book.slots[slot.key] = slot
+        for row in sorted(self._rows("trades"), key=lambda row: row["trade_id"]):
+            if row["instrument"] == instrument and row["status"] == "open":
+                trade = codec.trade_from_row(row)
+                book.open_trades[trade.trade_id] = trade
+        for row in self._rows("halts"):
+            if row["instrument"] == instrument:
+                book.halts[row["account"]] = codec.halt_from_row(row)
+        mark = self._row("marks", instrument)
+        if mark is not None:
+            book.mark = codec.dec(mark["price"])
+            book.mark_ts = mark["ts"]
+        return book
+
+    def _read_slots(self, column: str, value: str) -> Iterator[tuple[SlotKey, bool]]:
+        for row in self._rows("slots"):
+            if row[column] == value:
+                yield codec.slot_key_from_row(row), bool(codec.dec(row["quantity"]))
+
+    def _read_bracket(self, bracket_id: str) -> list[str]:
+        return [
+            row["client_order_id"]
+            for row in self._rows("orders")
+            if row["bracket_id"] == bracket_id
+        ]
+
+    def _read_filled(self, account: str, client_order_id: str) -> Decimal:
+        filled = ZERO
+        for row in self._rows("fills"):
+            if row["account"] == account and row["client_order_id"] == client_order_id:
+                filled += codec.dec(row["quantity"])
+        return filled
+
+    def next_trade_id(self) -> int:
+        if self._next_trade is None:
+            self._next_trade = self.store.top_trade + 1
+        trade_id = self._next_trade
+        self._next_trade += 1
+        return trade_id
+
+    # -- the outbox -----------------------------------------------------------------------
+
+    def _commands(self) -> Iterator[CommandRow]:
+        for pk, row in self.store.tables["outbox"].items():
+            yield self._outbox.get(pk[0]) or command_from_row(row)
+
+    def claim_commands(self, worker: str, limit: int, now: int, lease_ns: int) -> list[CommandRow]:
+        due = [
+            command
+            for command in self._commands()
+            if command.status == PENDING
+            or (command.status == CLAIMED and (command.lease_until or 0) <= now)
+        ]
+        due.sort(key=lambda command: (command.seq, command.command_id))
+        claimed = []
+        for command in due[:limit]:
+            claimed.append(
+                command._replace(
+                    status=CLAIMED,
+                    worker=worker,
+                    lease_until=now + lease_ns,
+                    attempts=command.attempts + 1,
+                    updated_at=now,
+                )
+            )
+            self._outbox[command.command_id] = claimed[-1]
+        return claimed
+
+    def command(self, command_id: str) -> CommandRow | None:
+        found = self._outbox.get(command_id)
+        if found is not None:
+            return found
+        row = self.store.tables["outbox"].get((command_id,))
+        return None if row is None else command_from_row(row)
+
+    def settle_command(
+        self,
+        command: CommandRow,
+        status: str,
+        now: int,
+        broker_order_id: str | None = None,
+        reason: str | None = None,
+    ) -> CommandRow:
+        assert status in (ACKED, FAILED)
+        settled = command._replace(
+            status=status,
+            broker_order_id=broker_order_id,
+            reason=reason,
+            lease_until=None,
+            updated_at=now,
+        )
+        self._outbox[command.command_id] = settled
+        return settled

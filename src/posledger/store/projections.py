@@ -1,0 +1,105 @@
+"""Writing projection rows: each row once per transaction, one ``executemany`` per table.
+
+The changes staged in a transaction are turned into rows by :func:`~.codec.rows` once the
+journal numbers are known. Rows of a keyed table (slots, trades, orders...) are written
+once, in their last state; the others are appended. Tables are written in an order that
+keeps every constraint true at each statement: a flip closes its old trade before the new
+one takes the slot's one open-trade key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ..domain.writeset import Change
+from .codec import KEYED, Row, rows
+from .statements import Statements
+
+__all__ = ["Projections"]
+
+_KEYED_FIRST = ("accounts", "instruments", "strategies", "orders")
+_APPENDED_FIRST = ("fills",)
+_KEYED_LATER = ("slots", "marks")
+_APPENDED_LAST = (
+    "trade_fills",
+    "anomalies",
+    "transfers",
+    "adjustments",
+    "reconciliation_checks",
+    "reconciliation_runs",
+)
+
+
+class Projections:
+    def __init__(self, statements: Statements) -> None:
+        self.sql = statements
+        self.stored_trades: set[int] = set()
+        """Trades known to have a row (loaded open, or written by this writer)."""
+
+    def forget(self) -> None:
+        self.stored_trades.clear()
+
+    def write(self, cursor: Any, staged: Iterable[tuple[Change, int | None]]) -> None:
+        keyed: dict[str, dict[Any, Row | None]] = {table: {} for table in KEYED}
+        appended: dict[str, list[Row]] = {}
+        rejected: list[Row] = []
+        for change, seq in staged:
+            for table, key, row in rows(change, seq):
+                if key is not None:
+                    keyed[table][key] = row
+                elif table == "rejected_inputs":
+                    rejected.append(row)
+                else:
+                    appended.setdefault(table, []).append(row)
+        sql = self.sql
+        for table in _KEYED_FIRST:
+            _many(cursor, sql.upsert[table], keyed[table].values())
+        for table in _APPENDED_FIRST:
+            _many(cursor, sql.insert[table], appended.get(table, ()))
+        halts = keyed["halts"]
+        if halts:
+            _many(cursor, sql.halt_delete, [key for key, row in halts.items() if row is None])
+            _many(cursor, sql.upsert["halts"], [row for row in halts.values() if row is not None])
+        self._trades(cursor, keyed["trades"])
+        for table in _KEYED_LATER:
+            _many(cursor, sql.upsert[table], keyed[table].values())
+        for table in _APPENDED_LAST:
+            _many(cursor, sql.insert[table], appended.get(table, ()))
+        _many(cursor, sql.rejected, rejected)
+
+    def _trades(self, cursor: Any, trades: dict[Any, Row | None]) -> None:
+        if not trades:
+            return
+        stored = self.stored_trades
+        still_open: list[tuple[Any, ...]] = []
+        closing: list[tuple[Any, ...]] = []
+        new: list[Row] = []
+        sql = self.sql
+        for trade_id, row in trades.items():
+            assert row is not None
+            is_open = row[9] is None  # closed_at
+            if trade_id not in stored:
+                new.append(row)
+            elif is_open:
+                still_open.append(sql.trade_open.params(row))
+            else:
+                closing.append(sql.trade_close.params(row))
+        # Close before insert: a flip's new trade takes the open slot its old one frees.
+        _many(cursor, sql.trade_open.sql, still_open)
+        _many(cursor, sql.trade_close.sql, closing)
+        _many(cursor, sql.insert["trades"], new)
+        for trade_id, row in trades.items():
+            assert row is not None
+            if row[9] is None:
+                stored.add(trade_id)
+            else:
+                stored.discard(trade_id)
+
+
+def _many(cursor: Any, sql: str, params: Iterable[Any]) -> None:
+    batch = params if isinstance(params, list) else list(params)
+    if len(batch) == 1:
+        cursor.execute(sql, batch[0])
+    elif batch:
+        cursor.executemany(sql, batch)

@@ -1,0 +1,226 @@
+"""The read side: plain queries over the projections, rows out as dicts of domain values.
+
+Amounts come back as canonical Decimals on every database (the schema's ``Amount`` type).
+A :class:`SqlReads` either opens a connection per query, or (``connection=``) reads
+everything through one connection, inside the caller's read transaction: one snapshot of
+the books while writers go on.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Select, String, Table, func, select
+
+from ..domain.enums import PositionMode, PositionSide, Side
+from ..domain.invariants import Position3, check_invariants, fill_delta
+from ..domain.numbers import exact
+from ..ports import CommandRow, Filters, JournalRow, Reads
+from . import codec
+from . import schema as s
+from .journal import journal_rows
+from .outbox import command_from_row
+
+__all__ = ["SqlReads"]
+
+_OUTBOX = [c.name for c in s.outbox.columns]
+PROJECTIONS = {
+    table.name: tuple(column.name for column in table.primary_key.columns)
+    for table in s.PROJECTIONS
+}
+"""Each projection's key columns, in the order the tables are rewritten."""
+TABLES = {table.name: table for table in s.metadata.sorted_tables}
+
+
+def _filtered(query: Select[Any], table: Table, filters: Filters) -> Select[Any]:
+    for name, value in filters.items():
+        if value is None:
+            continue
+        if name == "mode":
+            # LIVE, SIM and PAPER accounts side by side: a mode is the accounts it has.
+            accounts = select(s.accounts.c.account).where(s.accounts.c.mode == value)
+            query = query.where(table.c.account.in_(accounts))
+        else:
+            query = query.where(table.c[name] == value)
+    return query
+
+
+class SqlReads(Reads):
+    def __init__(self, engine: Engine, connection: Connection | None = None) -> None:
+        self.engine = engine
+        self.connection = connection
+
+    def _connect(self) -> AbstractContextManager[Connection]:
+        if self.connection is not None:
+            return nullcontext(self.connection)
+        return self.engine.connect()
+
+    def _rows(self, query: Select[Any]) -> list[dict[str, Any]]:
+        with self._connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def slots(self, filters: Filters, include_flat: bool) -> list[dict[str, Any]]:
+        sl, tr, mk = s.slots, s.trades, s.marks
+        query = (
+            select(
+                sl,
+                tr.c.realized_pnl,
+                tr.c.commissions,
+                tr.c.pnl_currency,
+                mk.c.price.label("mark_price"),
+                mk.c.ts.label("mark_ts"),
+                s.instruments.c.multiplier,
+                s.instruments.c.inverse,
+                s.instruments.c.settlement_currency,
+            )
+            .join(tr, tr.c.trade_id == sl.c.trade_id, isouter=True)
+            .join(mk, mk.c.instrument == sl.c.instrument, isouter=True)
+            .join(s.instruments, s.instruments.c.instrument == sl.c.instrument)
+            .order_by(sl.c.account, sl.c.instrument, sl.c.strategy, sl.c.position_side)
+        )
+        rows = self._rows(_filtered(query, sl, filters))
+        if not include_flat:
+            rows = [row for row in rows if row["quantity"]]
+        return rows
+
+    def trades(self, filters: Filters, status: str | None = None) -> list[dict[str, Any]]:
+        """Trades in the order they were opened: by the journal number of their first fill
+        (trade ids are unique but, with several writers, not allocated in that order)."""
+        tr, tf = s.trades, s.trade_fills
+        opened = select(func.min(tf.c.seq)).where(tf.c.trade_id == tr.c.trade_id).scalar_subquery()
+        query = _filtered(select(tr).order_by(opened, tr.c.trade_id), tr, filters)
+        if status is not None:
+            query = query.where(tr.c.status == status)
+        return self._rows(query)
+
+    def trade_fills(self, trade_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+        tf = s.trade_fills
+        result: dict[int, list[dict[str, Any]]] = {trade_id: [] for trade_id in trade_ids}
+        for start in range(0, len(trade_ids), 500):
+            chunk = trade_ids[start : start + 500]
+            query = (
+                select(tf)
+                .where(tf.c.trade_id.in_(chunk))
+                .order_by(tf.c.trade_id, tf.c.seq, tf.c.leg)
+            )
+            for row in self._rows(query):
+                result[row["trade_id"]].append(row)
+        return result
+
+    def rejected(self) -> list[dict[str, Any]]:
+        table = s.rejected_inputs
+        return self._rows(select(table).order_by(table.c.id))
+
+    def anomalies(self, filters: Filters) -> list[dict[str, Any]]:
+        table = s.anomalies
+        query = select(table).order_by(table.c.seq, table.c.idx)
+        return self._rows(_filtered(query, table, filters))
+
+    def projections(self) -> dict[str, tuple[str, ...]]:
+        return dict(PROJECTIONS)
+
+    def counts(self) -> dict[str, int]:
+        with self._connect() as conn:
+            return {
+                name: int(conn.execute(select(func.count()).select_from(TABLES[name])).scalar_one())
+                for name in PROJECTIONS
+            }
+
+    def table(self, name: str) -> Iterator[dict[str, Any]]:
+        """Every row of a table in primary-key order (for verify), a page at a time. Text
+        keys sort by code point on every database (binary collation), as Python sorts."""
+        table = TABLES[name]
+        order: list[Any] = [
+            column.collate("C")
+            if isinstance(column.type, String) and self.engine.dialect.name == "postgresql"
+            else column
+            for column in table.primary_key.columns
+        ]
+        with self._connect() as conn:
+            result = conn.execution_options(yield_per=2000).execute(select(table).order_by(*order))
+            for row in result:
+                yield dict(row._mapping)
+
+    def journal(self, after_seq: int = 0, limit: int | None = None) -> list[JournalRow]:
+        jr = s.journal
+        query = (
+            select(jr.c.seq, jr.c.stream, jr.c.version, jr.c.kind, jr.c.recorded_at)
+            .add_columns(jr.c.input, jr.c.effects)
+            .where(jr.c.seq > after_seq)
+            .order_by(jr.c.seq)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        with self._connect() as conn:
+            return journal_rows([tuple(row) for row in conn.execute(query)])
+
+    def commands(self, status: str | None = None, limit: int | None = None) -> list[CommandRow]:
+        ob = s.outbox
+        query = select(*(ob.c[name] for name in _OUTBOX)).order_by(ob.c.seq, ob.c.command_id)
+        if status is not None:
+            query = query.where(ob.c.status == status)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._connect() as conn:
+            return [command_from_row(tuple(row)) for row in conn.execute(query)]
+
+    def reconciliation_checks(
+        self, filters: Filters, run: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Reconciliation checks, newest run first (``limit`` runs), keys in order."""
+        table = s.reconciliation_checks
+        query = _filtered(select(table), table, filters)
+        if run is not None:
+            query = query.where(table.c.run == run)
+        elif limit is not None:
+            runs = (
+                select(table.c.run, func.max(table.c.seq).label("last"))
+                .group_by(table.c.run)
+                .order_by(func.max(table.c.seq).desc())
+                .limit(limit)
+            )
+            picked = [row["run"] for row in self._rows(_filtered(runs, table, filters))]
+            query = query.where(table.c.run.in_(picked))
+        return self._rows(query.order_by(table.c.seq.desc()))
+
+    def halts(self, filters: Filters) -> list[dict[str, Any]]:
+        table = s.halts
+        query = select(table).order_by(table.c.account, table.c.instrument)
+        return self._rows(_filtered(query, table, filters))
+
+    def transfers(self, filters: Filters) -> list[dict[str, Any]]:
+        table = s.transfers
+        return self._rows(_filtered(select(table).order_by(table.c.seq), table, filters))
+
+    def invariant_problems(self) -> list[str]:
+        with exact():
+            instruments = {
+                r["instrument"]: codec.instrument_from_row(r) for r in self.table("instruments")
+            }
+            hedge = {
+                r["account"]
+                for r in self.table("accounts")
+                if r["position_mode"] == PositionMode.HEDGE.value
+            }
+            net: dict[Position3, Decimal] = defaultdict(Decimal)
+            for r in self.table("fills"):
+                where = (r["account"], r["instrument"], PositionSide(r["position_side"]))
+                net[where] += fill_delta(
+                    Side(r["side"]),
+                    r["quantity"],
+                    r["commission"],
+                    r["commission_currency"],
+                    instruments[r["instrument"]],
+                )
+            for r in self.table("adjustments"):
+                where = (r["account"], r["instrument"], PositionSide(r["position_side"]))
+                net[where] += r["quantity"]
+            slots = [codec.slot_from_row(r) for r in self.table("slots")]
+            open_trades = [
+                codec.trade_from_row(r) for r in self.table("trades") if r["status"] == "open"
+            ]
+            return check_invariants(slots, open_trades, net, hedge)

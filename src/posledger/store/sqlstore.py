@@ -1,0 +1,97 @@
+"""A ledger database on SQLite, PostgreSQL or MariaDB, as the service sees it (a Store)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..ports import DoctorReport, Reads, Store, UnitOfWork
+from . import schema as s
+from .database import Database, open_database
+from .doctor import run_doctor
+from .reads import SqlReads
+from .unit_of_work import SqlUnitOfWork
+
+__all__ = ["SqlStore"]
+
+
+class SqlStore(Store):
+    def __init__(self, database: Database, *, cleanup: Path | None = None) -> None:
+        self.database = database
+        self.display_url = database.display_url
+        self._cleanup = cleanup
+
+    @classmethod
+    def scratch_sqlite(cls) -> SqlStore:
+        """An empty ledger in a temporary SQLite file, removed when closed: where verify
+        replays the journal (on disk, so that memory stays bounded)."""
+        directory = Path(tempfile.mkdtemp(prefix="posledger-replay-"))
+        # Nothing here needs to survive a crash: it is rebuilt from the journal.
+        database = open_database(f"sqlite:///{directory / 'replay.db'}", durable=False)
+        return cls(database, cleanup=directory)
+
+    def unit_of_work(self) -> UnitOfWork:
+        return SqlUnitOfWork(self.database)
+
+    def replay_unit_of_work(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.database, replay=True)
+
+    def reads(self) -> Reads:
+        return SqlReads(self.database.engine)
+
+    def scratch(self) -> Store:
+        return SqlStore.scratch_sqlite()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Reads]:
+        """Reads inside one read transaction: one state of the books while writers go on
+        (REPEATABLE READ is a snapshot on PostgreSQL and InnoDB; an SQLite read transaction
+        in WAL mode is one by nature)."""
+        with self.database.engine.connect() as conn:
+            if self.database.dialect != "sqlite":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin() as transaction:
+                try:
+                    yield SqlReads(self.database.engine, conn)
+                finally:
+                    transaction.rollback()
+
+    @contextmanager
+    def rebuilding(self) -> Iterator[UnitOfWork]:
+        """A replay unit of work in a transaction that holds the database's write lock and
+        has emptied every projection; committed by the caller, rolled back on error."""
+        uow = SqlUnitOfWork(self.database, replay=True)
+        try:
+            uow.begin("rebuild")
+            cursor = uow.cursor
+            _lock(cursor, self.database.dialect)
+            for table in reversed(s.PROJECTIONS):
+                cursor.execute(f"DELETE FROM {table.name}")
+            yield uow
+        finally:
+            uow.close()
+
+    def doctor(self) -> DoctorReport:
+        return run_doctor(self.database)
+
+    def close(self) -> None:
+        self.database.dispose()
+        if self._cleanup is not None:
+            for path in sorted(self._cleanup.glob("*")):
+                path.unlink(missing_ok=True)
+            self._cleanup.rmdir()
+            self._cleanup = None
+
+
+def _lock(cursor: object, dialect: str) -> None:
+    """Keep every writer out until the rewrite commits."""
+    execute = cursor.execute  # type: ignore[attr-defined]
+    if dialect == "sqlite":
+        return  # BEGIN IMMEDIATE holds SQLite's write lock already
+    if dialect == "postgresql":
+        # Writers lock a stream row before they write: this waits for them and stops them.
+        execute("LOCK TABLE streams IN EXCLUSIVE MODE")
+    else:
+        execute("SELECT stream FROM streams FOR UPDATE")
