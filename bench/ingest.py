@@ -83,7 +83,7 @@ from common import (
 from posledger.domain.book import Book
 from posledger.domain.decide import decide_fill
 from posledger.domain.enums import Kind, Mode, PositionMode, Side
-from posledger.domain.events import Rejection
+from posledger.domain.decisions import Rejection
 from posledger.domain.inputs import Fill
 from posledger.domain.numbers import exact
 from posledger.domain.refdata import Account, Instrument

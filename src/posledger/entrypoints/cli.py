@@ -76,7 +76,45 @@ def _filters(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def exit_status(exc: LedgerError) -> int:
+    """The exit status of a command the ledger refused or could not carry out."""
+    if isinstance(exc, ReconcileError):
+        return EXIT_REFUSED
+    if isinstance(exc, DatabaseError):
+        return EXIT_DATABASE
+    if isinstance(exc, UsageError | InvalidInput):
+        return EXIT_USAGE
+    return EXIT_PROBLEM
+
+
+def _details(exc: LedgerError) -> list[str]:
+    if isinstance(exc, ReconcileError):
+        return exc.reasons[1:]
+    if isinstance(exc, RebuildError):
+        return exc.problems[:20]
+    return []
+
+
+class _Commands(click.Group):
+    """The command group: what goes wrong in any command becomes an exit status here."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LedgerError as exc:
+            click.echo(f"error: {exc}", err=True)
+            for detail in _details(exc):
+                click.echo(f"  {detail}", err=True)
+            ctx.exit(exit_status(exc))
+        except (sqlite3.Error, SQLAlchemyError) as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_DATABASE)
+
+
+@click.group(
+    cls=_Commands,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--db",
     metavar="URL",
@@ -744,41 +782,6 @@ def demo(ctx: click.Context, path: Path) -> None:
     ctx.exit(run_demo(path, render.console()))
 
 
-def exit_status(exc: LedgerError) -> int:
-    """The exit status of a command the ledger refused or could not carry out."""
-    if isinstance(exc, ReconcileError):
-        return EXIT_REFUSED
-    if isinstance(exc, DatabaseError):
-        return EXIT_DATABASE
-    if isinstance(exc, UsageError | InvalidInput):
-        return EXIT_USAGE
-    return EXIT_PROBLEM
-
-
-def _details(exc: LedgerError) -> list[str]:
-    if isinstance(exc, ReconcileError):
-        return exc.reasons[1:]
-    if isinstance(exc, RebuildError):
-        return exc.problems[:20]
-    return []
-
-
 def main() -> None:
-    """The console script: run a command, map what goes wrong to an exit status."""
-    try:
-        status = cli.main(prog_name="posledger", standalone_mode=False)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.Abort:
-        click.echo("Aborted!", err=True)
-        sys.exit(EXIT_PROBLEM)
-    except LedgerError as exc:
-        click.echo(f"error: {exc}", err=True)
-        for detail in _details(exc):
-            click.echo(f"  {detail}", err=True)
-        sys.exit(exit_status(exc))
-    except (sqlite3.Error, SQLAlchemyError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_DATABASE)
-    sys.exit(status if isinstance(status, int) else 0)
+    """The console script."""
+    cli(prog_name="posledger")

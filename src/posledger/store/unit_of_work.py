@@ -106,6 +106,7 @@ class SqlUnitOfWork(StagingUnitOfWork):
         self._txid = txid
         self._locked = {}
         self._checked = set()
+        self._absent_orders = set()  # what a prefetch found missing holds for one transaction
         version = self._backend.data_version(self._cur)
         if version != self._data_version:
             if self._data_version is not None:
