@@ -82,8 +82,8 @@ from common import (
 )
 from posledger.domain.book import Book
 from posledger.domain.decide import decide_fill
-from posledger.domain.enums import Kind, Mode, PositionMode, Side
 from posledger.domain.decisions import Rejection
+from posledger.domain.enums import Kind, Mode, PositionMode, Side
 from posledger.domain.inputs import Fill
 from posledger.domain.numbers import exact
 from posledger.domain.refdata import Account, Instrument

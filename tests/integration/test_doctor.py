@@ -11,8 +11,8 @@ from sqlalchemy import delete, func, insert, select, update
 
 from posledger import Ledger
 from posledger.ports import DoctorReport, Finding
-from posledger.store.doctor import CHECKS
 from posledger.store import schema
+from posledger.store.doctor import CHECKS
 
 from .helpers import T, engine, fill, kind_of, rows, setup
 

@@ -8,8 +8,8 @@ from decimal import Decimal
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from posledger.domain.enums import EXTERNAL, PositionSide
 from posledger.domain.decisions import FillDecision
+from posledger.domain.enums import EXTERNAL, PositionSide
 from posledger.domain.numbers import ZERO, exact
 from posledger.domain.positions import SlotKey, unrealized
 

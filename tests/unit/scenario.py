@@ -21,6 +21,7 @@ from decimal import Decimal
 
 from posledger.domain.book import Book
 from posledger.domain.decide import decide_fill, decide_mark
+from posledger.domain.decisions import Duplicate, FillDecision, MarkDecision, Rejection
 from posledger.domain.enums import (
     EXTERNAL,
     Intent,
@@ -31,7 +32,6 @@ from posledger.domain.enums import (
     PositionSide,
     Side,
 )
-from posledger.domain.decisions import Duplicate, FillDecision, MarkDecision, Rejection
 from posledger.domain.inputs import Fill, Mark
 from posledger.domain.invariants import Position3, check_invariants, fill_delta
 from posledger.domain.numbers import ZERO, D

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from posledger.domain.enums import PositionSide
 from posledger.domain.decisions import Duplicate, MarkDecision, Rejection
+from posledger.domain.enums import PositionSide
 from posledger.domain.numbers import D, exact
 from posledger.domain.positions import Slot, SlotKey, unrealized
 

@@ -16,6 +16,7 @@ import pytest
 
 from posledger.domain.book import HaltState
 from posledger.domain.decide import decide_fill
+from posledger.domain.decisions import FillDecision, Leg, ReconcileDecision, Rejection
 from posledger.domain.enums import (
     EXTERNAL,
     CheckKind,
@@ -26,7 +27,6 @@ from posledger.domain.enums import (
     Role,
     Source,
 )
-from posledger.domain.decisions import FillDecision, Leg, ReconcileDecision, Rejection
 from posledger.domain.inputs import Reconcile
 from posledger.domain.numbers import D
 from posledger.domain.reconcile import decide_reconcile, ledger_average, position_side_problem

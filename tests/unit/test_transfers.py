@@ -13,8 +13,8 @@ from decimal import Decimal
 
 import pytest
 
-from posledger.domain.enums import EXTERNAL, CloseReason, Direction, PositionSide, Role, Source
 from posledger.domain.decisions import Rejection, TransferDecision
+from posledger.domain.enums import EXTERNAL, CloseReason, Direction, PositionSide, Role, Source
 from posledger.domain.inputs import Transfer
 from posledger.domain.numbers import D
 from posledger.domain.reconcile import decide_transfer
