@@ -150,8 +150,23 @@ class Halt:
     def __post_init__(self) -> None:
         check_identifier("account", self.account)
         check_identifier("instrument", self.instrument)
-        if self.reason is not None and not self.reason.strip():
-            raise InvalidInput("reason must not be blank")
+        if self.reason is not None:
+            # Free text: at most 1000 characters, none a server refuses or a terminal obeys
+            # (docs/format.md, "Limits").
+            if not self.reason.strip():
+                raise InvalidInput("reason must not be blank")
+            if len(self.reason) > 1000:
+                raise InvalidInput(f"reason is longer than 1000 characters ({len(self.reason)})")
+            for at, char in enumerate(self.reason, start=1):
+                if char < " " or "\x7f" <= char <= "\x9f":
+                    raise InvalidInput(
+                        f"reason has a control character U+{ord(char):04X} at character {at}"
+                    )
+                if "\ud800" <= char <= "\udfff":
+                    raise InvalidInput(
+                        f"reason has a lone surrogate U+{ord(char):04X} at character {at}"
+                        " (not Unicode text)"
+                    )
 
 
 @dataclass(frozen=True, slots=True)
