@@ -365,8 +365,9 @@ def halt(reason: str) -> str:
     ("reason", "why"),
     [
         ("a\x00b", "reason has a control character U+0000 at character 2"),
-        ("line one\nline two", "reason has a control character U+000A at character 9"),
-        ("tab\there", "reason has a control character U+0009 at character 4"),
+        ("bell\x07", "reason has a control character U+0007 at character 5"),
+        ("vt\x0b", "reason has a control character U+000B at character 3"),
+        ("us\x1f", "reason has a control character U+001F at character 3"),
         ("\x1b[31mred", "reason has a control character U+001B at character 1"),
         ("del\x7f", "reason has a control character U+007F at character 4"),
         ("c1\x9b", "reason has a control character U+009B at character 3"),
@@ -382,7 +383,7 @@ def test_free_text_is_bounded_and_storable(reason: str, why: str) -> None:
 
 
 def test_free_text_within_the_limits() -> None:
-    for reason in ("r" * 1000, "margin call 😀", "Börse geschlossen", "a\u200db"):
+    for reason in ("r" * 1000, "margin call 😀", "Börse geschlossen", "a\u200db", "a\tb\r\nc"):
         assert parse_line(halt(reason)) == Halt("A", "ES", reason)
     escaped = '{"type": "halt", "account": "A", "instrument": "ES", "reason": "\\ud83d\\ude00"}'
     assert parse_line(escaped) == Halt("A", "ES", "😀")

@@ -151,14 +151,15 @@ class Halt:
         check_identifier("account", self.account)
         check_identifier("instrument", self.instrument)
         if self.reason is not None:
-            # Free text: at most 1000 characters, none a server refuses or a terminal obeys
-            # (docs/format.md, "Limits").
+            # Free text: at most 1000 characters, none a server refuses (NUL, lone
+            # surrogates) nor any other control character but tab, line feed and carriage
+            # return (docs/format.md, "Limits").
             if not self.reason.strip():
                 raise InvalidInput("reason must not be blank")
             if len(self.reason) > 1000:
                 raise InvalidInput(f"reason is longer than 1000 characters ({len(self.reason)})")
             for at, char in enumerate(self.reason, start=1):
-                if char < " " or "\x7f" <= char <= "\x9f":
+                if (char < " " and char not in "\t\n\r") or "\x7f" <= char <= "\x9f":
                     raise InvalidInput(
                         f"reason has a control character U+{ord(char):04X} at character {at}"
                     )
