@@ -1,7 +1,10 @@
 """The JSONL interchange records of DESIGN §7 <-> domain inputs.
 
-``parse_record`` turns one decoded JSON object into a domain input, or raises
+``parse_text`` turns one JSON text (a JSONL line) into a domain input, ``parse_record``
+one decoded JSON object (or the fields given to the Python API); both raise
 :class:`~posledger.domain.refdata.InvalidInput` naming the field and what is wrong with it.
+Every limit of docs/format.md ("Limits") is checked here or by the input itself, so that
+nothing a database would refuse gets past them.
 ``to_record`` gives the canonical record of an input: the form the journal keeps and the
 form whose digest tells a duplicate from a conflict.
 """
@@ -490,6 +493,7 @@ def _converter(cls: type[Any], spec: tuple[Spec, ...]) -> Any:
     return convert
 
 
+# Exact or lower-case values; any other spelling goes to the general reader.
 _SIDES = _MEMBERS[Side]
 _POSITION_SIDES = _MEMBERS[PositionSide]
 _INTENTS = _MEMBERS[Intent]
@@ -516,27 +520,55 @@ def _optional_quotes(*values: object) -> int:
 
 def _fill(record: Any) -> tuple[Fill, int]:
     """:func:`_converter` of a fill, written out: fills are most of every stream."""
-    cid, strategy, commission = record.client_order_id, record.strategy, record.commission
-    currency, position_side = record.commission_currency, record.position_side
+    quotes = _FILL_QUOTES
+    cid = record.client_order_id
+    if cid is _UNSET:
+        cid = None
+    else:
+        quotes += 2 if cid is None else 4
+    strategy = record.strategy
+    if strategy is _UNSET:
+        strategy = None
+    else:
+        quotes += 2 if strategy is None else 4
+    commission = record.commission
+    if commission is _UNSET:
+        commission = ZERO
+    elif commission is None:
+        quotes += 2
+        commission = ZERO
+    else:
+        quotes += 4
+        commission = parse_amount(commission)
+    currency = record.commission_currency
+    if currency is _UNSET:
+        currency = None
+    else:
+        quotes += 2 if currency is None else 4
+    position_side = record.position_side
+    if position_side is _UNSET:
+        position_side = None
+    elif position_side is None:
+        quotes += 2
+    else:
+        quotes += 4
+        position_side = _POSITION_SIDES[position_side]
     liquidation = record.liquidation
-    quotes = _FILL_QUOTES + _optional_quotes(
-        cid, strategy, commission, currency, position_side, liquidation
-    )
+    if liquidation is not _UNSET:
+        quotes += 2
     fill = Fill(
         record.exec_id,
         record.account,
         record.instrument,
-        _member(_SIDES, record.side),
+        _SIDES[record.side],
         parse_amount(record.quantity),
         parse_amount(record.price),
         parse_ts(record.ts),
-        None if cid is _UNSET else cid,
-        None if strategy is _UNSET else strategy,
-        ZERO if commission is _UNSET or commission is None else parse_amount(commission),
-        None if currency is _UNSET else currency,
-        None
-        if position_side is _UNSET or position_side is None
-        else _member(_POSITION_SIDES, position_side),
+        cid,
+        strategy,
+        commission,
+        currency,
+        position_side,
         liquidation is True,
     )
     return fill, quotes

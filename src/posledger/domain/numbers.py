@@ -102,11 +102,13 @@ def _too_many(fraction: bool) -> str:
     return f"has more than {MAX_INTEGER_DIGITS} digits before the decimal point"
 
 
+@lru_cache(maxsize=8192)
 def parse_amount(text: str) -> Decimal:
     """Read an amount of an input record: ``-?[0-9]{1,20}(\\.[0-9]{1,18})?``, nothing else.
 
     No sign ``+``, exponent, spaces, separators, bare decimal point, NaN, Infinity or
-    non-ASCII digit. Raises ``ValueError`` with a message fit for a user.
+    non-ASCII digit. Raises ``ValueError`` with a message fit for a user. Cached by text:
+    the same prices and quantities come back again and again (a refusal is not cached).
     """
     if _AMOUNT.fullmatch(text):
         return Decimal(text)
