@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Context, Decimal
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from posledger.domain.numbers import exact, fmt, parse_decimal, q18
+from posledger.domain.numbers import amount_problem, exact, fmt, parse_amount, parse_decimal, q18
 
 HALF = Decimal("5E-19")
 
@@ -47,3 +47,33 @@ def test_q18_rounds_to_nearest_with_ties_to_even(units, scale):
     assert error <= HALF
     if error == HALF:
         assert rounded.as_tuple().digits[-1] % 2 == 0
+
+
+@given(storable())
+def test_canonical_text_follows_the_record_grammar(value):
+    # the journal keeps fmt()'s text and replay reads it back by the strict grammar
+    assert parse_amount(fmt(value)) == value
+
+
+@given(storable(), st.integers(0, 30))
+def test_api_decimals_within_the_limits_are_taken_whatever_their_exponent(value, zeros):
+    # zeros after the last significant digit are no digits beyond the limits
+    sign, digits, exponent = value.as_tuple()
+    padded = Decimal((sign, (*digits, *(0,) * zeros), exponent - zeros))
+    assert padded == value
+    assert amount_problem(padded) is None
+    assert amount_problem(value.normalize(Context(prec=60))) is None
+
+
+@given(
+    st.integers(0, 10**22),
+    st.integers(-25, 25),
+    st.booleans(),
+)
+def test_amount_problem_agrees_with_the_digit_counts(units, exponent, negative):
+    value = Decimal(f"{'-' if negative else ''}{units}E{exponent}")
+    text = format(value, "f")
+    whole, _, fraction = text.lstrip("-").partition(".")
+    whole, fraction = whole.lstrip("0"), fraction.rstrip("0")
+    fits = len(whole) <= 20 and len(fraction) <= 18
+    assert (amount_problem(value) is None) == fits

@@ -6,7 +6,17 @@ from decimal import Decimal
 
 import pytest
 
-from posledger.domain.numbers import D, exact, fmt, fmt_opt, parse_decimal, q18
+from posledger.domain.numbers import (
+    D,
+    amount_problem,
+    exact,
+    fmt,
+    fmt_opt,
+    parse_amount,
+    parse_decimal,
+    q18,
+    quote,
+)
 
 
 @pytest.mark.parametrize(
@@ -129,3 +139,80 @@ def test_d_refuses_floats_and_bools():
         D(True)
     assert D(3) == Decimal(3)
     assert D("2.5") == Decimal("2.5")
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("١", "only the ASCII digits 0-9"),  # Decimal() reads Arabic-Indic digits; we do not
+        ("１.５", "only the ASCII digits 0-9"),
+        (" 1", "surrounding spaces"),
+        ("1\n", "surrounding spaces"),
+        ("1e999999999", "more than 20 digits before the decimal point"),
+        ("-1E+999999999999", "more than 20 digits before the decimal point"),
+        ("1e-999999999999", "more than 18 digits after the decimal point"),
+    ],
+)
+def test_parse_decimal_is_ascii_only_and_never_overflows(text, words):
+    with pytest.raises(ValueError, match=words):
+        parse_decimal(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0",
+        "-0",
+        "7",
+        "-7.25",
+        "00001.50",
+        "99999999999999999999",
+        "-99999999999999999999.999999999999999999",
+        "0.000000000000000001",
+    ],
+)
+def test_parse_amount_reads_the_record_grammar(text):
+    assert parse_amount(text) == Decimal(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("1e3", "'1e3' is not a decimal number in plain notation: write it without an exponent"),
+        ("+2", "'+2' is not a decimal number: write it without a '+' sign"),
+        ("1.", "'1.' is not a decimal number: the decimal point needs digits on both sides"),
+        (".5", "'.5' is not a decimal number: the decimal point needs digits on both sides"),
+        ("1.0000000000000000000", "has more than 18 digits after the decimal point"),
+        ("0" * 21, "has more than 20 digits before the decimal point"),
+        ("١", "only the ASCII digits 0-9, '-' and '.' may be used"),
+        ("Infinity", "'Infinity' is not a decimal number"),
+        ("x" * 100, f"'{'x' * 64}'... (100 characters) is not a decimal number"),
+    ],
+)
+def test_parse_amount_refuses_every_other_spelling(text, reason):
+    with pytest.raises(ValueError) as caught:
+        parse_amount(text)
+    assert reason in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (Decimal("99999999999999999999.999999999999999999"), None),
+        (Decimal("1.000000000000000000000000"), None),
+        (Decimal("1E+19"), None),
+        (Decimal("0E-999999"), None),
+        (Decimal("1E+20"), "has more than 20 digits before the decimal point"),
+        (Decimal("1E-19"), "has more than 18 digits after the decimal point"),
+        (Decimal("NaN"), "is not a finite number"),
+        (Decimal("-Infinity"), "is not a finite number"),
+    ],
+)
+def test_amount_problem(value, problem):
+    assert amount_problem(value) == problem
+
+
+def test_quote_escapes_and_clips():
+    assert quote("abc") == "'abc'"
+    assert quote("a\x00\ud800") == "'a\\x00\\ud800'"
+    assert quote("x" * 65) == f"'{'x' * 64}'... (65 characters)"

@@ -1,23 +1,27 @@
-"""JSON Lines in: one record per line (DESIGN §7)."""
+"""JSON Lines in: one record per line (DESIGN §7, docs/format.md)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-import msgspec
-
 from ..domain.inputs import Input
 from ..domain.refdata import InvalidInput
-from .records import parse_record
+from .records import parse_text
 
-__all__ = ["Line", "parse_line", "read_lines"]
+__all__ = ["MAX_LINE", "Line", "parse_line", "read_lines"]
 
-_decoder = msgspec.json.Decoder()
+MAX_LINE = 65_536
+"""Characters a line may have (the longest valid record is far shorter)."""
 
 
 class Line(NamedTuple):
-    """One non-blank line of a JSONL source, parsed or refused."""
+    """One non-blank line of a JSONL source, parsed or refused.
+
+    ``raw`` is the line as received, made storable when it is refused: NUL characters and
+    lone surrogates (which no database takes) become U+FFFD, and a line longer than
+    :data:`MAX_LINE` is cut there."""
 
     number: int
     raw: str
@@ -27,11 +31,9 @@ class Line(NamedTuple):
 
 def parse_line(text: str) -> Input:
     """Parse one JSONL line; raise InvalidInput with the reason it cannot be read."""
-    try:
-        obj = _decoder.decode(text)
-    except msgspec.DecodeError as exc:
-        raise InvalidInput(f"malformed JSON: {exc}") from None
-    return parse_record(obj)
+    if len(text) > MAX_LINE:
+        raise InvalidInput(f"line is longer than {MAX_LINE} characters ({len(text)})")
+    return parse_text(text)
 
 
 def _text(raw: str | bytes) -> tuple[str, str | None]:
@@ -43,6 +45,15 @@ def _text(raw: str | bytes) -> tuple[str, str | None]:
     except UnicodeDecodeError as exc:
         bad = raw[exc.start : exc.start + 1].hex()
         return raw.decode("utf-8", "replace"), f"not valid UTF-8 (byte 0x{bad} at {exc.start})"
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(text: str) -> str:
+    """A refused line as it can be kept: cut at MAX_LINE, NUL and lone surrogates
+    replaced by U+FFFD."""
+    return _UNSTORABLE.sub("\ufffd", text[:MAX_LINE])
 
 
 def read_lines(lines: Iterable[str | bytes]) -> Iterator[Line]:
@@ -59,9 +70,9 @@ def read_lines(lines: Iterable[str | bytes]) -> Iterator[Line]:
         if not text.strip():
             continue
         if problem is not None:
-            yield Line(number, text, None, problem)
+            yield Line(number, _storable(text), None, problem)
             continue
         try:
             yield Line(number, text, parse_line(text), None)
         except InvalidInput as exc:
-            yield Line(number, text, None, str(exc))
+            yield Line(number, _storable(text), None, str(exc))

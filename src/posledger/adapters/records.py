@@ -1,7 +1,10 @@
 """The JSONL interchange records of DESIGN §7 <-> domain inputs.
 
-``parse_record`` turns one decoded JSON object into a domain input, or raises
+``parse_text`` turns one JSON text (a JSONL line) into a domain input, ``parse_record``
+one decoded JSON object (or the fields given to the Python API); both raise
 :class:`~posledger.domain.refdata.InvalidInput` naming the field and what is wrong with it.
+Every limit of docs/format.md ("Limits") is checked here or by the input itself, so that
+nothing a database would refuse gets past them.
 ``to_record`` gives the canonical record of an input: the form the journal keeps and the
 form whose digest tells a duplicate from a conflict.
 """
@@ -9,13 +12,16 @@ form whose digest tells a duplicate from a conflict.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from functools import partial
 from operator import attrgetter
-from typing import Any
+from typing import Any, Union
 
 import msgspec
 
@@ -40,11 +46,29 @@ from ..domain.inputs import (
     Resume,
     Transfer,
 )
-from ..domain.numbers import ZERO, fmt, parse_decimal
+from ..domain.numbers import (
+    MAX_INTEGER_DIGITS,
+    ZERO,
+    amount_problem,
+    fmt,
+    parse_amount,
+    quote,
+)
 from ..domain.refdata import Account, Instrument, InvalidInput, Order, Strategy
-from ..domain.timestamps import format_ts, parse_ts
+from ..domain.timestamps import datetime_ns, format_ts, parse_ts
 
-__all__ = ["RECORD_TYPES", "digest", "encode", "parse_record", "record_type", "to_record"]
+__all__ = [
+    "MAX_COUNT",
+    "MAX_DEPTH",
+    "RECORD_TYPES",
+    "digest",
+    "encode",
+    "generic_record",
+    "parse_record",
+    "parse_text",
+    "record_type",
+    "to_record",
+]
 
 
 class _Kind:
@@ -207,29 +231,128 @@ RECORD_TYPES = tuple(_SPECS)
 _TYPE_OF = {cls: name for name, (cls, _) in _SPECS.items()}
 _ALLOWED = {name: {field for field, _, _ in spec} | {"type"} for name, (_, spec) in _SPECS.items()}
 
+MIN_COUNT = 1
+MAX_COUNT = 2**31 - 1
+"""Integer fields (``max_open_slots``) are counts from 1 to 2**31 - 1: a 32-bit column."""
+
 
 def record_type(item: Input) -> str:
     return _TYPE_OF[type(item)]
 
 
+_BIG = 10**38
+
+
 def _describe(value: object) -> str:
+    """A value as a message shows it: JSON's names, and never more than a few dozen
+    characters of what was sent."""
     if isinstance(value, bool):
         return f"boolean {str(value).lower()}"
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
+        if not -_BIG < value < _BIG:  # do not print them all
+            return "a number of more than 38 digits"
+        return f"number {value!r}"
+    if isinstance(value, float):
         return f"number {value!r}"
     if value is None:
         return "null"
     if isinstance(value, str):
-        return f"string {value!r}"
+        return f"string {quote(value)}"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, Decimal):
+        return f"Decimal {quote(str(value))}"
     return type(value).__name__
 
 
+def _field_name(key: object) -> str:
+    """A field name as a message quotes it."""
+    return quote(key) if isinstance(key, str) else _describe(key)
+
+
+def _members(kind: type[StrEnum]) -> dict[str, Any]:
+    """An enumeration's members by value, and by value in lower case: enumerated values
+    are matched case-insensitively, ASCII letters only."""
+    table: dict[str, Any] = {member.value.lower(): member for member in kind}
+    table.update({member.value: member for member in kind})
+    return table
+
+
+_MEMBERS: dict[object, dict[str, Any]] = {
+    kind: _members(kind)
+    for _, spec in _SPECS.values()
+    for _, kind, _ in spec
+    if isinstance(kind, type) and issubclass(kind, StrEnum)
+}
+
+
+def _member(table: dict[str, Any], value: str) -> Any:
+    """The member ``value`` names, or KeyError."""
+    found = table.get(value)
+    if found is None and value.isascii():
+        found = table.get(value.lower())
+    if found is None:
+        raise KeyError(value)
+    return found
+
+
+def _amount(name: str, value: object, api: bool) -> Decimal:
+    if isinstance(value, str):
+        try:
+            return parse_amount(value)
+        except ValueError as exc:
+            raise InvalidInput(f"{name}: {exc}") from None
+    if api and isinstance(value, Decimal):
+        problem = amount_problem(value)
+        if problem is not None:
+            raise InvalidInput(f"{name}: {quote(str(value))} {problem}")
+        return Decimal(fmt(value))  # canonical: 1.50 -> 1.5, 1E+3 -> 1000, -0 -> 0
+    if api and isinstance(value, int) and not isinstance(value, bool):
+        if -(10**MAX_INTEGER_DIGITS) < value < 10**MAX_INTEGER_DIGITS:
+            return Decimal(value)
+        raise InvalidInput(
+            f"{name} has more than {MAX_INTEGER_DIGITS} digits before the decimal point,"
+            f" got {_describe(value)}"
+        )
+    raise InvalidInput(f'{name} must be a decimal string such as "1.25", got {_describe(value)}')
+
+
+def _time(name: str, value: object, api: bool) -> int:
+    if isinstance(value, str):
+        try:
+            return parse_ts(value)
+        except ValueError as exc:
+            raise InvalidInput(f"{name}: {exc}") from None
+    if api and isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise InvalidInput(f"{name} must be an aware datetime (UTC)")
+        try:
+            return datetime_ns(value)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise InvalidInput(f"{name}: {exc}") from None
+    raise InvalidInput(f"{name} must be an ISO 8601 time string, got {_describe(value)}")
+
+
+def _count(name: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidInput(f"{name} must be an integer, got {_describe(value)}")
+    if value < MIN_COUNT:
+        raise InvalidInput(f"{name} must be at least {MIN_COUNT}, got {_describe(value)}")
+    if value > MAX_COUNT:
+        raise InvalidInput(f"{name} must be at most {MAX_COUNT}, got {_describe(value)}")
+    return value
+
+
 def _read(name: str, kind: object, value: object, api: bool) -> object:
-    if isinstance(kind, type) and issubclass(kind, StrEnum):
+    if kind in _MEMBERS:
         if isinstance(value, str):
-            for member in kind:
-                if value == member.value or value.casefold() == member.value.casefold():
-                    return member
+            try:
+                return _member(_MEMBERS[kind], value)
+            except KeyError:
+                pass
+        assert isinstance(kind, type) and issubclass(kind, StrEnum)
         choices = ", ".join(member.value for member in kind)
         raise InvalidInput(f"{name} must be one of {choices}; got {_describe(value)}")
     if kind is _Kind.ID or kind is _Kind.TEXT:
@@ -237,39 +360,15 @@ def _read(name: str, kind: object, value: object, api: bool) -> object:
             return value
         raise InvalidInput(f"{name} must be a string, got {_describe(value)}")
     if kind is _Kind.DECIMAL:
-        if isinstance(value, str):
-            try:
-                return parse_decimal(value)
-            except ValueError as exc:
-                raise InvalidInput(f"{name}: {exc}") from None
-        if api and isinstance(value, Decimal):
-            if not value.is_finite():
-                raise InvalidInput(f"{name} must be a finite number, got {value}")
-            return _read(name, kind, format(value, "f"), api)
-        if api and isinstance(value, int) and not isinstance(value, bool):
-            return Decimal(value)
-        raise InvalidInput(
-            f'{name} must be a decimal string such as "1.25", got {_describe(value)}'
-        )
+        return _amount(name, value, api)
     if kind is _Kind.TS:
-        if isinstance(value, str):
-            try:
-                return parse_ts(value)
-            except ValueError as exc:
-                raise InvalidInput(f"{name}: {exc}") from None
-        if api and isinstance(value, datetime):
-            if value.tzinfo is None:
-                raise InvalidInput(f"{name} must be an aware datetime (UTC)")
-            return parse_ts(value.isoformat())
-        raise InvalidInput(f"{name} must be an ISO 8601 time string, got {_describe(value)}")
+        return _time(name, value, api)
     if kind is _Kind.BOOL:
         if isinstance(value, bool):
             return value
         raise InvalidInput(f"{name} must be true or false, got {_describe(value)}")
     if kind is _Kind.INT:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise InvalidInput(f"{name} must be an integer, got {_describe(value)}")
+        return _count(name, value)
     raise AssertionError(kind)
 
 
@@ -277,14 +376,9 @@ def parse_record(obj: object, *, api: bool = False) -> Input:
     """Build the domain input a decoded JSON object describes.
 
     ``api=True`` (the Python API) also accepts ``Decimal`` and ``int`` amounts and aware
-    ``datetime`` times; JSON input must use strings, as DESIGN §7 says.
+    ``datetime`` times, within the same limits; JSON input must use strings, as DESIGN §7
+    says. Every limit of docs/format.md ("Limits") is checked here or by the input itself.
     """
-    if type(obj) is dict and not api:
-        quick = _QUICK.get(obj.get("type"))  # type: ignore[arg-type]
-        if quick is not None:
-            item = quick(obj)
-            if item is not None:
-                return item
     if not isinstance(obj, Mapping):
         raise InvalidInput(f"a record must be a JSON object, got {_describe(obj)}")
     kind = obj.get("type")
@@ -295,9 +389,10 @@ def parse_record(obj: object, *, api: bool = False) -> Input:
             f"unknown type {_describe(kind)}; expected one of {', '.join(RECORD_TYPES)}"
         )
     cls, spec = _SPECS[kind]
-    unknown = [key for key in obj if key not in _ALLOWED[kind]]
-    if unknown:
-        raise InvalidInput(f"unknown field {unknown[0]!r} for type {kind}")
+    allowed = _ALLOWED[kind]
+    for key in obj:
+        if key not in allowed:
+            raise InvalidInput(f"unknown field {_field_name(key)} for type {kind}")
     values: dict[str, object] = {}
     for name, field_kind, required in spec:
         value = obj.get(name)
@@ -314,103 +409,328 @@ def parse_record(obj: object, *, api: bool = False) -> Input:
         raise InvalidInput(str(exc)) from None
 
 
-_SIDES = {"BUY": Side.BUY, "SELL": Side.SELL}
-_POSITION_SIDES = {
-    None: None,
-    "BOTH": PositionSide.BOTH,
-    "LONG": PositionSide.LONG,
-    "SHORT": PositionSide.SHORT,
+# -- JSON text ------------------------------------------------------------------------
+#
+# A line is decoded straight into a typed struct of its record type (msgspec checks the
+# JSON types and refuses unknown fields as it reads), then into the domain input. Whatever
+# that fast path does not take -- a malformed line, a wrong type, a bad value, a duplicate
+# field -- goes to the general reader above, which says precisely what is wrong.
+
+_STRUCT_TYPES: dict[object, Any] = {
+    _Kind.ID: str,
+    _Kind.DECIMAL: str,
+    _Kind.TS: str,
+    _Kind.BOOL: bool,
+    _Kind.INT: int,
+    _Kind.TEXT: str,
 }
-_FILL_FIELDS = _ALLOWED["fill"]
 
 
-def _quick_fill(obj: dict[str, Any]) -> Fill | None:
-    """The common, well-formed fill, read fast. None hands the record to the general
-    reader, which gives the precise message when something is wrong."""
-    if not _FILL_FIELDS.issuperset(obj):
-        return None
+def _struct(name: str, spec: tuple[Spec, ...]) -> type[msgspec.Struct]:
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    for field, kind, required in spec:
+        typ = _STRUCT_TYPES.get(kind, str)
+        if required:
+            fields.append((field, typ))
+        else:
+            fields.append((field, Union[typ, None, msgspec.UnsetType], msgspec.UNSET))  # noqa: UP007
+    return msgspec.defstruct(
+        f"{name}_record",
+        fields,
+        tag_field="type",
+        tag=name,
+        forbid_unknown_fields=True,
+        kw_only=True,
+    )
+
+
+_STRUCTS = {name: _struct(name, spec) for name, (_, spec) in _SPECS.items()}
+_typed_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
+    Union[tuple(_STRUCTS.values())]  # noqa: UP007
+)
+_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
+
+_UNSET = msgspec.UNSET
+
+
+def _int_count(value: int) -> int:
+    if MIN_COUNT <= value <= MAX_COUNT:
+        return value
+    raise ValueError(value)
+
+
+def _fast_reader(kind: object) -> Any:
+    """How the fast path reads a field's struct value (None: as it is)."""
+    if kind in _MEMBERS:
+        return partial(_member, _MEMBERS[kind])
+    if kind is _Kind.DECIMAL:
+        return parse_amount
+    if kind is _Kind.TS:
+        return parse_ts
+    if kind is _Kind.INT:
+        return _int_count
+    return None
+
+
+def _converter(cls: type[Any], spec: tuple[Spec, ...]) -> Any:
+    """Struct -> (input, number of '"' its JSON text has): any record type."""
+    readers = tuple((field, _fast_reader(kind)) for field, kind, _ in spec)
+
+    def convert(record: Any) -> tuple[Input, int]:
+        quotes = 4  # "type": "name"
+        values: dict[str, object] = {}
+        for field, read in readers:
+            value = getattr(record, field)
+            if value is _UNSET:
+                continue
+            if value is None:
+                quotes += 2
+                continue
+            quotes += 4 if type(value) is str else 2
+            values[field] = value if read is None else read(value)
+        return cls(**values), quotes
+
+    return convert
+
+
+# Exact or lower-case values; any other spelling goes to the general reader.
+_SIDES = _MEMBERS[Side]
+_POSITION_SIDES = _MEMBERS[PositionSide]
+_INTENTS = _MEMBERS[Intent]
+
+
+def _required_quotes(name: str) -> int:
+    """The '"' of a record's type and required fields (all of them strings)."""
+    spec = _SPECS[name][1]
+    assert all(_STRUCT_TYPES.get(kind, str) is str for _, kind, required in spec if required)
+    return 4 + 4 * sum(required for _, _, required in spec)
+
+
+_FILL_QUOTES = _required_quotes("fill")
+_ORDER_QUOTES = _required_quotes("order")
+
+
+def _optional_quotes(*values: object) -> int:
+    quotes = 0
+    for value in values:
+        if value is not _UNSET:
+            quotes += 2 if value is None or type(value) is bool else 4
+    return quotes
+
+
+def _fill(record: Any) -> tuple[Fill, int]:
+    """:func:`_converter` of a fill, written out: fills are most of every stream."""
+    quotes = _FILL_QUOTES
+    cid = record.client_order_id
+    if cid is _UNSET:
+        cid = None
+    else:
+        quotes += 2 if cid is None else 4
+    strategy = record.strategy
+    if strategy is _UNSET:
+        strategy = None
+    else:
+        quotes += 2 if strategy is None else 4
+    commission = record.commission
+    if commission is _UNSET:
+        commission = ZERO
+    elif commission is None:
+        quotes += 2
+        commission = ZERO
+    else:
+        quotes += 4
+        commission = parse_amount(commission)
+    currency = record.commission_currency
+    if currency is _UNSET:
+        currency = None
+    else:
+        quotes += 2 if currency is None else 4
+    position_side = record.position_side
+    if position_side is _UNSET:
+        position_side = None
+    elif position_side is None:
+        quotes += 2
+    else:
+        quotes += 4
+        position_side = _POSITION_SIDES[position_side]
+    liquidation = record.liquidation
+    if liquidation is not _UNSET:
+        quotes += 2
+    fill = Fill(
+        record.exec_id,
+        record.account,
+        record.instrument,
+        _SIDES[record.side],
+        parse_amount(record.quantity),
+        parse_amount(record.price),
+        parse_ts(record.ts),
+        cid,
+        strategy,
+        commission,
+        currency,
+        position_side,
+        liquidation is True,
+    )
+    return fill, quotes
+
+
+def _order(record: Any) -> tuple[Order, int]:
+    """:func:`_converter` of an order, written out."""
+    position_side, bracket_id, ts = record.position_side, record.bracket_id, record.ts
+    quotes = _ORDER_QUOTES + _optional_quotes(position_side, bracket_id, ts)
+    order = Order(
+        record.client_order_id,
+        record.account,
+        record.strategy,
+        record.instrument,
+        _member(_SIDES, record.side),
+        parse_amount(record.quantity),
+        _member(_INTENTS, record.intent),
+        None
+        if position_side is _UNSET or position_side is None
+        else _member(_POSITION_SIDES, position_side),
+        None if bracket_id is _UNSET else bracket_id,
+        None if ts is _UNSET or ts is None else parse_ts(ts),
+    )
+    return order, quotes
+
+
+_CONVERTERS: dict[type[Any], Any] = {
+    _STRUCTS[name]: _converter(cls, spec) for name, (cls, spec) in _SPECS.items()
+}
+_CONVERTERS[_STRUCTS["fill"]] = _fill
+_CONVERTERS[_STRUCTS["order"]] = _order
+
+
+def _delimiters(text: str) -> int:
+    """How many '"' of a valid JSON text delimit strings: all of them but the escaped."""
+    count = text.count('"')
+    if "\\" in text:
+        count -= text.replace("\\\\", "").count('\\"')
+    return count
+
+
+def parse_text(text: str) -> Input:
+    """Build the domain input one JSON text (a JSONL line) describes, or raise
+    :class:`InvalidInput` saying what is wrong with it."""
     try:
-        exec_id, account, instrument = obj["exec_id"], obj["account"], obj["instrument"]
-        side = _SIDES[obj["side"]]
-        quantity, price, ts = obj["quantity"], obj["price"], obj["ts"]
-        position_side = _POSITION_SIDES[obj.get("position_side")]
-    except (KeyError, TypeError):
-        return None
-    commission = obj.get("commission")
-    liquidation = obj.get("liquidation", False)
-    if not (
-        type(exec_id) is str
-        and type(account) is str
-        and type(instrument) is str
-        and type(quantity) is str
-        and type(price) is str
-        and type(ts) is str
-        and (commission is None or type(commission) is str)
-        and type(liquidation) is bool
-    ):
-        return None
-    optional = (obj.get("client_order_id"), obj.get("strategy"), obj.get("commission_currency"))
-    if any(value is not None and type(value) is not str for value in optional):
-        return None
+        record = _typed_decoder.decode(text)
+        item, quotes = _CONVERTERS[type(record)](record)
+    except (msgspec.DecodeError, ValueError, KeyError, TypeError, RecursionError):
+        pass
+    else:
+        # Every field is a string key and a scalar value: one more '"' than the record's
+        # fields account for means a field was given twice (msgspec keeps the last).
+        if quotes == _delimiters(text):
+            return item  # type: ignore[no-any-return]
+    return parse_record(_decode(text))
+
+
+def _decode(text: str) -> object:
+    """Decode any JSON text, refusing duplicate fields; InvalidInput says what is wrong."""
     try:
-        return Fill(
-            exec_id,
-            account,
-            instrument,
-            side,
-            parse_decimal(quantity),
-            parse_decimal(price),
-            parse_ts(ts),
-            optional[0],
-            optional[1],
-            ZERO if commission is None else parse_decimal(commission),
-            optional[2],
-            position_side,
-            liquidation,
+        obj = _decoder.decode(text)
+    except UnicodeEncodeError as exc:  # a str holding a lone surrogate is not Unicode text
+        raise InvalidInput(
+            f"not valid Unicode text: a lone surrogate U+{ord(text[exc.start]):04X}"
+            f" at character {exc.start + 1}"
+        ) from None
+    except RecursionError:
+        raise InvalidInput(_TOO_DEEP) from None
+    except msgspec.ValidationError:  # valid JSON, but a number no field could hold
+        raise InvalidInput("unreadable JSON: a number out of range") from None
+    except msgspec.DecodeError as exc:
+        lone = _lone_surrogate(text)
+        if lone is not None:
+            escape, at = lone
+            raise InvalidInput(
+                f"malformed JSON: invalid \\u escape: a lone surrogate ({escape} at"
+                f" character {at + 1}); a character beyond U+FFFF is written as a pair"
+                " such as \\ud83d\\ude00"
+            ) from None
+        raise InvalidInput(f"malformed JSON: {exc}") from None
+    if isinstance(obj, (dict, list)):
+        if _depth(obj) > MAX_DEPTH:
+            raise InvalidInput(_TOO_DEEP)
+        if isinstance(obj, dict):
+            _refuse_duplicates(text)
+    return obj
+
+
+MAX_DEPTH = 32
+"""Levels of arrays and objects a line may nest (a record is one flat object)."""
+_TOO_DEEP = f"JSON nested more than {MAX_DEPTH} levels deep"
+
+
+def _depth(obj: object) -> int:
+    """How deep arrays and objects nest in a decoded JSON value."""
+    deepest = 0
+    pending = [(obj, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, list):
+            deepest = max(deepest, depth)
+            if depth <= MAX_DEPTH:
+                pending.extend((item, depth + 1) for item in value)
+    return deepest
+
+
+_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|.)", re.DOTALL)
+
+
+def _lone_surrogate(text: str) -> tuple[str, int] | None:
+    """The first ``\\uXXXX`` escape of a surrogate not paired high-then-low, and where."""
+    high: tuple[str, int, int] | None = None
+    for match in _ESCAPE.finditer(text):
+        code = match.group(1)
+        unit = -1 if code is None else int(code, 16)
+        if high is not None:
+            if match.start() == high[2] and 0xDC00 <= unit <= 0xDFFF:
+                high = None
+                continue
+            return high[0], high[1]
+        if 0xD800 <= unit <= 0xDBFF:
+            high = (match.group(0), match.start(), match.end())
+        elif 0xDC00 <= unit <= 0xDFFF:
+            return match.group(0), match.start()
+    return None if high is None else (high[0], high[1])
+
+
+class _Pairs(list[tuple[str, object]]):
+    """A JSON object as read, its fields in order, duplicates kept."""
+
+
+def _scalar(_: str) -> None:
+    return None
+
+
+def _refuse_duplicates(text: str) -> None:
+    """InvalidInput naming the first field given twice in an object of a JSON text."""
+    try:
+        root = json.loads(
+            text,
+            object_pairs_hook=_Pairs,
+            parse_int=_scalar,
+            parse_float=_scalar,
+            parse_constant=_scalar,
         )
-    except ValueError:
-        return None
-
-
-_INTENTS = {intent.value: intent for intent in Intent}
-_ORDER_FIELDS = _ALLOWED["order"]
-
-
-def _quick_order(obj: dict[str, Any]) -> Order | None:
-    """The common, well-formed order, read fast (see :func:`_quick_fill`)."""
-    if not _ORDER_FIELDS.issuperset(obj):
-        return None
-    try:
-        values = (obj["client_order_id"], obj["account"], obj["strategy"], obj["instrument"])
-        side = _SIDES[obj["side"]]
-        intent = _INTENTS[obj["intent"]]
-        quantity = obj["quantity"]
-        position_side = _POSITION_SIDES[obj.get("position_side")]
-    except (KeyError, TypeError):
-        return None
-    bracket_id, ts = obj.get("bracket_id"), obj.get("ts")
-    if not (
-        all(type(value) is str for value in values)
-        and type(quantity) is str
-        and (bracket_id is None or type(bracket_id) is str)
-        and (ts is None or type(ts) is str)
-    ):
-        return None
-    try:
-        return Order(
-            *values,
-            side,
-            parse_decimal(quantity),
-            intent,
-            position_side,
-            bracket_id,
-            None if ts is None else parse_ts(ts),
-        )
-    except ValueError:
-        return None
-
-
-_QUICK = {"fill": _quick_fill, "order": _quick_order}
+    except (ValueError, RecursionError):  # msgspec read it: nothing more to find here
+        return
+    pending: list[tuple[str, object]] = [("", root)]
+    while pending:
+        path, value = pending.pop(0)
+        if isinstance(value, _Pairs):
+            seen: set[str] = set()
+            for key, item in value:
+                if key in seen:
+                    where = f" in {quote(path)}" if path else ""
+                    raise InvalidInput(f"duplicate field {quote(key)}{where}")
+                seen.add(key)
+                pending.append((f"{path}.{key}" if path else key, item))
+        elif isinstance(value, list):
+            pending.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
 
 
 def _writer(kind: object) -> Any:

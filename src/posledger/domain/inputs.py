@@ -146,8 +146,24 @@ class Halt:
     def __post_init__(self) -> None:
         check_identifier("account", self.account)
         check_identifier("instrument", self.instrument)
-        if self.reason is not None and not self.reason.strip():
-            raise InvalidInput("reason must not be blank")
+        if self.reason is not None:
+            # Free text: at most 1000 characters, none a server refuses (NUL, lone
+            # surrogates) nor any other control character but tab, line feed and carriage
+            # return (docs/format.md, "Limits").
+            if not self.reason.strip():
+                raise InvalidInput("reason must not be blank")
+            if len(self.reason) > 1000:
+                raise InvalidInput(f"reason is longer than 1000 characters ({len(self.reason)})")
+            for at, char in enumerate(self.reason, start=1):
+                if (char < " " and char not in "\t\n\r") or "\x7f" <= char <= "\x9f":
+                    raise InvalidInput(
+                        f"reason has a control character U+{ord(char):04X} at character {at}"
+                    )
+                if "\ud800" <= char <= "\udfff":
+                    raise InvalidInput(
+                        f"reason has a lone surrogate U+{ord(char):04X} at character {at}"
+                        " (not Unicode text)"
+                    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,11 +34,14 @@ __all__ = [
     "PRECISION",
     "ZERO",
     "D",
+    "amount_problem",
     "exact",
     "fmt",
     "fmt_opt",
+    "parse_amount",
     "parse_decimal",
     "q18",
+    "quote",
 ]
 
 MAX_FRACTION_DIGITS = 18
@@ -59,8 +62,6 @@ _CONTEXT = Context(
     traps=[InvalidOperation, DivisionByZero, Overflow],
 )
 
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-
 
 def exact() -> AbstractContextManager[Context]:
     """The decimal context all domain arithmetic runs in.
@@ -75,35 +76,104 @@ def q18(value: Decimal) -> Decimal:
     return value.quantize(_Q18, ROUND_HALF_EVEN)
 
 
-_PLAIN = re.compile(r"-?(\d{1,20})(?:\.(\d{0,18}))?")
+# The amount grammar of input records (docs/format.md, "Limits"): ASCII digits, an optional
+# leading minus, an optional decimal point with digits on both sides; nothing else.
+_AMOUNT = re.compile(r"-?[0-9]{1,20}(?:\.[0-9]{1,18})?")
+_UNBOUNDED = re.compile(r"-?([0-9]+)(?:\.([0-9]+))?")
+# Other spellings :func:`parse_decimal` also reads (code and command-line options).
+_SPELLING = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_EXPONENT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][+-]?[0-9]+")
+
+QUOTED = 64
+"""At most this many characters of an input are quoted in a message."""
+
+
+def quote(text: str) -> str:
+    """``text`` quoted for a message: ``repr`` (which escapes NUL, lone surrogates and every
+    other unprintable character), clipped to :data:`QUOTED` characters."""
+    if len(text) <= QUOTED:
+        return repr(text)
+    return f"{text[:QUOTED]!r}... ({len(text)} characters)"
+
+
+def _too_many(fraction: bool) -> str:
+    if fraction:
+        return f"has more than {MAX_FRACTION_DIGITS} digits after the decimal point"
+    return f"has more than {MAX_INTEGER_DIGITS} digits before the decimal point"
+
+
+@lru_cache(maxsize=8192)
+def parse_amount(text: str) -> Decimal:
+    """Read an amount of an input record: ``-?[0-9]{1,20}(\\.[0-9]{1,18})?``, nothing else.
+
+    No sign ``+``, exponent, spaces, separators, bare decimal point, NaN, Infinity or
+    non-ASCII digit. Raises ``ValueError`` with a message fit for a user. Cached by text:
+    the same prices and quantities come back again and again (a refusal is not cached).
+    """
+    if _AMOUNT.fullmatch(text):
+        return Decimal(text)
+    raise ValueError(f"{quote(text)} {_amount_text_problem(text)}")
+
+
+def _amount_text_problem(text: str) -> str:
+    """Why ``text`` does not follow the amount grammar (it does not)."""
+    match = _UNBOUNDED.fullmatch(text)
+    if match is not None:
+        whole, fraction = match.groups()
+        return _too_many(len(whole) <= MAX_INTEGER_DIGITS and fraction is not None)
+    what = "is not a decimal number"
+    if not text:
+        return what
+    if not text.isascii():
+        return f"{what}: only the ASCII digits 0-9, '-' and '.' may be used"
+    if text != text.strip():
+        return f"{what}: it has surrounding spaces"
+    if _EXPONENT.fullmatch(text):
+        return f"{what} in plain notation: write it without an exponent (1000, not 1e3)"
+    if text.startswith("+"):
+        return f"{what}: write it without a '+' sign"
+    if _SPELLING.fullmatch(text):
+        return f"{what}: the decimal point needs digits on both sides (0.5, not .5)"
+    return what
+
+
+def amount_problem(value: Decimal) -> str | None:
+    """Why a Decimal cannot be stored (not finite, or more than 20 integer or 18 fractional
+    digits once leading and trailing zeros are dropped), or None."""
+    if not value.is_finite():
+        return "is not a finite number"
+    if not value:
+        return None
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    trailing = len(digits) - len(bytes(digits).rstrip(b"\x00"))
+    if -(exponent + trailing) > MAX_FRACTION_DIGITS:
+        return _too_many(True)
+    if value.adjusted() >= MAX_INTEGER_DIGITS:
+        return _too_many(False)
+    return None
 
 
 def parse_decimal(text: str) -> Decimal:
     """Parse a decimal string exactly, refusing what the ledger cannot store.
 
-    Raises ``ValueError`` with a message fit for a user.
+    For amounts written in code and command-line options: besides the grammar of input
+    records (:func:`parse_amount`) it reads a sign ``+``, a bare decimal point (``1.``,
+    ``.5``), an exponent (``1e3``) and zeros beyond the limits (``1.0000000000000000000``);
+    still ASCII only, without spaces. Raises ``ValueError`` with a message fit for a user.
     """
-    if _PLAIN.fullmatch(text):
+    if _AMOUNT.fullmatch(text):
         # The common case: plain notation within 20 integer and 18 fractional digits.
         return Decimal(text)
-    stripped = text.strip()
-    if not _NUMBER.fullmatch(stripped):
-        raise ValueError(f"{text!r} is not a decimal number")
-    value = Decimal(stripped)
+    if not _SPELLING.fullmatch(text):
+        raise ValueError(f"{quote(text)} {_amount_text_problem(text)}")
+    value = Decimal(text)
+    problem = amount_problem(value)
+    if problem is not None:
+        raise ValueError(f"{quote(text)} {problem}")
     if not value:
         return ZERO
-    normal = value.normalize(_CONTEXT)
-    exponent = normal.as_tuple().exponent
-    assert isinstance(exponent, int)
-    if exponent < -MAX_FRACTION_DIGITS:
-        raise ValueError(
-            f"{text!r} has more than {MAX_FRACTION_DIGITS} digits after the decimal point"
-        )
-    if normal.adjusted() >= MAX_INTEGER_DIGITS:
-        raise ValueError(
-            f"{text!r} has more than {MAX_INTEGER_DIGITS} digits before the decimal point"
-        )
-    return normal
+    return value.normalize(_CONTEXT)
 
 
 def D(value: str | int | Decimal) -> Decimal:

@@ -45,8 +45,13 @@ def check_identifier(name: str, value: str) -> None:
         raise InvalidInput(f"{name} must not be empty")
     if len(value) > MAX_IDENTIFIER:
         raise InvalidInput(f"{name} is longer than {MAX_IDENTIFIER} characters")
-    if not value.isprintable() or value != value.strip():
-        raise InvalidInput(f"{name} {value!r} has surrounding spaces or unprintable characters")
+    if value != value.strip():
+        raise InvalidInput(f"{name} {value!r} has surrounding spaces")
+    if not value.isprintable():
+        at, char = next((at, c) for at, c in enumerate(value, start=1) if not c.isprintable())
+        raise InvalidInput(
+            f"{name} {value!r} has an unprintable character U+{ord(char):04X} at character {at}"
+        )
 
 
 def _positive(name: str, value: Decimal | None) -> None:
