@@ -10,7 +10,7 @@ from ..domain.inputs import Input
 from ..domain.refdata import InvalidInput
 from .records import parse_text
 
-__all__ = ["MAX_LINE", "Line", "parse_line", "read_lines"]
+__all__ = ["MAX_LINE", "Line", "parse_line", "read_lines", "storable"]
 
 MAX_LINE = 65_536
 """Characters a line may have (the longest valid record is far shorter)."""
@@ -50,7 +50,7 @@ def _text(raw: str | bytes) -> tuple[str, str | None]:
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
-def _storable(text: str) -> str:
+def storable(text: str) -> str:
     """A refused line as it can be kept: cut at MAX_LINE, NUL and lone surrogates
     replaced by U+FFFD."""
     return _UNSTORABLE.sub("\ufffd", text[:MAX_LINE])
@@ -70,9 +70,9 @@ def read_lines(lines: Iterable[str | bytes]) -> Iterator[Line]:
         if not text.strip():
             continue
         if problem is not None:
-            yield Line(number, _storable(text), None, problem)
+            yield Line(number, storable(text), None, problem)
             continue
         try:
             yield Line(number, text, parse_line(text), None)
         except InvalidInput as exc:
-            yield Line(number, _storable(text), None, str(exc))
+            yield Line(number, storable(text), None, str(exc))

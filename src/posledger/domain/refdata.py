@@ -33,6 +33,8 @@ __all__ = [
 ]
 
 MAX_IDENTIFIER = 128
+MAX_COUNT = 2**31 - 1
+"""The largest count the ledger stores (a 32-bit column): ``max_open_slots``."""
 
 
 def plain_identifier(value: str) -> bool:
@@ -162,8 +164,10 @@ class Strategy:
         check_identifier("strategy", self.strategy)
         if self.strategy == EXTERNAL:
             raise InvalidInput(f"{EXTERNAL} is reserved for fills nobody owns")
-        if self.max_open_slots is not None and self.max_open_slots < 1:
-            raise InvalidInput(f"max_open_slots must be at least 1, got {self.max_open_slots}")
+        if self.max_open_slots is not None and not 1 <= self.max_open_slots <= MAX_COUNT:
+            raise InvalidInput(
+                f"max_open_slots must be from 1 to {MAX_COUNT}, got {self.max_open_slots}"
+            )
 
 
 @dataclass(frozen=True, slots=True)

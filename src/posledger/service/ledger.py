@@ -11,6 +11,7 @@ back (:mod:`.queries`); replay re-applies the journal through the same handlers
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import secrets
 import time
@@ -21,10 +22,8 @@ from itertools import islice
 from types import TracebackType
 from typing import Any, TypeVar
 
-import msgspec
-
-from ..adapters.jsonl import Line, read_lines
-from ..adapters.records import encode, parse_record, to_record
+from ..adapters.jsonl import Line, read_lines, storable
+from ..adapters.records import encode, parse_record, record_type, to_record
 from ..domain.enums import ReconcilePolicy
 from ..domain.inputs import Fill, Halt, Input, Mark, Resume, Transfer
 from ..domain.numbers import exact
@@ -257,10 +256,12 @@ class Ledger:
         self, uow: UnitOfWork, raw: str, reason: str, source: str | None, line_no: int | None
     ) -> None:
         """Keep a refused input for review (once: the same refusal again is not stored)."""
-        reason = _clip(reason, MAX_REASON) or ""
+        raw = storable(raw)
+        reason = storable(_clip(reason, MAX_REASON) or "")
+        shown = _clip(source, MAX_SOURCE, keep_end=True)
         rejected = Rejected(
             self._clock(),
-            _clip(source, MAX_SOURCE, keep_end=True),
+            None if shown is None else storable(shown),
             line_no,
             raw,
             reason,
@@ -271,8 +272,22 @@ class Ledger:
     # -- writing ----------------------------------------------------------------------
 
     def apply(self, item: Input) -> Outcome:
-        """Apply one input (a value of :mod:`posledger.domain`) in its own transaction."""
-        return self._transact(lambda uow: self._decide(uow, item, None, None, None))
+        """Apply one input (a value of :mod:`posledger.domain`) in its own transaction.
+
+        It is checked as a JSONL line would be (docs/format.md, Limits) first."""
+        try:
+            checked = parse_record(to_record(item))
+        except (InvalidInput, ValueError, OverflowError) as exc:
+            kind, key = record_type(item), handlers.describe(item)
+            return self._refuse(repr(item), str(exc), kind, key)
+        return self._transact(lambda uow: self._decide(uow, checked, None, None, None))
+
+    def _refuse(self, raw: str, reason: str, kind: str, key: str | None) -> Outcome:
+        def refuse(uow: UnitOfWork) -> Outcome:
+            self._keep(uow, raw, reason, None, None)
+            return Outcome("rejected", kind, key, reason)
+
+        return self._transact(refuse)
 
     def register_account(self, **fields: Any) -> Outcome:
         """Fields of DESIGN §7 ``account``: account, venue, mode, position_mode, [lot_method]."""
@@ -318,17 +333,10 @@ class Ledger:
         try:
             item = parse_record(data, api=True)
         except InvalidInput as exc:
-            raw = msgspec.json.encode(data, enc_hook=str).decode()
-            reason = str(exc)
+            raw = json.dumps(data, default=str, ensure_ascii=False)
             key = fields.get(_KEY_FIELD[kind])
-            shown = None if key is None else str(key)
-
-            def refuse(uow: UnitOfWork) -> Outcome:
-                self._keep(uow, raw, reason, None, None)
-                return Outcome("rejected", kind, shown, reason)
-
-            return self._transact(refuse)
-        return self.apply(item)
+            return self._refuse(raw, str(exc), kind, None if key is None else str(key))
+        return self._transact(lambda uow: self._decide(uow, item, None, None, None))
 
     def check_order(self, **fields: Any) -> OrderCheck:
         """Would registering this order (DESIGN §7 ``order`` fields) be allowed now?

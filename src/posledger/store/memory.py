@@ -28,7 +28,17 @@ from ..domain.enums import OrderStatus
 from ..domain.numbers import ZERO
 from ..domain.positions import SlotKey
 from ..domain.refdata import Account, Instrument, Order, Strategy
-from ..ports import RETRY, CommandRow, DoctorReport, Reads, Seen, Store, UnitOfWork
+from ..ports import (
+    RETRY,
+    CommandRow,
+    DoctorReport,
+    Filters,
+    JournalRow,
+    Reads,
+    Seen,
+    Store,
+    UnitOfWork,
+)
 from . import codec
 from . import schema as s
 from .codec import COLUMNS, KEYED, Row, command_row
@@ -96,7 +106,7 @@ class MemoryStore(Store):
         return MemoryUnitOfWork(self, replay=True)
 
     def reads(self) -> Reads:
-        return self._materialized()
+        return _Reads(self)
 
     @contextmanager
     def snapshot(self) -> Iterator[Reads]:
@@ -446,3 +456,57 @@ class MemoryUnitOfWork(StagingUnitOfWork):
         )
         self._outbox[command.command_id] = settled
         return settled
+
+
+class _Reads(Reads):
+    """Reads of a memory store: each over the rows as they are when it is asked."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+
+    def _now(self) -> SqlReads:
+        return self.store._materialized()
+
+    def slots(self, filters: Filters, include_flat: bool) -> list[dict[str, Any]]:
+        return self._now().slots(filters, include_flat)
+
+    def trades(self, filters: Filters, status: str | None = None) -> list[dict[str, Any]]:
+        return self._now().trades(filters, status)
+
+    def trade_fills(self, trade_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+        return self._now().trade_fills(trade_ids)
+
+    def rejected(self) -> list[dict[str, Any]]:
+        return self._now().rejected()
+
+    def anomalies(self, filters: Filters) -> list[dict[str, Any]]:
+        return self._now().anomalies(filters)
+
+    def halts(self, filters: Filters) -> list[dict[str, Any]]:
+        return self._now().halts(filters)
+
+    def transfers(self, filters: Filters) -> list[dict[str, Any]]:
+        return self._now().transfers(filters)
+
+    def reconciliation_checks(
+        self, filters: Filters, run: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        return self._now().reconciliation_checks(filters, run, limit)
+
+    def journal(self, after_seq: int = 0, limit: int | None = None) -> list[JournalRow]:
+        return self._now().journal(after_seq, limit)
+
+    def commands(self, status: str | None = None, limit: int | None = None) -> list[CommandRow]:
+        return self._now().commands(status, limit)
+
+    def projections(self) -> dict[str, tuple[str, ...]]:
+        return self._now().projections()
+
+    def counts(self) -> dict[str, int]:
+        return self._now().counts()
+
+    def table(self, name: str) -> Iterator[dict[str, Any]]:
+        return self._now().table(name)
+
+    def invariant_problems(self) -> list[str]:
+        return self._now().invariant_problems()
