@@ -1,6 +1,6 @@
-"""The benchmark's workloads: one netting slot of a future, and a realistic JSONL session.
+"""The benchmark's inputs: one netting slot of a future, and a realistic JSONL session.
 
-Every workload is generated from a fixed seed, so every run measures the same inputs.
+Every workload comes from a fixed seed, so every run measures the same inputs.
 """
 
 from __future__ import annotations
@@ -9,20 +9,21 @@ import itertools
 import json
 import random
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from posledger.domain.enums import Side
 from posledger.domain.inputs import Fill
 
-_START = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
-_START_NS = int(_START.timestamp()) * 1_000_000_000
+START_NS = int(datetime(2026, 3, 2, 14, 30, tzinfo=UTC).timestamp()) * 1_000_000_000
 
 
 def iso(ns: int) -> str:
-    """ISO 8601 UTC text with milliseconds for nanoseconds since the epoch (ms-aligned)."""
+    """ISO 8601 UTC text with milliseconds for nanoseconds since the epoch."""
     when = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
@@ -35,7 +36,7 @@ def jsonl(record: dict[str, Any]) -> str:
     return json.dumps(record, separators=(",", ":"))
 
 
-# -- workloads ----------------------------------------------------------------------------
+# -- one slot -----------------------------------------------------------------------------
 
 ACCOUNT = "SIM-4821"
 INSTRUMENT = "MESH6.CME"
@@ -74,6 +75,8 @@ class SlotFill:
     quantity: int
     price: Decimal
     ts: int
+    held: int
+    """The slot's position after this fill."""
 
     @property
     def commission(self) -> Decimal:
@@ -85,25 +88,43 @@ def one_slot_fills(count: int, seed: int, prefix: str) -> list[SlotFill]:
 
     Each fill moves the slot to a random target position in -5..5 other than where it is:
     on the same side or flat four times in five, anywhere (a flip when the sign changes)
-    otherwise. So the slot opens, increases, reduces, closes and sometimes flips, and buys
-    and sells mostly alternate. Prices walk in ticks of 0.25 around 6850.
+    otherwise. So the slot opens, increases, reduces, closes and sometimes flips. Prices
+    walk in ticks of 0.25 around 6850.
     """
     rng = random.Random(seed)
-    targets = range(-5, 6)
-    held = 0
-    ticks = 27_400
-    ts = _START_NS
+    held, ticks, ts = 0, 27_400, START_NS
     out: list[SlotFill] = []
     for n in range(count):
         same_side = held and rng.random() < 0.8
-        target = rng.choice([t for t in targets if t != held and (not same_side or t * held >= 0)])
+        target = rng.choice(
+            [t for t in range(-5, 6) if t != held and (not same_side or t * held >= 0)]
+        )
         side = Side.BUY if target > held else Side.SELL
         quantity = abs(target - held)
         held = target
         ticks = max(4, ticks + rng.randint(-4, 4))
         ts += rng.randint(1, 2_000) * 1_000_000
-        out.append(SlotFill(f"{prefix}-{n}", side, quantity, ticks * TICK, ts))
+        out.append(SlotFill(f"{prefix}-{n}", side, quantity, ticks * TICK, ts, held))
     return out
+
+
+def slot_mix(fills: list[SlotFill]) -> str:
+    """What the fills do to the slot, in shares: open, increase, reduce, close, flip."""
+    roles: Counter[str] = Counter()
+    before = 0
+    for f in fills:
+        after = f.held
+        if before == 0:
+            roles["open"] += 1
+        elif after == 0:
+            roles["close"] += 1
+        elif after * before < 0:
+            roles["flip"] += 1
+        else:
+            roles["increase" if abs(after) > abs(before) else "reduce"] += 1
+        before = after
+    names = ("open", "increase", "reduce", "close", "flip")
+    return ", ".join(f"{name} {roles[name] / len(fills):.0%}" for name in names)
 
 
 def as_fill(f: SlotFill) -> Fill:
@@ -122,6 +143,7 @@ def as_fill(f: SlotFill) -> Fill:
 
 
 def as_fields(f: SlotFill) -> dict[str, Any]:
+    """The keyword arguments of ``Ledger.apply_fill`` for this fill."""
     return {
         "exec_id": f.exec_id,
         "account": ACCOUNT,
@@ -138,6 +160,9 @@ def as_fields(f: SlotFill) -> dict[str, Any]:
 
 def as_line(f: SlotFill) -> str:
     return jsonl({"type": "fill", **as_fields(f)})
+
+
+# -- a realistic session ------------------------------------------------------------------
 
 
 @dataclass
@@ -164,20 +189,35 @@ class _Strat:
 
 @dataclass
 class Session:
-    lines: list[str]
+    """A session written to a JSONL file, and what is in it."""
+
+    path: Path
+    lines: int
     fills: int
     orders: int
     marks: int
     refdata: int
-    strategies: int
+    size: int  # bytes
 
 
-def realistic_session(fills: int, seed: int) -> Session:
+def write_session(path: Path, fills: int, seed: int) -> Session:
+    """Write a realistic trading session to ``path`` (see ``session_lines``)."""
+    counts: Counter[str] = Counter()
+    with path.open("w", encoding="utf-8") as out:
+        for line in session_lines(fills, seed, counts):
+            out.write(line + "\n")
+    fills, orders, marks, refdata = (counts[k] for k in ("fill", "order", "mark", "refdata"))
+    return Session(path, counts.total(), fills, orders, marks, refdata, path.stat().st_size)
+
+
+def session_lines(fills: int, seed: int, counts: Counter[str]) -> Iterator[str]:
     """A JSONL trading session: two accounts (netting CME, hedge Binance), three instruments,
     six strategies; every fill belongs to a registered order with an intent (entry, exit,
     take_profit, stop_loss), orders fill in one to three parts, commissions on every fill,
-    a mark every 50 fills. Slots open, increase, reduce, close and (netting) flip."""
+    a mark every 50 fills. Slots open, increase, reduce, close and (netting) flip.
+    ``counts`` is told how many lines of each type were yielded."""
     rng = random.Random(seed)
+    future = REFDATA_ONE_SLOT[1]
     refdata: list[dict[str, Any]] = [
         REFDATA_ONE_SLOT[0],
         {
@@ -187,17 +227,8 @@ def realistic_session(fills: int, seed: int) -> Session:
             "mode": "LIVE",
             "position_mode": "hedge",
         },
-        REFDATA_ONE_SLOT[1],
-        {
-            "type": "instrument",
-            "instrument": "MNQH6.CME",
-            "kind": "future",
-            "multiplier": "2",
-            "tick_size": "0.25",
-            "lot_size": "1",
-            "quote_currency": "USD",
-            "settlement_currency": "USD",
-        },
+        future,
+        future | {"instrument": "MNQH6.CME", "multiplier": "2"},
         {
             "type": "instrument",
             "instrument": "BTCUSDT-PERP.BINANCE",
@@ -210,31 +241,17 @@ def realistic_session(fills: int, seed: int) -> Session:
             "settlement_currency": "USDT",
         },
     ]
+    one, thousandth = Decimal(1), Decimal("0.001")
     mes = _Instr(
-        INSTRUMENT, "cme", ACCOUNT, TICK, Decimal(1), (1, 4), Decimal("6850"), "USD", MES_COMMISSION
+        INSTRUMENT, "cme", ACCOUNT, TICK, one, (1, 4), Decimal(6850), "USD", MES_COMMISSION
     )
     mnq = _Instr(
-        "MNQH6.CME",
-        "cme",
-        ACCOUNT,
-        TICK,
-        Decimal(1),
-        (1, 6),
-        Decimal("24100"),
-        "USD",
-        Decimal("0.62"),
+        "MNQH6.CME", "cme", ACCOUNT, TICK, one, (1, 6), Decimal(24100), "USD", MES_COMMISSION
     )
     btc = _Instr(
-        "BTCUSDT-PERP.BINANCE",
-        "bn",
-        "BN-UM-01",
-        Decimal("0.1"),
-        Decimal("0.001"),
-        (1, 50),
-        Decimal("91250"),
-        "USDT",
-        None,
-    )
+        "BTCUSDT-PERP.BINANCE", "bn", "BN-UM-01", Decimal("0.1"), thousandth, (1, 50),
+        Decimal(91250), "USDT", None,
+    )  # fmt: skip
     strategies = [
         _Strat("mes-orb-01", mes, None),
         _Strat("mes-mr-02", mes, None),
@@ -243,11 +260,11 @@ def realistic_session(fills: int, seed: int) -> Session:
         _Strat("btc-fade", btc, "SHORT"),
         _Strat("btc-scalp", btc, "LONG"),
     ]
-    for st in strategies:
-        refdata.append({"type": "strategy", "strategy": st.name})
-    lines = [jsonl(r) for r in refdata]
-    ts = _START_NS
-    counts = Counter[str]()
+    refdata += [{"type": "strategy", "strategy": st.name} for st in strategies]
+    for record in refdata:
+        counts["refdata"] += 1
+        yield jsonl(record)
+    ts = START_NS
     exits = ("exit", "take_profit", "stop_loss")
 
     def lots(instr: _Instr) -> Decimal:
@@ -255,15 +272,13 @@ def realistic_session(fills: int, seed: int) -> Session:
 
     while counts["fill"] < fills:
         st = rng.choice(strategies)
-        instr = st.instr
-        held = st.held
-        long_side = "BUY" if st.hedge_side in (None, "LONG") else "SELL"
+        instr, held = st.instr, st.held
         if not held:
+            long_side = "BUY" if st.hedge_side in (None, "LONG") else "SELL"
             side = long_side if st.hedge_side else rng.choice(("BUY", "SELL"))
             quantity, intent = lots(instr), "entry"
         else:
-            grow = "BUY" if held > 0 else "SELL"
-            shrink = "SELL" if held > 0 else "BUY"
+            grow, shrink = ("BUY", "SELL") if held > 0 else ("SELL", "BUY")
             r = rng.random()
             if r < 0.25:
                 side, quantity, intent = grow, lots(instr), "entry"
@@ -290,10 +305,10 @@ def realistic_session(fills: int, seed: int) -> Session:
         if st.hedge_side:
             order["position_side"] = st.hedge_side
         order["ts"] = iso(ts)
-        lines.append(jsonl(order))
-        parts = min(rng.randint(1, 3), int(quantity / instr.lot))
-        cuts = sorted(rng.sample(range(1, int(quantity / instr.lot)), parts - 1))
-        bounds = [0, *cuts, int(quantity / instr.lot)]
+        yield jsonl(order)
+        steps = int(quantity / instr.lot)
+        parts = min(rng.randint(1, 3), steps)
+        bounds = [0, *sorted(rng.sample(range(1, steps), parts - 1)), steps]
         for low, high in itertools.pairwise(bounds):
             size = (high - low) * instr.lot
             instr.price = max(instr.tick, instr.price + rng.randint(-6, 6) * instr.tick)
@@ -303,57 +318,26 @@ def realistic_session(fills: int, seed: int) -> Session:
             else:
                 commission = (instr.price * size * instr.rate).quantize(Decimal("0.00000001"))
             counts["fill"] += 1
-            lines.append(
-                jsonl(
-                    {
-                        "type": "fill",
-                        "exec_id": f"{instr.venue_prefix}-{counts['fill']}",
-                        "account": instr.account,
-                        "instrument": instr.name,
-                        "side": side,
-                        "quantity": dec(size),
-                        "price": dec(instr.price),
-                        "ts": iso(ts),
-                        "client_order_id": cid,
-                        "commission": dec(commission),
-                        "commission_currency": instr.currency,
-                    }
-                )
+            yield jsonl(
+                {
+                    "type": "fill",
+                    "exec_id": f"{instr.venue_prefix}-{counts['fill']}",
+                    "account": instr.account,
+                    "instrument": instr.name,
+                    "side": side,
+                    "quantity": dec(size),
+                    "price": dec(instr.price),
+                    "ts": iso(ts),
+                    "client_order_id": cid,
+                    "commission": dec(commission),
+                    "commission_currency": instr.currency,
+                }
             )
             st.held += size if side == "BUY" else -size
             if counts["fill"] % 50 == 0:
                 counts["mark"] += 1
                 marked = rng.choice((mes, mnq, btc))
-                lines.append(
-                    jsonl(
-                        {
-                            "type": "mark",
-                            "instrument": marked.name,
-                            "price": dec(marked.price),
-                            "ts": iso(ts),
-                        }
-                    )
-                )
+                mark = {"type": "mark", "instrument": marked.name, "price": dec(marked.price)}
+                yield jsonl(mark | {"ts": iso(ts)})
             if counts["fill"] >= fills:
                 break
-    return Session(
-        lines, counts["fill"], counts["order"], counts["mark"], len(refdata), len(strategies)
-    )
-
-
-# -- concurrent writers -------------------------------------------------------------------
-
-
-def future_refdata(instrument: str) -> dict[str, Any]:
-    """An instrument record like REFDATA_ONE_SLOT's (a future with multiplier 5)."""
-    return {**REFDATA_ONE_SLOT[1], "instrument": instrument}
-
-
-def writer_lines(count: int, seed: int, prefix: str, instrument: str, strategy: str) -> list[str]:
-    """One writer's JSONL fills: the one-slot workload on ``instrument`` for ``strategy``
-    (on the netting account ACCOUNT), exec ids starting with ``prefix``."""
-    lines = []
-    for f in one_slot_fills(count, seed, prefix):
-        fields = {**as_fields(f), "instrument": instrument, "strategy": strategy}
-        lines.append(jsonl({"type": "fill", **fields}))
-    return lines
