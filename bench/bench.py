@@ -45,6 +45,7 @@ import sqlalchemy
 import posledger
 from posledger.domain.book import Book
 from posledger.domain.decide import decide_fill
+from posledger.domain.decisions import Rejection
 from posledger.domain.enums import Kind, Mode, PositionMode
 from posledger.domain.inputs import Fill
 from posledger.domain.numbers import exact
@@ -66,13 +67,6 @@ from workloads import (
     slot_mix,
     write_session,
 )
-
-# The decision classes are moving from posledger.domain.events to posledger.domain.decisions.
-# This is the one place that knows: drop the fallback once the rename has landed.
-try:
-    from posledger.domain.decisions import Rejection  # type: ignore[import-not-found]
-except ImportError:
-    from posledger.domain.events import Rejection
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
