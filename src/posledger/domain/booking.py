@@ -32,7 +32,7 @@ from .enums import (
     Role,
     Source,
 )
-from .numbers import ZERO, fmt, q18
+from .numbers import MAX_INTEGER_DIGITS, ZERO, fmt, minus, q18
 from .positions import (
     Lot,
     Slot,
@@ -41,7 +41,6 @@ from .positions import (
     out_of_range,
     pnl,
     realized_return,
-    trade_out_of_range,
     weighted_average,
 )
 from .refdata import Account, Instrument
@@ -227,62 +226,47 @@ POLICIES: Mapping[LotMethod, LotPolicy] = MappingProxyType(
 # -- trades being changed ----------------------------------------------------------------
 
 
-class _Draft:
-    """A trade as one booking changes it; :meth:`freeze` gives the immutable :class:`Trade`."""
-
-    __slots__ = (
-        "avg_entry",
-        "avg_exit",
-        "close_reason",
-        "closed_at",
-        "commissions",
-        "entry_quantity",
-        "exit_quantity",
-        "gross_realized",
-        "origin",
-        "peak_quantity",
-        "quantity",
-        "realized_return",
+def _changed(
+    trade: Trade,
+    quantity: Decimal,
+    peak: Decimal,
+    avg_entry: Decimal,
+    entry_quantity: Decimal,
+    avg_exit: Decimal | None,
+    exit_quantity: Decimal,
+    gross_realized: Decimal,
+    commissions: Mapping[str, Decimal],
+    realized_return: Decimal | None,
+    closed_at: int | None,
+    close_reason: CloseReason | None,
+) -> Trade:
+    """``trade`` with what a booking step changes (all of it, positionally: this runs for
+    every fill)."""
+    return Trade(
+        trade.trade_id,
+        trade.key,
+        trade.direction,
+        trade.opened_at,
+        trade.pnl_currency,
+        quantity,
+        peak,
+        avg_entry,
+        entry_quantity,
+        avg_exit,
+        exit_quantity,
+        gross_realized,
+        commissions,
+        realized_return,
+        closed_at,
+        close_reason,
+        trade.mae,
+        trade.mfe,
+        trade.mae_price,
+        trade.mfe_price,
     )
 
-    def __init__(self, origin: Trade) -> None:
-        self.origin = origin
-        self.quantity = origin.quantity
-        self.peak_quantity = origin.peak_quantity
-        self.avg_entry = origin.avg_entry
-        self.entry_quantity = origin.entry_quantity
-        self.avg_exit = origin.avg_exit
-        self.exit_quantity = origin.exit_quantity
-        self.gross_realized = origin.gross_realized
-        self.commissions = dict(origin.commissions)
-        self.realized_return = origin.realized_return
-        self.closed_at = origin.closed_at
-        self.close_reason = origin.close_reason
 
-    def freeze(self) -> Trade:
-        o = self.origin
-        return Trade(
-            o.trade_id,
-            o.key,
-            o.direction,
-            o.opened_at,
-            o.pnl_currency,
-            self.quantity,
-            self.peak_quantity,
-            self.avg_entry,
-            self.entry_quantity,
-            self.avg_exit,
-            self.exit_quantity,
-            self.gross_realized,
-            MappingProxyType(self.commissions),
-            self.realized_return,
-            self.closed_at,
-            self.close_reason,
-            o.mae,
-            o.mfe,
-            o.mae_price,
-            o.mfe_price,
-        )
+_LIMIT = Decimal(10) ** MAX_INTEGER_DIGITS
 
 
 # -- the booking -------------------------------------------------------------------------
@@ -325,12 +309,14 @@ class Booking:
         self.hedge = account.hedge
         self.policy = POLICIES[account.lot_method]
         self._slots: dict[SlotKey, Slot] = {}
-        self._drafts: dict[int, _Draft] = {}
-        self._new: dict[int, Trade] = {}
-        """Trades opened by this booking, as opened (their draft holds what came after)."""
+        self._trades: dict[int, Trade] = {}
+        self._peaks: dict[int, Decimal] = {}
+        """Each touched trade's peak before this booking (zero for one it opened)."""
         self.legs: list[Leg] = []
         self.anomalies: list[Anomaly] = []
         self.opened: list[int] = []
+        self.too_large: str | None = None
+        """Why an amount this booking computed cannot be stored (see :meth:`_check`)."""
 
     # -- results --------------------------------------------------------------------
 
@@ -350,36 +336,14 @@ class Booking:
         base-currency commission is taken before the peak is read). A trade opened and
         closed by one booking (EXTERNAL quantity a reconciliation books and hands on to a
         strategy in the same check) keeps what it opened with."""
-        out = []
-        for trade_id, draft in self._drafts.items():
-            new = trade_id in self._new
-            if not (new and draft.closed_at is not None):
-                before = ZERO if new else draft.origin.peak_quantity
-                draft.peak_quantity = max(before, draft.quantity)
-            out.append(draft.freeze())
-        return tuple(out)
+        return tuple(self._trades.values())
 
-    def out_of_range(self, trades: tuple[Trade, ...]) -> str | None:
-        """Why what this booking computed cannot be stored (an amount beyond the digits the
-        ledger keeps: a realized P&L, an average, a quantity), or None."""
-        for leg in self.legs:
-            key = leg.key
-            problem = out_of_range(f"the quantity of {key.strategy}'s slot change", leg.delta)
-            problem = problem or out_of_range(f"the realized P&L of {key.strategy}", leg.realized)
-            if problem is not None:
-                return problem
-        for slot in self._slots.values():
-            problem = out_of_range(f"{slot.key.strategy}'s position", slot.quantity)
-            problem = problem or out_of_range(
-                f"{slot.key.strategy}'s average entry", slot.avg_entry
-            )
-            if problem is not None:
-                return problem
-        for trade in trades:
-            problem = trade_out_of_range(trade)
-            if problem is not None:
-                return problem
-        return None
+    def _check(self, value: Decimal, what: str, trade_id: int) -> None:
+        """Note ``value`` (the ``what`` of a trade) if it has more integer digits than the
+        ledger stores: inputs are checked when they are read, but their sums and products
+        (a quantity entered, a realized P&L, a return) can outgrow what the inputs fit in."""
+        if (value >= _LIMIT or value <= -_LIMIT) and self.too_large is None:
+            self.too_large = out_of_range(f"the {what} of trade {trade_id}", value)
 
     # -- routing: who may take which part -------------------------------------------
 
@@ -477,16 +441,20 @@ class Booking:
             return sign * rest, remaining
         return self.move(key, sign * rest, remaining, routing, adjustment, flip=True)
 
-    def _draft(self, trade_id: int | None) -> _Draft:
+    def _trade(self, trade_id: int | None) -> Trade:
+        """The trade as this booking has left it so far."""
         assert trade_id is not None
-        draft = self._drafts.get(trade_id)
-        if draft is None:
-            draft = self._drafts[trade_id] = _Draft(self.book.open_trades[trade_id])
-        return draft
+        trade = self._trades.get(trade_id)
+        if trade is None:
+            trade = self.book.open_trades[trade_id]
+            self._peaks[trade_id] = trade.peak_quantity
+        return trade
 
-    def _commission(self, draft: _Draft, amount: Decimal) -> None:
-        totals = draft.commissions
-        totals[self.currency] = totals.get(self.currency, ZERO) + amount
+    def _commissions(self, trade: Trade, amount: Decimal) -> Mapping[str, Decimal]:
+        totals = dict(trade.commissions)
+        total = totals[self.currency] = totals.get(self.currency, ZERO) + amount
+        self._check(total, "commissions", trade.trade_id)
+        return MappingProxyType(totals)
 
     def _leg(
         self,
@@ -521,7 +489,8 @@ class Booking:
         size = abs(delta)
         trade_id = self.new_trade_id()
         self.opened.append(trade_id)
-        trade = Trade(
+        self._peaks[trade_id] = ZERO
+        self._trades[trade_id] = Trade(
             trade_id,
             key,
             Direction.LONG if delta > 0 else Direction.SHORT,
@@ -533,8 +502,6 @@ class Booking:
             size,
             commissions=MappingProxyType({self.currency: commission}),
         )
-        self._new[trade_id] = trade
-        self._drafts[trade_id] = _Draft(trade)
         self._slots[key] = Slot(key, delta, price, self.policy.opened(size, price), trade_id, price)
         self._leg(
             key, trade_id, Role.FLIP if flip else Role.OPEN, delta, commission, ZERO, adjustment
@@ -543,19 +510,31 @@ class Booking:
     def _increase(self, slot: Slot, delta: Decimal, commission: Decimal, adjustment: bool) -> None:
         price = self.price
         size = abs(delta)
-        draft = self._draft(slot.trade_id)
+        trade = self._trade(slot.trade_id)
         avg, lots = self.policy.increased(slot, size, price, adjustment)
+        avg_entry, entered = trade.avg_entry, trade.entry_quantity
         if not adjustment:
-            draft.avg_entry = self.policy.trade_average(
-                draft.avg_entry, draft.entry_quantity, avg, price, size
-            )
-            draft.entry_quantity += size
-        draft.quantity += size
-        self._commission(draft, commission)
+            avg_entry = self.policy.trade_average(avg_entry, entered, avg, price, size)
+            entered += size
+        quantity = trade.quantity + size
+        self._check(entered, "quantity", trade.trade_id)
+        self._trades[trade.trade_id] = _changed(
+            trade,
+            quantity,
+            max(self._peaks[trade.trade_id], quantity),
+            avg_entry,
+            entered,
+            trade.avg_exit,
+            trade.exit_quantity,
+            trade.gross_realized,
+            self._commissions(trade, commission),
+            trade.realized_return,
+            trade.closed_at,
+            trade.close_reason,
+        )
         key = slot.key
         self._slots[key] = Slot(key, slot.quantity + delta, avg, lots, slot.trade_id, price)
-        assert slot.trade_id is not None
-        self._leg(key, slot.trade_id, Role.INCREASE, delta, commission, ZERO, adjustment)
+        self._leg(key, trade.trade_id, Role.INCREASE, delta, commission, ZERO, adjustment)
 
     def _reduce(
         self, slot: Slot, delta: Decimal, commission: Decimal, adjustment: bool, crossing: bool
@@ -563,32 +542,51 @@ class Booking:
         price = self.price
         size = abs(delta)
         sign = 1 if slot.quantity > 0 else -1
-        draft = self._draft(slot.trade_id)
+        trade = self._trade(slot.trade_id)
         realized, avg, lots = self.policy.reduced(slot, size, price, adjustment, self.instrument)
         quantity = slot.quantity + delta
-        draft.quantity -= size
-        draft.gross_realized += realized
-        self._commission(draft, commission)
+        gross = trade.gross_realized + realized
+        self._check(gross, "gross realized P&L", trade.trade_id)
+        avg_exit, exits, returned = trade.avg_exit, trade.exit_quantity, trade.realized_return
         if not adjustment:
-            exits = draft.exit_quantity
-            draft.avg_exit = (
-                price
-                if draft.avg_exit is None
-                else weighted_average(draft.avg_exit, exits, price, size)
-            )
-            draft.exit_quantity = exits + size
-            draft.realized_return = realized_return(draft.avg_entry, draft.avg_exit, sign)
+            avg_exit = price if avg_exit is None else weighted_average(avg_exit, exits, price, size)
+            exits += size
+            returned = realized_return(trade.avg_entry, avg_exit, sign)
+            if returned is not None:
+                self._check(returned, "return", trade.trade_id)
+        closed_at, reason = trade.closed_at, trade.close_reason
+        remaining = trade.quantity - size
+        peak = max(self._peaks[trade.trade_id], remaining)
         if quantity:
             role = Role.REDUCE
         else:
             role = Role.FLIP if crossing else Role.CLOSE
-            # A trade never closes before it opened (DESIGN §5, docs/accounting.md).
-            draft.closed_at = max(self.ts, draft.origin.opened_at)
-            draft.close_reason = self._close_reason(crossing)
+            # A trade never closes before it opened (docs/accounting.md).
+            closed_at = max(self.ts, trade.opened_at)
+            reason = self._close_reason(crossing)
+            if not self._peaks[trade.trade_id]:
+                peak = trade.peak_quantity  # opened and closed here: keeps what it opened with
+        commissions = self._commissions(trade, commission)
+        self._trades[trade.trade_id] = _changed(
+            trade,
+            remaining,
+            peak,
+            trade.avg_entry,
+            trade.entry_quantity,
+            avg_exit,
+            exits,
+            gross,
+            commissions,
+            returned,
+            closed_at,
+            reason,
+        )
+        self._check(
+            minus(gross, commissions.get(trade.pnl_currency, ZERO)), "realized P&L", trade.trade_id
+        )
         key = slot.key
         self._slots[key] = Slot(key, quantity, avg, lots, slot.trade_id, price)
-        assert slot.trade_id is not None
-        self._leg(key, slot.trade_id, role, delta, commission, realized, adjustment)
+        self._leg(key, trade.trade_id, role, delta, commission, realized, adjustment)
 
     def _close_reason(self, crossing: bool) -> CloseReason:
         if self.reason is not None:

@@ -111,10 +111,9 @@ def _decide_fill(
     if base_commission:
         work.route(key, -fill.commission, ZERO, adjustment=True)
     work.check_external_sides()
+    if work.too_large is not None:
+        return Rejection(work.too_large)
     trades = work.trades()
-    problem = work.out_of_range(trades)
-    if problem is not None:
-        return Rejection(problem)
     return FillDecision(
         fill,
         who.strategy,

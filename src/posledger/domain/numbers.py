@@ -38,6 +38,7 @@ __all__ = [
     "exact",
     "fmt",
     "fmt_opt",
+    "minus",
     "parse_amount",
     "parse_decimal",
     "q18",
@@ -69,6 +70,11 @@ def exact() -> AbstractContextManager[Context]:
     Domain entry points enter it unless the caller already runs at :data:`PRECISION`
     (a service applying many inputs enters it once)."""
     return localcontext(_CONTEXT)
+
+
+def minus(a: Decimal, b: Decimal) -> Decimal:
+    """``a - b`` exactly (in the domain's context, whatever the caller's)."""
+    return _CONTEXT.subtract(a, b)
 
 
 def q18(value: Decimal) -> Decimal:

@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from .enums import CloseReason, Direction, PositionSide
-from .numbers import MAX_INTEGER_DIGITS, ZERO, exact, fmt, q18
+from .numbers import MAX_INTEGER_DIGITS, ZERO, fmt, minus, q18
 
 __all__ = [
     "NO_COMMISSIONS",
@@ -119,8 +119,7 @@ class Trade(NamedTuple):
     @property
     def realized_pnl(self) -> Decimal:
         """Net of the commissions charged in the P&L currency."""
-        with exact():
-            return self.gross_realized - self.settlement_commission
+        return minus(self.gross_realized, self.commissions.get(self.pnl_currency, ZERO))
 
     @property
     def duration_ns(self) -> int | None:
@@ -203,16 +202,28 @@ def out_of_range(what: str, value: Decimal | None) -> str | None:
 
 
 def trade_out_of_range(trade: Trade) -> str | None:
-    """The first amount of ``trade`` that cannot be stored, named, or None."""
+    """The first amount of ``trade`` that cannot be stored, named, or None.
+
+    Averages and the peak lie between amounts that were checked; what can grow past the
+    limit is a sum (quantities entered and exited, P&L, commissions), a return, MAE/MFE."""
+    high, low = _STORED_LIMIT, -_STORED_LIMIT
+    realized = trade.realized_pnl
+    if (
+        trade.entry_quantity < high
+        and trade.exit_quantity < high
+        and low < trade.gross_realized < high
+        and low < realized < high
+        and (trade.realized_return is None or low < trade.realized_return < high)
+        and (trade.mae is None or low < trade.mae)
+        and (trade.mfe is None or trade.mfe < high)
+        and all(low < amount < high for amount in trade.commissions.values())
+    ):
+        return None
     for what, value in (
-        ("quantity", trade.quantity),
-        ("peak quantity", trade.peak_quantity),
-        ("average entry", trade.avg_entry),
         ("entry quantity", trade.entry_quantity),
-        ("average exit", trade.avg_exit),
         ("exit quantity", trade.exit_quantity),
         ("gross realized P&L", trade.gross_realized),
-        ("realized P&L", trade.realized_pnl),
+        ("realized P&L", realized),
         ("return", trade.realized_return),
         ("MAE", trade.mae),
         ("MFE", trade.mfe),

@@ -131,10 +131,9 @@ def _decide_transfer(
             f"{transfer.to_strategy}'s {side} slot on {where} cannot take "
             f"{fmt(delta)}: a hedge slot never changes sign"
         )
+    if work.too_large is not None:
+        return Rejection(work.too_large)
     trades = work.trades()
-    problem = work.out_of_range(trades)
-    if problem is not None:
-        return Rejection(problem)
     return TransferDecision(
         transfer, side, price, tuple(work.legs), work.slots(), trades, tuple(work.opened)
     )
@@ -280,10 +279,9 @@ def _decide_reconcile(
     if rec.policy is ReconcilePolicy.ADOPT and (kind is CheckKind.AGREE or adjustment is not None):
         orphan = _adopt_orphan(work, rec, book, external, adopts_orphans)
     check = Check(kind, held, broker, average, rec.avg_price, holders, action, detail)
+    if work.too_large is not None:
+        return Rejection(work.too_large)
     trades = work.trades()
-    problem = work.out_of_range(trades)
-    if problem is not None:
-        return Rejection(problem)
     return ReconcileDecision(
         rec,
         check,
