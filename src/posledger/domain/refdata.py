@@ -6,7 +6,7 @@ Each is a small immutable value that checks itself when built; a broken one rais
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from .enums import (
@@ -70,14 +70,13 @@ class Account:
     lot_method: LotMethod = LotMethod.AVERAGE
     reconcile_policy: ReconcilePolicy = ReconcilePolicy.REPORT
     """What reconciliation does with what differs from the broker (see ReconcilePolicy)."""
+    hedge: bool = field(init=False, repr=False, compare=False)
+    """In hedge mode (LONG and SHORT positions side by side), from ``position_mode``."""
 
     def __post_init__(self) -> None:
         check_identifier("account", self.account)
         check_identifier("venue", self.venue)
-
-    @property
-    def hedge(self) -> bool:
-        return self.position_mode is PositionMode.HEDGE
+        object.__setattr__(self, "hedge", self.position_mode is PositionMode.HEDGE)
 
     def resolve_position_side(self, given: PositionSide | None) -> PositionSide:
         """The position side a fill or order books to on this account, or InvalidInput."""

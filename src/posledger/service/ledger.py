@@ -170,7 +170,11 @@ class Ledger:
 
     # -- transactions ---------------------------------------------------------------------
 
-    def _transact(self, work: Callable[[UnitOfWork], T]) -> T:
+    def _run(self, work: Callable[[UnitOfWork], T]) -> T:
+        """:meth:`_transact` for work that journals nothing."""
+        return self._transact(work)[0]
+
+    def _transact(self, work: Callable[[UnitOfWork], T]) -> tuple[T, list[int]]:
         """Run ``work`` in one transaction, again if the database says that may succeed.
 
         The transaction's idempotency key is fixed before the first attempt. A deadlock, a
@@ -178,8 +182,9 @@ class Ledger:
         server restarted) roll the attempt back and run it again, on a fresh connection if
         need be. When the connection is lost while committing, the commit may have happened
         before the reply was lost: the key tells, and what committed is not applied twice.
-        Outcomes come back with their journal numbers. Other errors, and the last of
-        :data:`RETRIES` failures, are raised.
+        Returns the work's result and the journal numbers the transaction's entries got
+        (see :func:`numbered`). Other errors, and the last of :data:`RETRIES` failures, are
+        raised.
         """
         uow = self._uow
         txid = secrets.token_hex(16)
@@ -198,7 +203,7 @@ class Ledger:
                 except BaseException:
                     uow.rollback()
                     raise
-                return _numbered(result, seqs)  # type: ignore[no-any-return]
+                return result, seqs
             except Exception as exc:
                 cure = uow.classify(exc)
                 if cure is None:
@@ -218,7 +223,7 @@ class Ledger:
                         if committing:
                             done = uow.committed(txid)
                             if done is not None:
-                                return _numbered(result, done)  # type: ignore[no-any-return]
+                                return result, done
                     except Exception as failed:  # the server is still away: try again later
                         if uow.classify(failed) is None:
                             raise
@@ -227,14 +232,15 @@ class Ledger:
 
     def _stage(self, uow: UnitOfWork, outcome: Outcome, write_set: WriteSet | None) -> Outcome:
         """Add a handler's write set; its outcome gets a stand-in journal number until
-        commit gives the real one (see :func:`_numbered`)."""
+        commit gives the real one (see :func:`numbered`)."""
         if write_set is None:
             return outcome
         uow.add(write_set)
         if write_set.entry is None:
             return outcome
         self._entries += 1
-        return outcome._replace(seq=-self._entries)
+        o = outcome
+        return Outcome(o.status, o.kind, o.key, o.reason, -self._entries, o.effects)
 
     def _decide(
         self,
@@ -280,14 +286,14 @@ class Ledger:
         except (InvalidInput, ValueError, OverflowError) as exc:
             kind, key = record_type(item), handlers.describe(item)
             return self._refuse(repr(item), str(exc), kind, key)
-        return self._transact(lambda uow: self._decide(uow, checked, None, None, None))
+        return numbered(*self._transact(lambda uow: self._decide(uow, checked, None, None, None)))
 
     def _refuse(self, raw: str, reason: str, kind: str, key: str | None) -> Outcome:
         def refuse(uow: UnitOfWork) -> Outcome:
             self._keep(uow, raw, reason, None, None)
             return Outcome("rejected", kind, key, reason)
 
-        return self._transact(refuse)
+        return self._run(refuse)
 
     def register_account(self, **fields: Any) -> Outcome:
         """Fields of DESIGN §7 ``account``: account, venue, mode, position_mode, [lot_method]."""
@@ -336,7 +342,7 @@ class Ledger:
             raw = json.dumps(data, default=str, ensure_ascii=False)
             key = fields.get(_KEY_FIELD[kind])
             return self._refuse(raw, str(exc), kind, None if key is None else str(key))
-        return self._transact(lambda uow: self._decide(uow, item, None, None, None))
+        return numbered(*self._transact(lambda uow: self._decide(uow, item, None, None, None)))
 
     def check_order(self, **fields: Any) -> OrderCheck:
         """Would registering this order (DESIGN §7 ``order`` fields) be allowed now?
@@ -350,7 +356,7 @@ class Ledger:
         except InvalidInput as exc:
             return OrderCheck(False, [str(exc)])
         assert isinstance(item, Order)
-        reasons = self._transact(lambda uow: handlers.order_verdict(uow, item))
+        reasons = self._run(lambda uow: handlers.order_verdict(uow, item))
         return OrderCheck(not reasons, reasons)
 
     def ingest(
@@ -376,7 +382,8 @@ class Ledger:
                     _prefetch(uow, chunk)
                 return [(line, self._ingest_line(uow, line, source)) for line in chunk]
 
-            batch = self._transact(work)
+            decided, seqs = self._transact(work)
+            batch = [(line, numbered(outcome, seqs)) for line, outcome in decided]
             for line, outcome in batch:
                 report.count(outcome)
                 if outcome.status == "rejected":
@@ -425,7 +432,7 @@ class Ledger:
                 check_identifier("run", run)
             except InvalidInput as exc:
                 raise UsageError(str(exc)) from None
-            self._transact(lambda uow: _run_unused(uow, run))
+            self._run(lambda uow: _run_unused(uow, run))
         if price_tolerance < 0:
             raise UsageError("price_tolerance must not be negative")
         lines = list(snapshot)
@@ -436,7 +443,7 @@ class Ledger:
                 raise ReconcileError(
                     [(None, "the snapshot names no account: say which accounts it covers")]
                 )
-            self._transact(lambda uow: validate(uow, positions, names))
+            self._run(lambda uow: validate(uow, positions, names))
         except ReconcileError as exc:
             self._keep_refused_snapshot(exc, source)
             raise
@@ -469,11 +476,11 @@ class Ledger:
                 done.append((item, self._stage(uow, outcome, write_set)))
             return policies(uow, names, chosen), done
 
-        applied, done = self._transact(work)
+        (applied, done), seqs = self._transact(work)
         checks = []
         for item, outcome in done:
             assert outcome.effects is not None
-            checks.append(check_dict(item, outcome.effects, outcome.seq))
+            checks.append(check_dict(item, outcome.effects, numbered(outcome, seqs).seq))
         return ReconcileReport(name, ts, names, applied, checks, history)
 
     def _keep_refused_snapshot(self, exc: ReconcileError, source: str | None) -> None:
@@ -483,7 +490,7 @@ class Ledger:
                 number = None if line is None else line.number
                 self._keep(uow, raw, f"reconcile: {reason}", source, number)
 
-        self._transact(work)
+        self._run(work)
 
     # -- the outbox -------------------------------------------------------------------
 
@@ -511,7 +518,7 @@ class Ledger:
         except InvalidInput as exc:
             raise UsageError(str(exc)) from None
         now = self._clock()
-        rows = self._transact(lambda uow: uow.claim_commands(claim, limit, now, lease_ns))
+        rows = self._run(lambda uow: uow.claim_commands(claim, limit, now, lease_ns))
         return command_views(rows)
 
     def ack(self, command_id: str, *, broker_order_id: str | None = None) -> dict[str, Any]:
@@ -544,7 +551,7 @@ class Ledger:
                 raise UsageError(f"command {command_id} is already {found.status}")
             return uow.settle_command(found, status, now, broker_order_id, reason)
 
-        (row,) = command_views([self._transact(work)])
+        (row,) = command_views([self._run(work)])
         return row
 
     # -- reading ----------------------------------------------------------------------
@@ -659,18 +666,14 @@ def _prefetch(uow: UnitOfWork, chunk: list[Line]) -> None:
     )
 
 
-def _numbered(result: Any, seqs: list[int]) -> Any:
-    """``result`` with every outcome's stand-in journal number (-k: the k-th entry of the
-    transaction) replaced by the number the entry got at commit."""
-    if isinstance(result, Outcome):
-        if result.seq is not None and result.seq < 0:
-            return result._replace(seq=seqs[-result.seq - 1])
-        return result
-    if isinstance(result, list):
-        return [_numbered(item, seqs) for item in result]
-    if type(result) is tuple:
-        return tuple(_numbered(item, seqs) for item in result)
-    return result
+def numbered(outcome: Outcome, seqs: list[int]) -> Outcome:
+    """``outcome`` with its stand-in journal number (-k: the k-th entry of its transaction)
+    replaced by the number the entry got at commit."""
+    seq = outcome.seq
+    if seq is None or seq >= 0:
+        return outcome
+    o = outcome
+    return Outcome(o.status, o.kind, o.key, o.reason, seqs[-seq - 1], o.effects)
 
 
 def _filters(

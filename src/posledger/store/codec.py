@@ -171,11 +171,11 @@ def _account(change: PutAccount, seq: int | None) -> Keyed:
     row = (
         a.account,
         a.venue,
-        a.mode.value,
-        a.position_mode.value,
-        a.lot_method.value,
+        str(a.mode),
+        str(a.position_mode),
+        str(a.lot_method),
         seq,
-        a.reconcile_policy.value,
+        str(a.reconcile_policy),
     )
     return "accounts", a.account, row
 
@@ -184,7 +184,7 @@ def _instrument(change: PutInstrument, seq: int | None) -> Keyed:
     i = change.instrument
     row = (
         i.instrument,
-        i.kind.value,
+        str(i.kind),
         fmt(i.multiplier),
         i.quote_currency,
         i.settlement_currency,
@@ -210,13 +210,13 @@ def _order(change: PutOrder, seq: int | None) -> Keyed:
         o.account,
         o.strategy,
         o.instrument,
-        o.side.value,
+        str(o.side),
         fmt(o.quantity),
-        o.intent.value,
-        None if o.position_side is None else o.position_side.value,
+        str(o.intent),
+        None if o.position_side is None else str(o.position_side),
         o.bracket_id,
         o.ts,
-        change.status.value,
+        str(change.status),
         seq,
     )
     return "orders", o.client_order_id, row
@@ -228,14 +228,14 @@ def _fill(change: AddFill, seq: int | None) -> Keyed:
         f.account,
         f.exec_id,
         f.instrument,
-        f.side.value,
+        str(f.side),
         fmt(f.quantity),
         fmt(f.price),
         f.ts,
         f.client_order_id,
         change.strategy,
-        change.position_side.value,
-        None if change.intent is None else change.intent.value,
+        str(change.position_side),
+        None if change.intent is None else str(change.intent),
         fmt(f.commission),
         change.commission_currency,
         f.liquidation,
@@ -251,7 +251,7 @@ def slot_row(slot: Slot, seq: int | None) -> Row:
         key.account,
         key.instrument,
         key.strategy,
-        key.position_side.value,
+        str(key.position_side),
         fmt(slot.quantity),
         _amount(slot.avg_entry),
         encode_lots(slot.lots),
@@ -273,8 +273,8 @@ def trade_row(trade: Trade) -> Row:
         key.account,
         key.instrument,
         key.strategy,
-        key.position_side.value,
-        trade.direction.value,
+        str(key.position_side),
+        str(trade.direction),
         "open" if is_open else "closed",
         open_slot_key(key) if is_open else None,
         trade.opened_at,
@@ -290,7 +290,7 @@ def trade_row(trade: Trade) -> Row:
         fmt(trade.realized_pnl),
         encode_commissions(trade.commissions),
         _amount(trade.realized_return),
-        None if trade.close_reason is None else trade.close_reason.value,
+        None if trade.close_reason is None else str(trade.close_reason),
         _amount(trade.mae),
         _amount(trade.mfe),
         _amount(trade.mae_price),
@@ -312,7 +312,7 @@ def leg_rows(
             index,
             account,
             exec_id,
-            leg.role.value,
+            str(leg.role),
             fmt(leg.quantity),
             fmt(leg.delta),
             fmt(leg.price),
@@ -321,7 +321,7 @@ def leg_rows(
             fmt(leg.realized),
             leg.adjustment,
             ts,
-            leg.source.value,
+            str(leg.source),
         )
         for index, leg in enumerate(legs)
     ]
@@ -336,7 +336,7 @@ def _anomaly_rows(change: AddAnomalies, seq: int | None) -> list[Row]:
             anomaly.key.account,
             anomaly.key.instrument,
             anomaly.key.strategy,
-            anomaly.key.position_side.value,
+            str(anomaly.key.position_side),
             change.exec_id,
             fmt(anomaly.quantity),
             anomaly.detail,
@@ -363,7 +363,7 @@ def _transfer(change: AddTransfer, seq: int | None) -> Keyed:
         t.account,
         t.transfer_id,
         t.instrument,
-        change.position_side.value,
+        str(change.position_side),
         t.from_strategy,
         t.to_strategy,
         fmt(t.quantity),
@@ -382,7 +382,7 @@ def _adjustment(change: AddAdjustment, seq: int | None) -> Keyed:
         rec.run,
         rec.account,
         rec.instrument,
-        rec.position_side.value,
+        str(rec.position_side),
         fmt(change.quantity),
         fmt(change.price),
         rec.ts,
@@ -397,9 +397,9 @@ def _check(change: AddCheck, seq: int | None) -> Keyed:
         rec.run,
         rec.account,
         rec.instrument,
-        rec.position_side.value,
-        check.kind.value,
-        rec.policy.value,
+        str(rec.position_side),
+        str(check.kind),
+        str(rec.policy),
         fmt(check.ledger_quantity),
         fmt(check.broker_quantity),
         _amount(check.ledger_avg_price),
@@ -447,6 +447,25 @@ _ONE: dict[type, Callable[[Any, int | None], Keyed]] = {
     AddRun: _run,
     AddRejected: _rejected,
 }
+
+
+KEY_OF: dict[type, tuple[str, Callable[[Any], Any]]] = {
+    PutAccount: ("accounts", lambda change: change.account.account),
+    PutInstrument: ("instruments", lambda change: change.instrument.instrument),
+    PutStrategy: ("strategies", lambda change: change.strategy.strategy),
+    PutOrder: ("orders", lambda change: change.order.client_order_id),
+    Slot: ("slots", lambda slot: slot.key),
+    Trade: ("trades", lambda trade: trade.trade_id),
+    PutMark: ("marks", lambda change: change.instrument),
+    PutHalt: ("halts", lambda change: (change.account, change.instrument)),
+}
+"""The changes that replace a keyed row: the table and the row's key. Only the last of a
+transaction's changes to one row needs a row built."""
+
+
+def row(change: Change, seq: int | None) -> Row | None:
+    """The row of a change that replaces a keyed row (None: the row is deleted)."""
+    return _ONE[type(change)](change, seq)[2]
 
 
 def rows(change: Change, seq: int | None) -> list[Keyed]:

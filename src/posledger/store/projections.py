@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..domain.writeset import Change
-from .codec import KEYED, Row, rows
+from . import codec
+from .codec import KEY_OF, KEYED, Row, rows
 from .statements import Statements
 
 __all__ = ["Projections"]
@@ -41,17 +42,24 @@ class Projections:
         self.stored_trades.clear()
 
     def write(self, cursor: Any, staged: Iterable[tuple[Change, int | None]]) -> None:
-        keyed: dict[str, dict[Any, Row | None]] = {table: {} for table in KEYED}
+        latest: dict[str, dict[Any, tuple[Change, int | None]]] = {table: {} for table in KEYED}
         appended: dict[str, list[Row]] = {}
         rejected: list[Row] = []
         for change, seq in staged:
-            for table, key, row in rows(change, seq):
-                if key is not None:
-                    keyed[table][key] = row
-                elif table == "rejected_inputs":
-                    rejected.append(row)
+            keyed_by = KEY_OF.get(type(change))
+            if keyed_by is not None:
+                table, key_of = keyed_by
+                latest[table][key_of(change)] = (change, seq)
+                continue
+            for table, _, built in rows(change, seq):
+                if table == "rejected_inputs":
+                    rejected.append(built)
                 else:
-                    appended.setdefault(table, []).append(row)
+                    appended.setdefault(table, []).append(built)
+        keyed = {
+            table: {key: codec.row(change, seq) for key, (change, seq) in changes.items()}
+            for table, changes in latest.items()
+        }
         sql = self.sql
         for table in _KEYED_FIRST:
             _many(cursor, sql.upsert[table], keyed[table].values())

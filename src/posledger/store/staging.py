@@ -277,7 +277,8 @@ class StagingUnitOfWork(UnitOfWork):
                 raise RuntimeError(f"{stream}: version {entry.version} after {known}")
             self._staged.versions[stream] = entry.version
         if stream.startswith(INSTRUMENT):
-            self.book(stream[len(INSTRUMENT) :]).version = entry.version
+            name = stream[len(INSTRUMENT) :]
+            (self._books.get(name) or self.book(name)).version = entry.version
         else:
             self._versions[stream] = entry.version
 
