@@ -14,13 +14,12 @@ from typing import Any
 
 from ..domain.writeset import Change
 from . import codec
-from .codec import KEY_OF, KEYED, Row, rows
+from .codec import KEY_OF, Row, rows
 from .statements import Statements
 
 __all__ = ["Projections"]
 
 _KEYED_FIRST = ("accounts", "instruments", "strategies", "orders")
-_APPENDED_FIRST = ("fills",)
 _KEYED_LATER = ("slots", "marks")
 _APPENDED_LAST = (
     "trade_fills",
@@ -42,39 +41,47 @@ class Projections:
         self.stored_trades.clear()
 
     def write(self, cursor: Any, staged: Iterable[tuple[Change, int | None]]) -> None:
-        latest: dict[str, dict[Any, tuple[Change, int | None]]] = {table: {} for table in KEYED}
+        latest: dict[str, dict[Any, tuple[Change, int | None]]] = {}
         appended: dict[str, list[Row]] = {}
-        rejected: list[Row] = []
         for change, seq in staged:
             keyed_by = KEY_OF.get(type(change))
             if keyed_by is not None:
                 table, key_of = keyed_by
-                latest[table][key_of(change)] = (change, seq)
+                found = latest.get(table)
+                if found is None:
+                    found = latest[table] = {}
+                found[key_of(change)] = (change, seq)
                 continue
             for table, _, built in rows(change, seq):
-                if table == "rejected_inputs":
-                    rejected.append(built)
+                rows_of = appended.get(table)
+                if rows_of is None:
+                    appended[table] = [built]
                 else:
-                    appended.setdefault(table, []).append(built)
+                    rows_of.append(built)
         keyed = {
             table: {key: codec.row(change, seq) for key, (change, seq) in changes.items()}
             for table, changes in latest.items()
         }
         sql = self.sql
         for table in _KEYED_FIRST:
-            _many(cursor, sql.upsert[table], keyed[table].values())
-        for table in _APPENDED_FIRST:
-            _many(cursor, sql.insert[table], appended.get(table, ()))
-        halts = keyed["halts"]
+            if table in keyed:
+                _many(cursor, sql.upsert[table], keyed[table].values())
+        if "fills" in appended:
+            _many(cursor, sql.insert["fills"], appended["fills"])
+        halts = keyed.get("halts")
         if halts:
             _many(cursor, sql.halt_delete, [key for key, row in halts.items() if row is None])
             _many(cursor, sql.upsert["halts"], [row for row in halts.values() if row is not None])
-        self._trades(cursor, keyed["trades"])
+        if "trades" in keyed:
+            self._trades(cursor, keyed["trades"])
         for table in _KEYED_LATER:
-            _many(cursor, sql.upsert[table], keyed[table].values())
+            if table in keyed:
+                _many(cursor, sql.upsert[table], keyed[table].values())
         for table in _APPENDED_LAST:
-            _many(cursor, sql.insert[table], appended.get(table, ()))
-        _many(cursor, sql.rejected, rejected)
+            if table in appended:
+                _many(cursor, sql.insert[table], appended[table])
+        if "rejected_inputs" in appended:
+            _many(cursor, sql.rejected, appended["rejected_inputs"])
 
     def _trades(self, cursor: Any, trades: dict[Any, Row | None]) -> None:
         if not trades:
