@@ -585,11 +585,10 @@ def check_order(ctx: click.Context, file: IO[bytes], as_json: bool) -> None:
         raise click.BadParameter(f"not a JSON object: {exc}", param_hint="FILE") from None
     if not isinstance(data, dict):
         raise click.BadParameter("not a JSON object", param_hint="FILE")
-    kind = data.pop("type", "order")
-    if kind != "order":
-        raise click.BadParameter(f"type must be order, got {kind!r}", param_hint="FILE")
+    if "type" not in data:  # the record type may be left out: it can only be an order
+        text = '{"type":"order"' + ("," if data else "") + text[1:]
     with _ledger(ctx) as ledger:
-        verdict = ledger.check_order(**data)
+        verdict = ledger.check_order_line(text)
     if as_json:
         _json({"allowed": verdict.allowed, "reasons": verdict.reasons})
     elif verdict.allowed:
@@ -754,6 +753,79 @@ def migrate_command(ctx: click.Context) -> None:
         click.echo(f"schema upgraded from {before or 'nothing'} to revision {after}")
 
 
+# -- the outbox --------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--claim", "worker", metavar="WORKER", help="Claim them for this worker.")
+@click.option(
+    "--limit", default=100, show_default=True, type=click.IntRange(min=1), help="At most."
+)
+@click.option(
+    "--status",
+    type=click.Choice(["pending", "claimed", "acked", "failed", "all"]),
+    default="pending",
+    show_default=True,
+    help="Which commands to list (without --claim).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def commands(
+    ctx: click.Context, worker: str | None, limit: int, status: str, as_json: bool
+) -> None:
+    """Commands for whoever executes orders (the outbox), oldest first.
+
+    Each is written with the input that caused it (place, amend or cancel an order)
+    and stays pending until a worker claims it. --claim WORKER hands the worker the
+    pending commands, and those whose claim ran out, for 30 s; then `ack` or `fail`
+    settles each. The command id is the client order id to send: a retry is harmless.
+
+    \b
+    Example:
+      posledger commands --json --claim worker-1 --limit 100
+    """
+    with _ledger(ctx) as ledger:
+        rows = ledger.commands(
+            claim=worker, limit=limit, status=None if status == "all" else status
+        )
+    if as_json:
+        _json(rows)
+    else:
+        render.console().print(render.commands_table(rows))
+
+
+@cli.command()
+@click.argument("command_id")
+@click.option("--broker-order-id", help="The broker's id of the order, if it gave one.")
+@click.pass_context
+def ack(ctx: click.Context, command_id: str, broker_order_id: str | None) -> None:
+    """The outbox command COMMAND_ID was carried out. Acking it again is harmless.
+
+    \b
+    Example:
+      posledger ack orb-tp-17 --broker-order-id 88123
+    """
+    with _ledger(ctx) as ledger:
+        row = ledger.ack(command_id, broker_order_id=broker_order_id)
+    click.echo(f"acked {row['kind']} {row['command_id']}")
+
+
+@cli.command()
+@click.argument("command_id")
+@click.option("--reason", required=True, help="Why it could not be carried out.")
+@click.pass_context
+def fail(ctx: click.Context, command_id: str, reason: str) -> None:
+    """The outbox command COMMAND_ID could not be carried out (final).
+
+    \b
+    Example:
+      posledger fail orb-tp-17 --reason "rejected: reduce-only order would increase"
+    """
+    with _ledger(ctx) as ledger:
+        row = ledger.fail(command_id, reason=reason)
+    click.echo(f"failed {row['kind']} {row['command_id']}: {reason}")
+
+
 # -- demo ------------------------------------------------------------------------------
 
 
@@ -762,13 +834,12 @@ def migrate_command(ctx: click.Context) -> None:
     "--file",
     "path",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("posledger-demo.db"),
-    show_default=True,
-    help="SQLite file to (re)create for the demo.",
+    help="SQLite file to (re)create for the demo [default: posledger-demo.db]. A file an "
+    "earlier demo did not make is never overwritten.",
 )
 @click.pass_context
-def demo(ctx: click.Context, path: Path) -> None:
-    """Ingest a bundled trading session into a fresh SQLite database and show the result.
+def demo(ctx: click.Context, path: Path | None) -> None:
+    """Ingest a bundled trading session into a fresh database and show the result.
 
     Two strategies share one MES futures contract on a netting account (one scales in
     and out; one sends an exit too large for its own position, which the pre-trade check
@@ -776,10 +847,36 @@ def demo(ctx: click.Context, path: Path) -> None:
     hedge account holds LONG and SHORT on one symbol; a flip; a duplicate fill; a
     rejected line. Then the books are reconciled with the broker's positions, after its
     fill history brings back a fill a dropped connection lost.
-    """
-    from .demo import run_demo
 
-    ctx.exit(run_demo(path, render.console()))
+    The session goes into posledger-demo.db (made anew), or --file, or an empty
+    database given with --db.
+
+    \b
+    Example:
+      posledger demo && posledger --db sqlite:///posledger-demo.db trades
+    """
+    from .demo import demo_target, run_demo
+
+    ctx.exit(run_demo(demo_target(path, ctx.obj["db"]), render.console()))
+
+
+def _db_after_the_command(value: str | None, ctx: click.Context) -> None:
+    if value is not None:
+        ctx.ensure_object(dict)
+        ctx.obj["db"] = value
+
+
+for _command in cli.commands.values():
+    # `posledger positions --db URL` works as `posledger --db URL positions` does.
+    _command.params.append(
+        click.Option(
+            ["--db"],
+            metavar="URL",
+            expose_value=False,
+            callback=lambda ctx, _param, value: _db_after_the_command(value, ctx),
+            help="Database URL (also accepted before the command).",
+        )
+    )
 
 
 def main() -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
 
+from ..adapters.jsonl import parse_line
+from ..adapters.records import encode, to_record
 from ..bootstrap import open_ledger
+from ..errors import UsageError
 from . import render
 
 SESSION = "session.jsonl"
@@ -24,12 +28,51 @@ def session_lines() -> list[str]:
     return demo_lines(SESSION)
 
 
-def run_demo(path: Path, console: Console) -> int:
+def _first_record() -> str:
+    """The journal's first input in a database the demo made."""
+    return encode(to_record(parse_line(next(line for line in session_lines() if line.strip()))))
 
+
+def _is_demo(path: Path) -> bool:
+    """Whether ``path`` is a database an earlier demo made (its journal starts with the
+    demo session), the only kind of file the demo overwrites."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT input FROM journal ORDER BY seq LIMIT 1").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+    return row is not None and row[0] == _first_record()
+
+
+def demo_target(path: Path | None, url: str | None) -> str:
+    """The database the demo writes to: ``url`` if given (it must be empty), else the
+    SQLite file ``path`` (default ``posledger-demo.db``), made anew. An existing file is
+    replaced only if an earlier demo made it."""
+    if url is not None:
+        if path is not None:
+            raise UsageError("give the demo --db or --file, not both")
+        return url
+    path = path or Path("posledger-demo.db")
+    if path.exists() and not _is_demo(path):
+        raise UsageError(
+            f"{path} exists and is not a posledger demo database: it is left alone "
+            "(name another file with --file)"
+        )
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
-    url = f"sqlite:///{path}"
+    return f"sqlite:///{path}"
+
+
+def run_demo(url: str, console: Console) -> int:
     with open_ledger(url) as ledger:
+        if ledger.journal(limit=1):
+            raise UsageError(
+                f"{ledger.store.display_url} is not empty: the demo needs a new database "
+                "(or run it without --db: it writes posledger-demo.db)"
+            )
         report = ledger.ingest(session_lines(), source=f"demo/{SESSION}")
         console.print(render.summary_text(report, f"demo/{SESSION}"))
         console.print()
@@ -69,6 +112,6 @@ def run_demo(path: Path, console: Console) -> int:
         for problem in check.problems:
             console.print(f"  {problem}")
         return 1
-    console.print(f"\nThe demo database is {path}; explore it with, for example:")
+    console.print(f"\nThe demo database is {url}; explore it with, for example:")
     console.print(f"  posledger --db {url} trades --json")
     return 0

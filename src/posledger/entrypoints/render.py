@@ -20,6 +20,7 @@ from ..service.ledger import IngestReport
 __all__ = [
     "Progress",
     "anomalies_table",
+    "commands_table",
     "console",
     "doctor_text",
     "halts_table",
@@ -275,3 +276,26 @@ def doctor_text(findings: list[dict[str, Any]], checks_run: list[str]) -> str:
         f"{len(findings) - errors - warnings} notes"
     )
     return "\n".join(lines)
+
+
+def commands_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="Outbox commands")
+    for name in ("command", "kind", "status", "account", "instrument", "strategy", "seq"):
+        table.add_column(name, justify="right" if name == "seq" else "left")
+    table.add_column("worker / lease")
+    table.add_column("broker id / reason")
+    for row in rows:
+        lease = "" if row["worker"] is None else f"{row['worker']} until {row['lease_until']}"
+        settled = row["broker_order_id"] or row["reason"] or ""
+        table.add_row(
+            row["command_id"],
+            row["kind"],
+            row["status"],
+            row["account"],
+            row["instrument"],
+            row["strategy"],
+            str(row["seq"]),
+            lease if row["status"] == "claimed" else (row["worker"] or ""),
+            settled,
+        )
+    return table

@@ -22,7 +22,7 @@ from itertools import islice
 from types import TracebackType
 from typing import Any, TypeVar
 
-from ..adapters.jsonl import Line, read_lines, storable
+from ..adapters.jsonl import Line, parse_line, read_lines, storable
 from ..adapters.records import encode, parse_record, record_type, to_record
 from ..domain.enums import ReconcilePolicy
 from ..domain.inputs import Fill, Halt, Input, Mark, Resume, Transfer
@@ -355,7 +355,20 @@ class Ledger:
             item = parse_record({"type": "order", **fields}, api=True)
         except InvalidInput as exc:
             return OrderCheck(False, [str(exc)])
-        assert isinstance(item, Order)
+        return self._verdict(item)
+
+    def check_order_line(self, line: str) -> OrderCheck:
+        """:meth:`check_order` for an ``order`` JSONL line, read exactly as ``ingest``
+        reads it (docs/format.md)."""
+        try:
+            item = parse_line(line)
+        except InvalidInput as exc:
+            return OrderCheck(False, [str(exc)])
+        return self._verdict(item)
+
+    def _verdict(self, item: Input) -> OrderCheck:
+        if not isinstance(item, Order):
+            return OrderCheck(False, [f"a {record_type(item)} record is not an order"])
         reasons = self._run(lambda uow: handlers.order_verdict(uow, item))
         return OrderCheck(not reasons, reasons)
 
