@@ -54,7 +54,7 @@ class ReconcileError(LedgerError, ValueError):
     def __init__(self, problems: list[tuple[Any, str]], *, mode_mismatch: bool = False):
         self.problems = problems
         self.mode_mismatch = mode_mismatch
-        first = problems[0][1] if problems else "the snapshot was refused"
+        first = self.reasons[0] if problems else "the snapshot was refused"
         others = len(problems) - 1
         more = f" (and {others} more problem{'s' if others > 1 else ''})" if others else ""
         super().__init__(f"snapshot refused: {first}{more}; nothing was compared")

@@ -201,3 +201,18 @@ def test_flat_slot_keeps_its_last_trade_and_average():
     assert slot.trade_id == book.trade("s1").trade_id
     assert slot.avg_entry == D(100)
     assert slot.last_price == D(101)
+
+
+def test_a_trade_never_closes_before_it_opened():
+    """Fills can arrive out of order: a closing fill stamped before the trade's opening
+    fill closes it at its opening time, so a trade's duration is never negative."""
+    book = Scenario()
+    book.fill("s1", "BUY 1 @ 100", at=600)
+    closed = book.fill("s1", "SELL 1 @ 101", at=300)
+    trade = book.trade("s1")
+    assert not trade.is_open
+    assert trade.opened_at == T0 + 600 * SECOND
+    assert trade.closed_at == trade.opened_at
+    assert trade.duration_ns == 0
+    # the fill keeps its own time: only the trade's close is held at its open
+    assert closed.fill.ts == T0 + 300 * SECOND

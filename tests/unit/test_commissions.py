@@ -118,3 +118,17 @@ def test_spot_buy_whose_base_commission_is_not_less_than_the_quantity_is_rejecte
     assert "not less than the quantity" in reason
     reason = book.reject("s1", "BUY 0.001 @ 100 fee 0.002 BTC")
     assert "not less than the quantity" in reason
+
+
+def test_spot_sell_whose_base_commission_is_not_less_than_the_quantity_is_rejected():
+    """Selling 0.001 and paying 0.002 BTC would take 0.003 out of a holding of 0.001: a
+    spot position cannot go short, so the sell side is guarded like the buy side."""
+    book = Scenario(instrument=spot())
+    book.fill("s1", "BUY 1 @ 100")
+    for text in ("SELL 0.001 @ 100 fee 0.002 BTC", "SELL 0.001 @ 100 fee 0.001 BTC"):
+        reason = book.reject("s1", text)
+        assert "commission" in reason and "not less than the quantity sold" in reason
+    assert book.slot("s1").quantity == D(1)
+    # below the quantity it is a fill like any other: 0.5 + 0.001 leave
+    book.fill("s1", "SELL 0.5 @ 100 fee 0.001 BTC")
+    assert book.slot("s1").quantity == D("0.499")

@@ -133,3 +133,26 @@ def test_negative_mark_allowed_on_a_future():
     decision = book.mark("-2", at=120)
     assert isinstance(decision, MarkDecision)
     assert book.trade("s1").mae == D(-3)  # (-2 - 1) * 1
+
+
+def test_a_mark_far_ahead_of_the_clock_is_refused():
+    """A typo such as year 2062 would make every later mark stale: a mark more than
+    MARK_MAX_AHEAD_NS after the time it is received is refused, and later marks apply."""
+    from posledger.domain.decide import MARK_MAX_AHEAD_NS, decide_mark
+    from posledger.domain.inputs import Mark
+
+    book = Scenario()
+    book.fill("s1", "BUY 1 @ 100", at=60)
+    now = book.now
+    typo = Mark(book.instrument.instrument, D(101), now + 36 * 365 * 86_400 * 10**9)
+    refused = decide_mark(typo, instrument=book.instrument, book=book.book, now=now)
+    assert isinstance(refused, Rejection)
+    assert "ahead of the ledger's clock" in refused.reason and "2062" in refused.reason
+    near = Mark(book.instrument.instrument, D(101), now + MARK_MAX_AHEAD_NS)
+    assert isinstance(
+        decide_mark(near, instrument=book.instrument, book=book.book, now=now), MarkDecision
+    )
+    beyond = Mark(book.instrument.instrument, D(101), now + MARK_MAX_AHEAD_NS + 1)
+    assert isinstance(
+        decide_mark(beyond, instrument=book.instrument, book=book.book, now=now), Rejection
+    )

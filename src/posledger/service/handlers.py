@@ -486,9 +486,15 @@ def _resume(tx: UnitOfWork, resume: Resume, clock: Clock) -> Decided:
     )
 
 
-def reconcile(tx: UnitOfWork, check: Reconcile, clock: Clock) -> Decided:
+def reconcile(
+    tx: UnitOfWork, check: Reconcile, clock: Clock, *, first_of_run: bool | None = None
+) -> Decided:
     """Compare one (account, instrument, position side) with the broker and apply the
-    check's policy; journaled in the instrument's stream."""
+    check's policy; journaled in the instrument's stream.
+
+    The first check of a run records the run's name (a name is used once). A live run
+    knows which check is its first (``first_of_run``); replay asks whether the journal
+    recorded the run before this entry."""
     key = describe(check)
     account = _require_account(tx, check.account)
     instrument = _require_instrument(tx, check.instrument)
@@ -510,7 +516,9 @@ def reconcile(tx: UnitOfWork, check: Reconcile, clock: Clock) -> Decided:
         return _refused("reconcile", key, decision.reason)
     effects = reconcile_effects(decision)
     entry = _entry(tx, _stream(check.instrument), check, effects, clock)
-    write_set = reconcile_write_set(entry, decision, first_of_run=not tx.run_seen(check.run))
+    if first_of_run is None:
+        first_of_run = not tx.run_seen(check.run)
+    write_set = reconcile_write_set(entry, decision, first_of_run=first_of_run)
     if decision.halt:
         state = HaltState(
             check.ts,

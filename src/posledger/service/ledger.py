@@ -482,8 +482,11 @@ class Ledger:
             )
             uow.prefetch([], [], [item.instrument for item in items])
             done = []
-            for item in items:
-                outcome, write_set = handlers.reconcile(uow, item, self._clock)
+            for index, item in enumerate(items):
+                # The run was unused when this transaction began: its first check takes the
+                # name, and a run of the same name committing meanwhile makes that fail.
+                first = index == 0
+                outcome, write_set = handlers.reconcile(uow, item, self._clock, first_of_run=first)
                 if not outcome.applied:
                     raise ReconcileError([(None, outcome.reason or "refused")])
                 done.append((item, self._stage(uow, outcome, write_set)))

@@ -165,7 +165,11 @@ def validate(
         key = (position.account, position.instrument, side)
         if key in seen:
             problems.append(
-                (line, f"a second position for {'/'.join(key)} (line {seen[key].number})")
+                (
+                    line,
+                    f"a second position for {'/'.join(key)} "
+                    f"(the first is on line {seen[key].number})",
+                )
             )
             continue
         seen[key] = line
