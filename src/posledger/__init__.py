@@ -4,6 +4,8 @@
 >>> ledger = open_ledger("sqlite:///my.db")  # doctest: +SKIP
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .bootstrap import open_ledger
 from .errors import (
     DamagedDatabase,
@@ -16,9 +18,31 @@ from .errors import (
     SchemaError,
     UsageError,
 )
-from .service.handlers import Outcome
-from .service.ledger import IngestReport, Ledger, RebuildReport
-from .service.replay import VerifyReport
+
+if TYPE_CHECKING:
+    from .service.handlers import Outcome
+    from .service.ledger import IngestReport, Ledger, RebuildReport
+    from .service.replay import VerifyReport
+
+_LAZY = {
+    "Outcome": "posledger.service.handlers",
+    "IngestReport": "posledger.service.ledger",
+    "Ledger": "posledger.service.ledger",
+    "RebuildReport": "posledger.service.ledger",
+    "VerifyReport": "posledger.service.replay",
+}
+"""Imported when first asked for: importing posledger (the command line's start-up)
+loads none of the service."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'posledger' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "DamagedDatabase",

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .domain.timestamps import now_ns
-from .ports import Store
-from .service.ledger import Ledger
+
+if TYPE_CHECKING:  # imported when a ledger is opened: `posledger --help` needs none of it
+    from .ports import Store
+    from .service.ledger import Ledger
 
 __all__ = ["DEFAULT_URL", "MEMORY", "open_ledger", "open_store", "resolve_url"]
 
@@ -45,4 +48,6 @@ def open_ledger(
 
     Raises :class:`posledger.DatabaseError` when the database cannot be used.
     """
+    from .service.ledger import Ledger
+
     return Ledger(open_store(resolve_url(url), create=create), clock=clock)

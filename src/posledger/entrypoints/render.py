@@ -8,14 +8,16 @@ from __future__ import annotations
 import sys
 import time
 from decimal import Decimal
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from ..domain.numbers import fmt
-from ..service.ledger import IngestReport
+
+if TYPE_CHECKING:
+    from ..service.ledger import IngestReport
 
 __all__ = [
     "Progress",

@@ -29,7 +29,8 @@ class Journal:
         q = backend.placeholder
         self._version_sql = f"SELECT max(version) FROM journal WHERE stream = {q}"
         self._record_sql = f"SELECT input FROM journal WHERE seq = {q}"
-        self._txid_sql = f"SELECT seq FROM journal WHERE txid = {q} ORDER BY seq"
+        self._txid_sql = "SELECT seq, txid FROM journal WHERE seq IN "
+        self._mark = q
         self._next: int | None = None
 
     def forget(self) -> None:
@@ -79,9 +80,15 @@ class Journal:
             raise KeyError(seq)
         return str(row[0])
 
-    def committed(self, cursor: Any, txid: str) -> list[int]:
-        cursor.execute(self._txid_sql, (txid,))
-        return [int(row[0]) for row in cursor.fetchall()]
+    def committed(self, cursor: Any, txid: str, drawn: list[int]) -> list[int]:
+        """Which of the numbers ``drawn`` for transaction ``txid`` are in the journal with
+        its key: all of them if it committed, none if it did not (a server sequence never
+        hands a number out twice)."""
+        if not drawn:
+            return []
+        marks = ", ".join([self._mark] * len(drawn))
+        cursor.execute(f"{self._txid_sql}({marks}) ORDER BY seq", drawn)
+        return [int(seq) for seq, key in cursor.fetchall() if key == txid]
 
 
 def journal_rows(rows: list[tuple[Any, ...]]) -> list[JournalRow]:

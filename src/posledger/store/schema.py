@@ -26,9 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    text,
 )
-from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from ..domain.numbers import fmt
@@ -70,7 +68,20 @@ class Amount(TypeDecorator[Decimal]):
         return value if isinstance(value, Decimal) else Decimal(value)
 
 
-LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+class LongText(TypeDecorator[str]):
+    """Text of any length: LONGTEXT on MariaDB/MySQL (whose TEXT holds 64 KiB), TEXT
+    elsewhere. (Spelt as a type of its own so that importing the schema does not import the
+    MySQL dialect.)"""
+
+    impl = Text()
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            from sqlalchemy.dialects.mysql import LONGTEXT
+
+            return LONGTEXT()
+        return Text()
 
 metadata = MetaData()
 
@@ -164,19 +175,14 @@ journal = Table(
     Column("version", Integer, nullable=False),
     Column("kind", String(ENUM), nullable=False),
     Column("recorded_at", BigInteger, nullable=False),
-    Column("input", LongText, nullable=False),
-    Column("effects", LongText, nullable=False),
+    Column("input", LongText(), nullable=False),
+    Column("effects", LongText(), nullable=False),
     # The idempotency key of the transaction that wrote the entry (servers only): after a
-    # connection lost while committing, it tells whether the commit happened.
+    # connection lost while committing, the entries numbered in that attempt are looked up
+    # by number and this key tells whether the commit happened.
     Column("txid", String(32)),
     # Two writers can never append the same version of a stream.
     UniqueConstraint("stream", "version", name="uq_journal_stream_version"),
-    Index(
-        "ix_journal_txid",
-        "txid",
-        postgresql_where=text("txid IS NOT NULL"),
-        sqlite_where=text("txid IS NOT NULL"),
-    ),
 )
 
 streams = Table(
@@ -201,7 +207,7 @@ slots = Table(
     Column("position_side", String(ENUM), nullable=False),
     Column("quantity", Amount, nullable=False),
     Column("avg_entry", Amount),
-    Column("lots", LongText),
+    Column("lots", LongText()),
     Column("trade_id", BigInteger),
     Column("last_price", Amount),
     Column("seq", BigInteger, nullable=False),
@@ -320,7 +326,7 @@ rejected_inputs = Table(
     Column("received_at", BigInteger, nullable=False),
     Column("source", String(512)),
     Column("line_no", Integer),
-    Column("raw", LongText, nullable=False),
+    Column("raw", LongText(), nullable=False),
     Column("reason", Text, nullable=False),
     # The same bad line sent again is not stored again.
     Column("digest", String(64), nullable=False),
@@ -415,7 +421,7 @@ outbox = Table(
     Column("account", String(ID), nullable=False),
     Column("instrument", String(ID), nullable=False),
     Column("strategy", String(ID), nullable=False),
-    Column("payload", LongText, nullable=False),
+    Column("payload", LongText(), nullable=False),
     Column("status", String(ENUM), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),

@@ -52,6 +52,8 @@ class SqlUnitOfWork(StagingUnitOfWork):
         self._seqs: list[int] = []
         self._locked: dict[str, int] = {}
         self._checked: set[str] = set()
+        self._drawn: list[int] = []
+        """Journal numbers the last write drew (see :meth:`committed`)."""
         self._connect()
         super().__init__(replay=replay)
 
@@ -155,7 +157,7 @@ class SqlUnitOfWork(StagingUnitOfWork):
         if not self._backend.sets_txid:
             return None
         try:
-            seqs = self._journal.committed(self._cur, txid)
+            seqs = self._journal.committed(self._cur, txid, self._drawn)
         finally:
             with contextlib.suppress(Exception):
                 self._backend.rollback(self._cur)
@@ -169,7 +171,8 @@ class SqlUnitOfWork(StagingUnitOfWork):
         fresh: list[tuple[JournalEntry, int]] = []
         if entries:
             count = sum(1 for _, given in entries if given is None)
-            numbers = iter(self._journal.number(cur, count) if count else ())
+            self._drawn = self._journal.number(cur, count) if count else []
+            numbers = iter(self._drawn)
             for entry, given in entries:
                 if given is None:
                     given = next(numbers)

@@ -45,14 +45,6 @@ def _table_options() -> dict[str, Any]:
 def upgrade() -> None:
     if "txid" not in _columns("journal"):
         op.add_column("journal", sa.Column("txid", sa.String(length=32), nullable=True))
-    if "ix_journal_txid" not in _indexes("journal"):
-        op.create_index(
-            "ix_journal_txid",
-            "journal",
-            ["txid"],
-            postgresql_where=sa.text("txid IS NOT NULL"),
-            sqlite_where=sa.text("txid IS NOT NULL"),
-        )
     tables = _tables()
     if "reconciliation_runs" not in tables:
         op.create_table(
@@ -97,6 +89,5 @@ def downgrade() -> None:
     op.drop_index("ix_outbox_status_seq", table_name="outbox")
     op.drop_table("outbox")
     op.drop_table("reconciliation_runs")
-    op.drop_index("ix_journal_txid", table_name="journal")
     with op.batch_alter_table("journal") as batch:
         batch.drop_column("txid")
