@@ -534,7 +534,7 @@ def test_a_refused_snapshot_is_kept_in_rejected_and_nothing_is_journaled(
     unknown_line = broker(MES, "1") | {"account": "AMP-9999"}
     unknown = write(tmp_path / "unknown.jsonl", [unknown_line])
     result = posledger(db, "reconcile", str(unknown), expect=4)
-    assert "snapshot refused: unknown account AMP-9999" in result.stderr
+    assert "snapshot refused: line 1: unknown account AMP-9999" in result.stderr
     assert "nothing was compared" in result.stderr
     hedge_line = broker(MES, "3", position_side="LONG")
     hedged = write(tmp_path / "hedged.jsonl", [hedge_line])

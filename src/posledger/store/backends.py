@@ -21,6 +21,7 @@ Concurrency (see docs/deployment.md):
 from __future__ import annotations
 
 import sqlite3
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from ..errors import DatabaseError
@@ -67,6 +68,11 @@ class Backend:
             f"ON CONFLICT ({key}) DO NOTHING"
         )
 
+    def pipeline(self) -> AbstractContextManager[Any]:
+        """Where the driver can, statements inside are sent without waiting for each
+        one's reply: a transaction's writes and its COMMIT cost one round trip."""
+        return nullcontext()
+
     def begin(self, cursor: Any) -> None:
         cursor.execute("BEGIN IMMEDIATE")
 
@@ -108,6 +114,9 @@ class PostgresBackend(Backend):
         self.connection.isolation_level = None  # the server's default: READ COMMITTED
         self.connection.execute(f"SET lock_timeout = '{LOCK_WAIT_SECONDS}s'")
         self.connection.commit()
+
+    def pipeline(self) -> AbstractContextManager[Any]:
+        return self.connection.pipeline()  # type: ignore[no-any-return]
 
     def begin(self, cursor: Any) -> None:
         """psycopg opens the transaction with the first statement."""

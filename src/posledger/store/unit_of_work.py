@@ -117,8 +117,9 @@ class SqlUnitOfWork(StagingUnitOfWork):
 
     def commit(self) -> list[int]:
         try:
-            self._write()
-            self._backend.commit(self._cur)
+            with self._backend.pipeline():
+                self._write()
+                self._backend.commit(self._cur)
         except BaseException:
             self.rollback()
             raise
