@@ -285,7 +285,7 @@ class Inspection(ABC):
 
     @abstractmethod
     def invariant_problems(self) -> list[str]:
-        """As :meth:`Reads.invariant_problems`, in this read transaction."""
+        """As :meth:`Reads.invariant_problems` (not necessarily in this read transaction)."""
 
 
 class UnitOfWork(ABC):

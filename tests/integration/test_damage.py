@@ -22,7 +22,7 @@ from posledger.store import schema, unit_of_work
 from posledger.store.inspection import SqlInspection
 from tests.corruption import damage_table
 
-from .helpers import db_path, fill, rows, setup, sqlite_only
+from .helpers import db_path, execute, fill, kind_of, rows, setup, sqlite_only
 
 FOUND = "pages 7 to 9 of the journal do not read back"
 
@@ -139,7 +139,8 @@ def test_a_refused_read_is_a_storage_finding(
     ledger: Ledger, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Where no page-level check runs (as on a server), damage shows as a read the
-    database refuses: a storage error, the checks after it not run, the database marked."""
+    database refuses: a storage error naming the check that could not complete (the
+    others still run), and the database is marked."""
     sqlite_only(db_url, "the file is damaged underneath SQLite")
     setup(ledger)
     for n in range(60):
@@ -150,16 +151,103 @@ def test_a_refused_read_is_a_storage_finding(
     with open_ledger(db_url) as reopened:
         report = reopened.doctor()
         assert not report.ok
-        assert report.checks_run == ["storage", "duplicate_open_trades"]
+        assert report.checks_run == [c for c in CHECKS if c != "slot_fills_mismatch"]
         (finding,) = storage(report)
         assert finding.severity == "error"
-        (problem,) = finding.data["problems"]
-        assert problem.startswith("the slot_fills_mismatch check's read failed")
-        assert "malformed" in problem
-        assert finding.data["not_run"] == list(CHECKS[2:])
+        assert finding.data["problems"] == [
+            "the slot_fills_mismatch check's read failed: database disk image is malformed"
+        ]
+        assert finding.data["not_run"] == ["slot_fills_mismatch"]
         assert finding.data["marked"] is True
+        assert [f.check for f in report.findings] == ["storage"]  # the rest reads fine
         with pytest.raises(DamagedDatabase, match="marked damaged"):
             reopened.register_strategy(strategy="gamma")
+
+
+DAMAGE_SQL = {
+    "postgresql": (
+        "DO $$ BEGIN RAISE EXCEPTION 'could not read block 7 in file base/1/2' "
+        "USING ERRCODE = 'data_corrupted'; END $$"
+    ),
+    "mariadb": (
+        "SIGNAL SQLSTATE 'HY000' SET MYSQL_ERRNO = 1712, "
+        "MESSAGE_TEXT = 'Index pk_fills is corrupted'"
+    ),
+}
+
+SAID = {"postgresql": "could not read block 7", "mariadb": "Index pk_fills is corrupted"}
+
+
+def test_a_server_read_refused_as_damaged_is_a_storage_finding(
+    ledger: Ledger, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server raises its own damage errors (here on purpose): the checks that read
+    through it fail, the others still run in the same read transaction."""
+    kind = kind_of(db_url)
+    if kind == "sqlite":
+        pytest.skip("SQLite's own damage: test_a_refused_read_is_a_storage_finding")
+    setup(ledger)
+    assert fill(ledger, "e1", "BUY", "1", "100").applied
+    assert fill(ledger, "e2", "SELL", "1", "100", strategy="beta").applied
+
+    def refused(self: SqlInspection, *args: Any, **kwargs: Any) -> Any:
+        self.conn.exec_driver_sql(DAMAGE_SQL[kind])
+
+    monkeypatch.setattr(SqlInspection, "_sums", refused)  # the exact sums of amounts
+    report = ledger.doctor()
+    summed = ["slot_fills_mismatch", "fill_order_other_strategy", "order_overfilled"]
+    assert report.checks_run == [c for c in CHECKS if c not in summed]
+    (finding,) = storage(report)
+    assert finding.data["not_run"] == summed
+    assert len(finding.data["problems"]) == 3
+    assert all(SAID[kind] in problem for problem in finding.data["problems"])
+    assert [f.check for f in report.findings] == ["storage", "shared_instrument"]
+    with pytest.raises(DamagedDatabase, match="marked damaged"):
+        fill(ledger, "e3", "BUY", "1", "100", minute=1)
+
+
+TRIGGER_SQL = {
+    "postgresql": [
+        "CREATE FUNCTION refuse_fill() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION "
+        "'could not read block 7 in file base/1/2' USING ERRCODE = 'data_corrupted'; "
+        "END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER refuse_fill BEFORE INSERT ON fills "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_fill()",
+    ],
+    "mariadb": [
+        "CREATE TRIGGER refuse_fill BEFORE INSERT ON fills FOR EACH ROW "
+        "SIGNAL SQLSTATE 'HY000' SET MYSQL_ERRNO = 1712, "
+        "MESSAGE_TEXT = 'Index pk_fills is corrupted'"
+    ],
+}
+
+
+def test_a_server_writer_meeting_damage_stops_and_marks_the_database(
+    ledger: Ledger, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A damage error from the server while committing: not retried, the database marked,
+    and every writer refuses from then on, also where the damage is not in its way."""
+    kind = kind_of(db_url)
+    if kind == "sqlite":
+        pytest.skip("SQLite's own damage: tests/e2e/test_damage.py")
+    setup(ledger)
+    assert fill(ledger, "e1", "BUY", "1", "100").applied
+    for statement in TRIGGER_SQL[kind]:
+        execute(db_url, statement)
+    size = journal_size(db_url)
+    slept: list[float] = []
+    monkeypatch.setattr("posledger.service.ledger.time.sleep", slept.append)
+    with pytest.raises(DamagedDatabase, match="now marked damaged") as raised:
+        fill(ledger, "e2", "BUY", "1", "100", minute=1)
+    assert SAID[kind] in str(raised.value)
+    assert slept == []
+    assert journal_size(db_url) == size
+    with pytest.raises(DamagedDatabase, match="is marked damaged: a writer found at"):
+        ledger.register_strategy(strategy="gamma")  # no fill: the trigger is not in its way
+    with open_ledger(db_url) as other, pytest.raises(DamagedDatabase):
+        other.register_strategy(strategy="gamma")
+    (finding,) = storage(ledger.doctor())
+    assert finding.data["found_by"] == "writer" and SAID[kind] in finding.data["detail"]
 
 
 def test_damage_errors_are_never_retried(

@@ -54,9 +54,9 @@ def run_doctor(store: Store, *, clear_damage: bool = False) -> DoctorReport:
     """Run every check of :data:`CHECKS` over ``store``; change nothing in the books.
 
     Damaged storage (the database's own check, or a read it refuses) is an error of the
-    ``storage`` check, and marks the store damaged; the checks after a refused read are not
-    run. ``clear_damage`` first lifts the mark (after a repair): if the damage is still
-    there, it is found and marked again.
+    ``storage`` check, and marks the store damaged; a check whose read is refused is left
+    out of ``checks_run``, and the others still run. ``clear_damage`` first lifts the mark
+    (after a repair): if the damage is still there, it is found and marked again.
     """
     cleared = store.clear_damage() if clear_damage else None
     found: dict[str, list[Finding]] = {}
@@ -64,23 +64,27 @@ def run_doctor(store: Store, *, clear_damage: bool = False) -> DoctorReport:
     damage: list[str] = []
     """What shows the storage is damaged now."""
     mark: DamageMark | None = None
-    running = "storage"
     with exact(), store.inspect() as facts:
         try:
             mark = facts.damage_mark()
-            damage.extend(facts.storage_problems() or ())
-            checks_run.append(running)
-            for running, run in _CHECKS:
-                findings = run(facts)
-                # Stable: by subject, and within a subject in the order the check found them.
-                findings.sort(key=lambda finding: finding.subject)
-                found[running] = findings
-                checks_run.append(running)
         except DamagedDatabase as exc:
-            # What a damaged read leaves behind cannot be read further: the rest is not run.
-            damage.append(f"the {running} check's read failed: {exc}")
-            if not checks_run:
-                checks_run.append("storage")
+            damage.append(f"the damage mark could not be read: {exc}")
+        try:
+            damage.extend(facts.storage_problems() or ())
+        except DamagedDatabase as exc:
+            damage.append(f"the storage check could not run: {exc}")
+        checks_run.append("storage")
+        for check, run in _CHECKS:
+            try:
+                findings = run(facts)
+            except DamagedDatabase as exc:
+                # The other checks may read tables that are intact: they still run.
+                damage.append(f"the {check} check's read failed: {exc}")
+                continue
+            # Stable: by subject, and within a subject in the order the check found them.
+            findings.sort(key=lambda finding: finding.subject)
+            found[check] = findings
+            checks_run.append(check)
     marked = False
     if damage and mark is None:
         marked = store.mark_damaged("doctor", "; ".join(damage[:MAX_LISTED]))
@@ -145,7 +149,7 @@ def _damaged(
             "Marking the database damaged failed too (it refused the write), so writers are "
             "not stopped: stop them yourself."
         )
-    not_run = f" The checks {', '.join(skipped)} could not be run." if skipped else ""
+    not_run = f" Checks not completed: {', '.join(skipped)}." if skipped else ""
     return Finding(
         "storage",
         "error",

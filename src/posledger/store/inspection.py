@@ -9,8 +9,9 @@ Amounts are summed exactly: by the database on PostgreSQL and MariaDB (``NUMERIC
 in Python on SQLite, which stores amounts as text and would sum them as floats.
 
 A read the driver refuses because the storage is damaged raises
-:class:`~posledger.errors.DamagedDatabase`; any other database failure
-:class:`~posledger.errors.DatabaseError`.
+:class:`~posledger.errors.DamagedDatabase` (the driver's words), and leaves the read
+transaction usable for the next question (each is asked in a savepoint); any other
+database failure raises :class:`~posledger.errors.DatabaseError`.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def failure(display_url: str, exc: BaseException) -> DatabaseError:
     """A driver error met while reading, as a :class:`~posledger.errors.LedgerError`."""
     reason = getattr(exc, "orig", None) or exc
     if is_damage(exc):
-        return DamagedDatabase(f"the database refused a read as damaged: {reason}")
+        return DamagedDatabase(str(reason))
     return DatabaseError(f"{display_url}: {reason}")
 
 
@@ -71,7 +72,12 @@ def _reading(
 
     def read(self: SqlInspection, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return method(self, *args, **kwargs)
+            if self.copy:
+                return method(self, *args, **kwargs)
+            # In a savepoint: a refused read leaves the read transaction usable for the
+            # next question (PostgreSQL aborts a transaction on any error).
+            with self.conn.begin_nested():
+                return method(self, *args, **kwargs)
         except (SQLAlchemyError, sqlite3.Error) as exc:
             raise failure(self.display_url, exc) from exc
 
@@ -79,13 +85,11 @@ def _reading(
 
 
 @contextmanager
-def inspecting(
-    engine: Engine, display_url: str, *, storage: bool = True
-) -> Iterator[SqlInspection]:
+def inspecting(engine: Engine, display_url: str, *, copy: bool = False) -> Iterator[SqlInspection]:
     """An inspection inside one read transaction (REPEATABLE READ is a snapshot on
     PostgreSQL and InnoDB; an SQLite read transaction is one by nature), rolled back at
-    the end. ``storage``: whether SQLite's integrity check applies (not to a copy in
-    memory)."""
+    the end. ``copy``: the database is a memory store's rows copied into SQLite, whose
+    storage is no concern (no integrity check, no savepoints)."""
     try:
         conn = engine.connect()
     except (SQLAlchemyError, sqlite3.Error) as exc:
@@ -98,7 +102,7 @@ def inspecting(
         except (SQLAlchemyError, sqlite3.Error) as exc:
             raise failure(display_url, exc) from exc
         try:
-            yield SqlInspection(conn, engine, display_url, storage=storage)
+            yield SqlInspection(conn, engine, display_url, copy=copy)
         finally:
             try:
                 transaction.rollback()
@@ -108,13 +112,13 @@ def inspecting(
 
 class SqlInspection(Inspection):
     def __init__(
-        self, conn: Connection, engine: Engine, display_url: str, *, storage: bool
+        self, conn: Connection, engine: Engine, display_url: str, *, copy: bool = False
     ) -> None:
         self.conn = conn
         self.engine = engine
         self.display_url = display_url
+        self.copy = copy
         self.sqlite = engine.dialect.name == "sqlite"
-        self.storage = storage and self.sqlite
 
     # -- reading ------------------------------------------------------------------------
 
@@ -171,7 +175,7 @@ class SqlInspection(Inspection):
         # exactly its table's rows, and the unique indexes are what keeps a fill or a
         # journal version from being stored twice. It reads the whole file (O(N log N)):
         # doctor is run by hand or on a schedule, never by a writer.
-        if not self.storage:
+        if self.copy or not self.sqlite:
             return None
         result = self.conn.exec_driver_sql(f"PRAGMA integrity_check({MAX_STORAGE_PROBLEMS})")
         problems: list[str] = []
@@ -430,7 +434,10 @@ class SqlInspection(Inspection):
 
     @_reading
     def invariant_problems(self) -> list[str]:
-        return SqlReads(self.engine, self.conn).invariant_problems()
+        # On connections of their own, as before the split: SqlReads sets options on a
+        # connection it is lent (yield_per, so server-side cursors) that would outlive
+        # the call and break this transaction's next statement on PostgreSQL.
+        return SqlReads(self.engine).invariant_problems()
 
 
 def _key4(values: tuple[Any, ...]) -> SlotKey4:

@@ -128,7 +128,7 @@ class MemoryStore(Store):
         """The same SQL as on a database, over the rows copied into SQLite (whose storage
         is no concern: nothing here can be damaged, so nothing is marked)."""
         engine = self._materialized().engine
-        with inspecting(engine, self.display_url, storage=False) as inspection:
+        with inspecting(engine, self.display_url, copy=True) as inspection:
             yield inspection
 
     def close(self) -> None:
