@@ -25,13 +25,20 @@ __all__ = [
     "RECONNECT",
     "RETRY",
     "CommandRow",
+    "DamageMark",
     "DoctorReport",
     "Filters",
     "Finding",
+    "ForeignFills",
+    "Inspection",
     "JournalRow",
+    "OverfilledOrder",
     "Reads",
     "Seen",
+    "SlotKey4",
+    "SlotState",
     "Store",
+    "StreamStats",
     "UnitOfWork",
 ]
 
@@ -138,6 +145,147 @@ class DoctorReport:
             "checks_run": list(self.checks_run),
             "findings": [finding.as_dict() for finding in self.findings],
         }
+
+
+# -- the doctor's questions (posledger doctor) ---------------------------------------------
+
+SlotKey4 = tuple[str, str, str, str]
+"""A slot's key as stored: (account, instrument, strategy, position_side)."""
+
+
+class DamageMark(NamedTuple):
+    """The storage damage a database is marked with (it stops every writer)."""
+
+    found_at: int
+    """When, in ns since the epoch."""
+    found_by: str
+    """``doctor``, or ``writer`` (a driver error while writing)."""
+    detail: str
+    """What was found."""
+
+
+class SlotState(NamedTuple):
+    """A stored slot and the trade it points at."""
+
+    key: SlotKey4
+    quantity: Decimal
+    trade_id: int | None
+    trade_found: bool
+    """Whether a trade ``trade_id`` exists."""
+    trade_status: str | None
+    trade_key: SlotKey4 | None
+    """The slot key the trade belongs to (None when it does not exist)."""
+
+
+class StreamStats(NamedTuple):
+    """What the journal holds of one stream."""
+
+    stream: str
+    entries: int
+    distinct_versions: int
+    lowest: int
+    highest: int
+
+
+class ForeignFills(NamedTuple):
+    """Fills of an order booked to a strategy other than the order's, grouped by the order,
+    the slot they went to, their side and whether they came after the order."""
+
+    client_order_id: str
+    order_strategy: str
+    account: str
+    instrument: str
+    fill_strategy: str
+    side: str
+    position_side: str
+    after_order: bool
+    """Journaled after the order was registered."""
+    quantity: Decimal
+    fills: int
+    exec_ids: list[str]
+    """The first ones, in journal order."""
+
+
+class OverfilledOrder(NamedTuple):
+    client_order_id: str
+    account: str
+    instrument: str
+    strategy: str
+    ordered: Decimal
+    filled: Decimal
+    fills: int
+
+
+class Inspection(ABC):
+    """Plain questions about the stored books, answered from one read transaction.
+
+    Amounts are exact. A read that the database refuses because its storage is damaged
+    raises :class:`posledger.errors.DamagedDatabase`; any other database failure
+    :class:`posledger.errors.DatabaseError`.
+    """
+
+    @abstractmethod
+    def storage_problems(self) -> list[str] | None:
+        """What the database's own check of its storage finds (none: intact), or None
+        where there is no such check (PostgreSQL, MariaDB, memory)."""
+
+    @abstractmethod
+    def damage_mark(self) -> DamageMark | None:
+        """The damage the database is marked with, if any."""
+
+    @abstractmethod
+    def open_trades_per_slot(self) -> list[tuple[SlotKey4, list[int]]]:
+        """Slots with more than one open trade, and those trades' ids, in key order."""
+
+    @abstractmethod
+    def trade_legs_per_slot(self) -> dict[SlotKey4, tuple[Decimal, int]]:
+        """Per slot key, the sum of the signed legs (``delta``) of its trades, and how
+        many legs, in key order."""
+
+    @abstractmethod
+    def slots(self) -> list[SlotState]:
+        """Every stored slot, in key order."""
+
+    @abstractmethod
+    def journal_streams(self) -> list[StreamStats]:
+        """Version statistics of every journal stream, in stream order."""
+
+    @abstractmethod
+    def version_breaks(self, stream: str, limit: int) -> list[tuple[int, int | None]]:
+        """(version, the version before it or None) wherever a stream's versions do not
+        go up by one from 1 (a gap, a repeat, a version below 1): the first ``limit``."""
+
+    @abstractmethod
+    def stream_versions(self) -> dict[str, int] | None:
+        """The streams table (each stream's last version), or None where the store does
+        not keep it (SQLite numbers streams from the journal)."""
+
+    @abstractmethod
+    def seq_breaks(self, limit: int) -> list[tuple[int, int | None]] | None:
+        """(seq, the seq before it or None) wherever journal numbers skip: the first
+        ``limit``; None where numbers may skip (server sequences skip on every rollback)."""
+
+    @abstractmethod
+    def fills_of_other_strategies(self, exec_ids: int) -> list[ForeignFills]:
+        """Fills booked to another strategy than their order's, grouped (with at most
+        ``exec_ids`` exec ids each), in order of their keys."""
+
+    @abstractmethod
+    def overfilled_orders(self) -> list[OverfilledOrder]:
+        """Orders whose fills add up to more than their quantity, by client order id."""
+
+    @abstractmethod
+    def strategies_per_instrument(self) -> dict[tuple[str, str], list[str]]:
+        """The strategies (not EXTERNAL) with fills per (account, instrument), sorted."""
+
+    @abstractmethod
+    def external_slots(self) -> list[tuple[str, str, str, Decimal, Decimal | None]]:
+        """EXTERNAL's slots: (account, instrument, position side, quantity, average
+        entry), in key order."""
+
+    @abstractmethod
+    def invariant_problems(self) -> list[str]:
+        """As :meth:`Reads.invariant_problems` (not necessarily in this read transaction)."""
 
 
 class UnitOfWork(ABC):
@@ -367,9 +515,22 @@ class Store(ABC):
         """A replay unit of work inside a transaction that keeps every writer out and has
         emptied the projections. The caller commits; leaving early rolls back."""
 
+    # -- what the doctor asks (posledger.service.doctor) -------------------------------------
+
     @abstractmethod
-    def doctor(self) -> DoctorReport:
-        """The integrity report over the stored books (``posledger doctor``)."""
+    def inspect(self) -> AbstractContextManager[Inspection]:
+        """The stored books' facts, all read in one read transaction (one state of the
+        books while writers go on)."""
+
+    def mark_damaged(self, found_by: str, detail: str) -> bool:
+        """Record that the storage is damaged (in a transaction of its own): from then on
+        every unit of work refuses to begin. False when the mark could not be written (the
+        database refused the write); a mark already there is kept as it is."""
+        return False
+
+    def clear_damage(self) -> DamageMark | None:
+        """Delete the damage mark (after a repair); the mark there was, if any."""
+        return None
 
     @abstractmethod
     def close(self) -> None: ...

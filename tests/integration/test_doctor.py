@@ -11,8 +11,8 @@ from sqlalchemy import delete, func, insert, select, update
 
 from posledger import Ledger
 from posledger.ports import DoctorReport, Finding
+from posledger.service.doctor import CHECKS
 from posledger.store import schema
-from posledger.store.doctor import CHECKS
 
 from .helpers import T, engine, fill, kind_of, rows, setup
 
@@ -259,8 +259,8 @@ def test_journal_entry_lost(ledger: Ledger, db_url: str) -> None:
     assert "lacks version 3" in gaps[0].detail
     seq_gaps = found(report, "journal_gap", "journal")
     if kind_of(db_url) == "sqlite":
-        # SQLite numbers entries without gaps: a missing number is worth a warning
-        assert [(f.severity, f.data["missing"]) for f in seq_gaps] == [("warning", [seq, seq])]
+        # SQLite numbers entries without gaps: a missing number is an entry lost
+        assert [(f.severity, f.data["missing"]) for f in seq_gaps] == [("error", [seq, seq])]
     else:
         # server sequences skip numbers on every rollback: a gap means nothing
         assert seq_gaps == []
@@ -293,12 +293,15 @@ def test_journal_numbers_with_a_gap(ledger: Ledger, db_url: str) -> None:
     ((top,),) = rows(db_url, select(func.max(jr.c.seq)))
     tamper(db_url, update(jr).where(jr.c.seq == top).values(seq=top + 5))
     report = doctor(ledger)
-    assert report.ok
     if kind_of(db_url) == "sqlite":
+        # SQLite numbers entries without gaps: skipped numbers are entries lost
+        assert not report.ok
         (finding,) = found(report, "journal_gap")
-        assert (finding.severity, finding.subject) == ("warning", "journal")
+        assert (finding.severity, finding.subject) == ("error", "journal")
         assert finding.data["missing"] == [top, top + 4]
     else:
+        # server sequences skip numbers on every rollback: a gap means nothing
+        assert report.ok
         assert found(report, "journal_gap") == []
 
 

@@ -688,17 +688,24 @@ def transfers(
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--clear-damage",
+    is_flag=True,
+    help="Lift the damage mark first (after a repair); found again if still damaged.",
+)
 @click.pass_context
-def doctor(ctx: click.Context, as_json: bool) -> None:
+def doctor(ctx: click.Context, as_json: bool, clear_damage: bool) -> None:
     """Integrity report: what is wrong in the database, and what to do about it.
 
-    Errors: duplicate open trades, slots whose quantity disagrees with their fills,
-    journal gaps, fills whose order belongs to another strategy, orders filled beyond
-    their quantity, broken invariants. Warnings: EXTERNAL positions. Notes: instruments
-    several strategies trade on one account (allowed). Exits 1 if there is an error.
+    Errors: damaged storage (SQLite's integrity check; it also stops every writer until
+    `--clear-damage`), duplicate open trades, slots whose quantity disagrees with their
+    fills, journal gaps, fills whose order belongs to another strategy, orders filled
+    beyond their quantity, broken invariants. Warnings: EXTERNAL positions. Notes:
+    instruments several strategies trade on one account (allowed). Exits 1 if there is
+    an error.
     """
     with _ledger(ctx) as ledger:
-        report = ledger.doctor()
+        report = ledger.doctor(clear_damage=clear_damage)
     data = report.as_dict()
     if as_json:
         _json(data)

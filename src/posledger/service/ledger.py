@@ -630,11 +630,17 @@ class Ledger:
         """:meth:`journal` as JSON-able objects (input and effects decoded)."""
         return journal_views(self.journal(after_seq=after_seq, limit=limit))
 
-    def doctor(self) -> DoctorReport:
-        """Integrity report: duplicate open trades, slots that disagree with their fills,
-        journal gaps, fills of another strategy's order, overfilled orders, instruments
-        several strategies trade, EXTERNAL positions, broken invariants."""
-        return self.store.doctor()
+    def doctor(self, *, clear_damage: bool = False) -> DoctorReport:
+        """Integrity report: damaged storage, duplicate open trades, slots that disagree
+        with their fills, journal gaps, fills of another strategy's order, overfilled
+        orders, instruments several strategies trade, EXTERNAL positions, broken
+        invariants. Damaged storage marks the database so, and writes stop;
+        ``clear_damage`` lifts that mark first (after a repair: docs/doctor.md)."""
+        from .doctor import run_doctor
+
+        report = run_doctor(self.store, clear_damage=clear_damage)
+        self._uow.rollback()  # drop caches: the next transaction reads the mark again
+        return report
 
     def rejected_inputs(self) -> list[dict[str, Any]]:
         """Refused inputs, oldest first: id, received_at, source, line, reason, raw."""

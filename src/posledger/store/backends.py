@@ -28,11 +28,42 @@ from ..errors import DatabaseError
 from ..ports import FATAL, RECONNECT, RETRY
 from .database import Database
 
-__all__ = ["Backend", "backend_for"]
+__all__ = ["Backend", "backend_for", "is_damage"]
 
 LOCK_WAIT_SECONDS = 5
 """How long a server writer waits for a stream lock before the attempt counts as failed
 and is retried (so a writer stuck behind a hung transaction gives up within a minute)."""
+
+
+_SQLITE_DAMAGE = (11, 26)
+"""SQLITE_CORRUPT ("database disk image is malformed") and SQLITE_NOTADB ("file is not a
+database"): primary result codes, extended ones reduced to them."""
+_POSTGRES_DAMAGE = ("XX001", "XX002")
+"""data_corrupted, index_corrupted."""
+_MARIADB_DAMAGE = (1194, 1195, 1712, 1817, 1877)
+"""A table marked as crashed (and its repair failed), an index corrupted (in general and
+InnoDB's), a table missing, corrupt or holding bad data."""
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether a driver error (or SQLAlchemy's wrapper of one) says the database's storage
+    is damaged: nothing retries that, and nothing more should be written (docs/doctor.md).
+    The drivers are told apart by module so that none has to be installed."""
+    orig = getattr(exc, "orig", None)
+    if isinstance(orig, BaseException):
+        exc = orig
+    if isinstance(exc, sqlite3.DatabaseError):
+        code = getattr(exc, "sqlite_errorcode", None)
+        if isinstance(code, int):
+            return code & 0xFF in _SQLITE_DAMAGE
+        text = str(exc)
+        return "disk image is malformed" in text or "file is not a database" in text
+    module = type(exc).__module__
+    if module.startswith("psycopg"):
+        return getattr(exc, "sqlstate", None) in _POSTGRES_DAMAGE
+    if module.startswith("pymysql"):
+        return bool(exc.args) and exc.args[0] in _MARIADB_DAMAGE
+    return False
 
 
 class Backend:
@@ -95,7 +126,9 @@ class Backend:
 
     def classify(self, exc: BaseException) -> str | None:
         """RETRY, RECONNECT, FATAL (a database error no retry cures), or None (not a
-        database error)."""
+        database error). Damaged storage is FATAL on every backend (:func:`is_damage`)."""
+        if is_damage(exc):
+            return FATAL
         if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
             return RETRY
         if isinstance(exc, sqlite3.Error):
@@ -149,6 +182,8 @@ class PostgresBackend(Backend):
     def classify(self, exc: BaseException) -> str | None:
         import psycopg
 
+        if is_damage(exc):
+            return FATAL
         if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
             return RECONNECT
         if isinstance(
@@ -221,6 +256,8 @@ class MariaDbBackend(Backend):
     def classify(self, exc: BaseException) -> str | None:
         import pymysql
 
+        if is_damage(exc):
+            return FATAL
         if isinstance(exc, pymysql.err.OperationalError):
             code = exc.args[0] if exc.args else 0
             # 1205 lock wait timeout, 1213 deadlock: the transaction can run again.

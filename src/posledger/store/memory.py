@@ -20,7 +20,6 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
 from ..domain.book import Book
@@ -31,8 +30,8 @@ from ..domain.refdata import Account, Instrument, Order, Strategy
 from ..ports import (
     RETRY,
     CommandRow,
-    DoctorReport,
     Filters,
+    Inspection,
     JournalRow,
     Reads,
     Seen,
@@ -42,8 +41,7 @@ from ..ports import (
 from . import codec
 from . import schema as s
 from .codec import COLUMNS, KEYED, Row, command_row
-from .database import Database
-from .doctor import run_doctor
+from .inspection import inspecting
 from .outbox import ACKED, CLAIMED, FAILED, PENDING, command_from_row, stored_row
 from .reads import SqlReads
 from .staging import INSTRUMENT, StagingUnitOfWork
@@ -125,17 +123,18 @@ class MemoryStore(Store):
         finally:
             uow.close()
 
-    def doctor(self) -> DoctorReport:
-        return run_doctor(self._database())
+    @contextmanager
+    def inspect(self) -> Iterator[Inspection]:
+        """The same SQL as on a database, over the rows copied into SQLite (whose storage
+        is no concern: nothing here can be damaged, so nothing is marked)."""
+        engine = self._materialized().engine
+        with inspecting(engine, self.display_url, copy=True) as inspection:
+            yield inspection
 
     def close(self) -> None:
         pass
 
     # -- reads through SQLite -------------------------------------------------------------
-
-    def _database(self) -> Database:
-        reads = self._materialized()
-        return Database(make_url("sqlite://"), reads.engine)
 
     def _materialized(self) -> SqlReads:
         with self.lock:

@@ -33,7 +33,7 @@ from ..domain.numbers import fmt
 
 __all__ = ["SCHEMA_REVISION", "Amount", "metadata"]
 
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 """The Alembic revision this code reads and writes; a test keeps it equal to the head."""
 
 ID = 128
@@ -454,3 +454,18 @@ PROJECTIONS = (
 )
 """Tables ``rebuild`` rewrites from the journal. (The outbox is not one of them: what was
 sent to a broker, and acknowledged, is not in the journal and cannot be rewritten.)"""
+
+storage_damage = Table(
+    "storage_damage",
+    metadata,
+    # Always 1: a database holds one mark, the first damage found; a second detection
+    # finds it there and leaves it be.
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("found_at", BigInteger, nullable=False),
+    Column("found_by", String(ENUM), nullable=False),
+    Column("detail", Text, nullable=False),
+)
+"""Set when ``doctor`` (or a writer's driver error) finds the storage damaged: while it
+holds a row every unit of work refuses to begin (``DamagedDatabase``). Not a projection:
+``rebuild`` leaves it alone; ``posledger doctor --clear-damage`` deletes it
+(docs/doctor.md)."""

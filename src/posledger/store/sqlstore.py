@@ -7,10 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..ports import DoctorReport, Reads, Store, UnitOfWork
+from ..ports import DamageMark, Inspection, Reads, Store, UnitOfWork
+from . import damage
 from . import schema as s
 from .database import Database, open_database
-from .doctor import run_doctor
+from .inspection import inspecting
 from .reads import SqlReads
 from .unit_of_work import SqlUnitOfWork
 
@@ -73,8 +74,16 @@ class SqlStore(Store):
         finally:
             uow.close()
 
-    def doctor(self) -> DoctorReport:
-        return run_doctor(self.database)
+    @contextmanager
+    def inspect(self) -> Iterator[Inspection]:
+        with inspecting(self.database.engine, self.display_url) as inspection:
+            yield inspection
+
+    def mark_damaged(self, found_by: str, detail: str) -> bool:
+        return damage.write_mark(self.database.engine, found_by, detail)
+
+    def clear_damage(self) -> DamageMark | None:
+        return damage.clear_mark(self.database.engine)
 
     def close(self) -> None:
         self.database.dispose()

@@ -14,6 +14,7 @@ first (:mod:`.journal`), then the rows of every change, each keyed row once, wit
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -24,8 +25,8 @@ from ..domain.numbers import ZERO
 from ..domain.positions import SlotKey
 from ..domain.refdata import Account, Instrument, Order, Strategy
 from ..domain.writeset import JournalEntry
-from ..ports import CommandRow, Seen
-from . import backends, codec
+from ..ports import FATAL, CommandRow, DamageMark, Seen
+from . import backends, codec, damage
 from .database import Database
 from .journal import Journal
 from .outbox import Outbox
@@ -36,6 +37,9 @@ from .statements import Statements
 __all__ = ["SqlUnitOfWork"]
 
 _PREFETCH = 400
+DAMAGE_RECHECK_NS = 1_000_000_000
+"""How old the damage mark a server writer last read may be (SQLite writers read it again
+exactly when another connection committed: ``PRAGMA data_version``)."""
 
 
 def _chunks(values: list[str]) -> Iterator[list[str]]:
@@ -83,6 +87,9 @@ class SqlUnitOfWork(StagingUnitOfWork):
         """How many trade ids to draw from a server sequence at once."""
         self._known: dict[tuple[str, str], Seen | None] = {}
         """Prefetched lookups of stored fills (None: not stored)."""
+        self._damage: DamageMark | None = None
+        self._damage_read_at: int | None = None
+        """When the damage mark was last read (monotonic ns; None: read it at begin)."""
         self._journal.forget()
         self._projections.forget()
 
@@ -109,11 +116,29 @@ class SqlUnitOfWork(StagingUnitOfWork):
         self._locked = {}
         self._checked = set()
         self._absent_orders = set()  # what a prefetch found missing holds for one transaction
-        version = self._backend.data_version(self._cur)
-        if version != self._data_version:
-            if self._data_version is not None:
-                self._forget_all()
-            self._data_version = version
+        try:
+            version = self._backend.data_version(self._cur)
+            if version != self._data_version:
+                if self._data_version is not None:
+                    self._forget_all()
+                self._data_version = version
+            mark = self._damage_mark()
+        except BaseException:
+            self.rollback()
+            raise
+        if mark is not None:
+            self.rollback()
+            raise damage.mark_error(self.database.display_url, mark)
+
+    def _damage_mark(self) -> DamageMark | None:
+        """The damage mark (docs/doctor.md), read again only when the caches were dropped
+        (another connection committed, a rollback) or, on a server, once a second."""
+        now = time.monotonic_ns()
+        read_at = self._damage_read_at
+        if read_at is None or (self._servers and now - read_at >= DAMAGE_RECHECK_NS):
+            self._damage = damage.read_mark(self._cur)
+            self._damage_read_at = now
+        return self._damage
 
     def commit(self) -> list[int]:
         try:
@@ -141,7 +166,16 @@ class SqlUnitOfWork(StagingUnitOfWork):
         self._forget_all()
 
     def classify(self, exc: BaseException) -> str | None:
-        return self._backend.classify(exc)
+        """As the backend says; but damaged storage raises ``DamagedDatabase`` at once, once
+        the database is marked damaged (where it still takes that write)."""
+        cure = self._backend.classify(exc)
+        if cure == FATAL and backends.is_damage(exc):
+            if self._in_transaction:
+                self.rollback()
+            marked = damage.record_mark(self._backend, self._cur, damage.BY_WRITER, str(exc))
+            self._damage_read_at = None
+            raise damage.writer_error(self.database.display_url, exc, marked) from exc
+        return cure
 
     def reconnect(self) -> None:
         """Drop the connection (the server may have gone) and open a fresh one."""

@@ -1,36 +1,30 @@
-"""``posledger doctor``: an integrity report over a ledger database.
+"""``posledger doctor``: an integrity report over a ledger's store.
 
-Each check reads the stored tables (SQLAlchemy Core, aggregating in SQL where the database
-can do it exactly) and reports what it finds as :class:`Finding` values: an ``error`` means
-the books contradict themselves or the ledger's rules, a ``warning`` something a trader
-should look at, an ``info`` something allowed that is worth knowing. Nothing is changed.
-
-Amounts are summed exactly: by the database on PostgreSQL and MariaDB (``NUMERIC``), and
-in Python on SQLite, which stores amounts as text and would sum them as floats.
+The store answers plain questions (:meth:`posledger.ports.Store.inspect`, all in one read
+transaction); each check here turns the answers into :class:`Finding` values: an
+``error`` means the books contradict themselves or the ledger's rules, or the storage is
+damaged; a ``warning`` something a trader should look at; an ``info`` something allowed
+that is worth knowing. Nothing in the books is changed. When the storage is found damaged
+the store is marked so (:meth:`~posledger.ports.Store.mark_damaged`), and every writer
+refuses from then on, until ``clear_damage`` after a repair.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, FromClause, and_, func, select
-from sqlalchemy.sql.elements import ColumnElement
-
 from ..domain.enums import EXTERNAL
 from ..domain.numbers import ZERO, exact, fmt
-from ..ports import DoctorReport, Finding
-from . import schema as s
-from .database import Database
-from .reads import SqlReads
+from ..domain.timestamps import format_ts
+from ..errors import DamagedDatabase
+from ..ports import DamageMark, DoctorReport, Finding, Inspection, SlotKey4, Store
 
-__all__ = ["CHECKS", "run_doctor"]
+__all__ = ["CHECKS", "MAX_LISTED", "run_doctor"]
 
 CHECKS = (
+    "storage",
     "duplicate_open_trades",
     "slot_fills_mismatch",
     "journal_gap",
@@ -43,100 +37,68 @@ CHECKS = (
 """Every check's id, in the order the checks run and their findings are listed."""
 
 MAX_LISTED = 20
-"""At most this many journal gaps per stream (and exec ids per order) are spelt out."""
+"""At most this many journal gaps per stream (and exec ids per order, and storage
+problems) are spelt out."""
 
 _VERIFY = "run `posledger verify` to compare the stored books with a replay of the journal"
 _REBUILD = "and, if the journal replays cleanly, `posledger rebuild` to rewrite them from it"
+_REPAIR = (
+    "Restore the database from a backup and ingest again what came after the backup (fills "
+    "already there are skipped), or, if only projections are damaged, recover the file and "
+    "run `posledger rebuild`; once it is repaired, `posledger doctor --clear-damage` lifts "
+    "the mark (see docs/doctor.md)."
+)
 
 
-def run_doctor(database: Database) -> DoctorReport:
-    """Run every check of :data:`CHECKS` over ``database``; change nothing."""
-    report = DoctorReport()
-    with exact(), _snapshot(database) as conn:
-        reader = _Reader(conn, database.dialect)
-        for check, run in _SQL_CHECKS:
-            found = run(reader)
-            # Stable: by subject, and within a subject in the order the check found them.
-            found.sort(key=lambda finding: finding.subject)
-            report.findings.extend(found)
-            report.checks_run.append(check)
-    report.findings.extend(_invariants(database))
-    report.checks_run.append("invariants")
-    return report
+def run_doctor(store: Store, *, clear_damage: bool = False) -> DoctorReport:
+    """Run every check of :data:`CHECKS` over ``store``; change nothing in the books.
 
-
-# -- reading ------------------------------------------------------------------------------
-
-
-@contextmanager
-def _snapshot(database: Database) -> Iterator[Connection]:
-    """One read transaction for every SQL check, so that they see one state of the books
-    while writers go on (REPEATABLE READ is a snapshot on PostgreSQL and InnoDB; an SQLite
-    read transaction is one by nature)."""
-    with database.engine.connect() as conn:
-        if database.dialect != "sqlite":
-            conn.execution_options(isolation_level="REPEATABLE READ")
-        with conn.begin() as transaction:
+    Damaged storage (the database's own check, or a read it refuses) is an error of the
+    ``storage`` check, and marks the store damaged; a check whose read is refused is left
+    out of ``checks_run``, and the others still run. ``clear_damage`` first lifts the mark
+    (after a repair): if the damage is still there, it is found and marked again.
+    """
+    cleared = store.clear_damage() if clear_damage else None
+    found: dict[str, list[Finding]] = {}
+    checks_run: list[str] = []
+    damage: list[str] = []
+    """What shows the storage is damaged now."""
+    mark: DamageMark | None = None
+    with exact(), store.inspect() as facts:
+        try:
+            mark = facts.damage_mark()
+        except DamagedDatabase as exc:
+            damage.append(f"the damage mark could not be read: {exc}")
+        try:
+            damage.extend(facts.storage_problems() or ())
+        except DamagedDatabase as exc:
+            damage.append(f"the storage check could not run: {exc}")
+        checks_run.append("storage")
+        for check, run in _CHECKS:
             try:
-                yield conn
-            finally:
-                transaction.rollback()
-
-
-Group = tuple[tuple[Any, ...], Decimal, int]
-"""(the group's key values, the exact sum of its amounts, how many rows it has)."""
-
-
-class _Reader:
-    def __init__(self, conn: Connection, dialect: str) -> None:
-        self.conn = conn
-        self.dialect = dialect
-        self.sqlite = dialect == "sqlite"
-
-    def rows(self, query: Any) -> list[Any]:
-        return list(self.conn.execute(query))
-
-    def sums(
-        self,
-        keys: Sequence[ColumnElement[Any]],
-        amount: ColumnElement[Decimal],
-        source: FromClause,
-        where: ColumnElement[bool] | None = None,
-        exceeding: int | None = None,
-    ) -> list[Group]:
-        """The exact sum and count of ``amount`` per group of ``keys``, in key order.
-
-        ``exceeding``: keep only the groups whose sum exceeds ``keys[exceeding]``.
-        """
-        if not self.sqlite:
-            query = (
-                select(*keys, func.sum(amount), func.count())
-                .select_from(source)
-                .group_by(*keys)
-                .order_by(*keys)
-            )
-            if where is not None:
-                query = query.where(where)
-            if exceeding is not None:
-                query = query.having(func.sum(amount) > keys[exceeding])
-            return [(tuple(row[:-2]), row[-2], int(row[-1])) for row in self.conn.execute(query)]
-        # SQLite would sum the amounts' text as floats: stream them in key order and add
-        # them up here, exactly, one group at a time.
-        query = select(*keys, amount).select_from(source).order_by(*keys)
-        if where is not None:
-            query = query.where(where)
-        width = len(keys)
-        groups: list[Group] = []
-        result = self.conn.execute(query.execution_options(yield_per=5000))
-        for key, members in itertools.groupby(result, key=lambda row: tuple(row[:width])):
-            total = ZERO
-            count = 0
-            for row in members:
-                total += row[width]
-                count += 1
-            if exceeding is None or total > key[exceeding]:
-                groups.append((key, total, count))
-        return groups
+                findings = run(facts)
+            except DamagedDatabase as exc:
+                # The other checks may read tables that are intact: they still run.
+                damage.append(f"the {check} check's read failed: {exc}")
+                continue
+            # Stable: by subject, and within a subject in the order the check found them.
+            findings.sort(key=lambda finding: finding.subject)
+            found[check] = findings
+            checks_run.append(check)
+    marked = False
+    if damage and mark is None:
+        marked = store.mark_damaged("doctor", "; ".join(damage[:MAX_LISTED]))
+    storage = [] if cleared is None else [_cleared(cleared)]
+    if damage:
+        skipped = [check for check in CHECKS if check not in checks_run]
+        storage.append(_damaged(damage, skipped, mark, marked))
+    elif mark is not None:
+        storage.append(_marked(mark))
+    found["storage"] = storage
+    return DoctorReport(
+        findings=[finding for check in CHECKS for finding in found.get(check, ())],
+        checks_run=checks_run,
+    )
 
 
 def _slot_name(account: str, instrument: str, strategy: str, position_side: str) -> str:
@@ -156,35 +118,88 @@ def _signed(quantity: Decimal) -> str:
     return "flat"
 
 
+def _when(ns: int) -> str:
+    return format_ts(ns - ns % 1_000_000_000)
+
+
+# -- 0. the storage ------------------------------------------------------------------------------
+
+
+def _damaged(
+    problems: list[str], skipped: list[str], mark: DamageMark | None, marked: bool
+) -> Finding:
+    """Damage found now; ``mark``: the one found before, ``marked``: marked now."""
+    shown = "; ".join(problems[:MAX_LISTED])
+    more = len(problems) - MAX_LISTED
+    if more > 0:
+        shown += f" (and {more} more)"
+    data: dict[str, Any] = {"problems": problems[:MAX_LISTED], "not_run": skipped}
+    if mark is not None:
+        data.update(marked=True, **_mark_data(mark))
+        stop = (
+            f"The database was marked damaged at {_when(mark.found_at)} (by "
+            f"{_who(mark.found_by)}): every writer refuses until the mark is lifted."
+        )
+    elif marked:
+        data["marked"] = True
+        stop = "The database is marked damaged: every writer refuses until the mark is lifted."
+    else:
+        data["marked"] = False
+        stop = (
+            "Marking the database damaged failed too (it refused the write), so writers are "
+            "not stopped: stop them yourself."
+        )
+    not_run = f" Checks not completed: {', '.join(skipped)}." if skipped else ""
+    return Finding(
+        "storage",
+        "error",
+        "database",
+        f"the database's storage is damaged: {shown}.{not_run} {stop} {_REPAIR}",
+        data,
+    )
+
+
+def _marked(mark: DamageMark) -> Finding:
+    """A mark the checks find no damage behind now (repaired, or not seen by this check:
+    a server's damage shows only in the errors it raises)."""
+    return Finding(
+        "storage",
+        "error",
+        "database",
+        f"the database is marked damaged: {_who(mark.found_by)} found at "
+        f"{_when(mark.found_at)}: {mark.detail}. Every writer refuses until the mark is "
+        "lifted. The checks find no damage now: if the database was repaired, `posledger "
+        "doctor --clear-damage` lifts the mark.",
+        {"marked": True, **_mark_data(mark)},
+    )
+
+
+def _cleared(mark: DamageMark) -> Finding:
+    return Finding(
+        "storage",
+        "info",
+        "database",
+        f"the damage mark ({_who(mark.found_by)} at {_when(mark.found_at)}: {mark.detail}) "
+        "was lifted: writers may write again, unless the checks find the damage still "
+        "there.",
+        _mark_data(mark),
+    )
+
+
+def _who(found_by: str) -> str:
+    return "posledger doctor" if found_by == "doctor" else f"a {found_by}"
+
+
+def _mark_data(mark: DamageMark) -> dict[str, Any]:
+    return {"found_at": _when(mark.found_at), "found_by": mark.found_by, "detail": mark.detail}
+
+
 # -- 1. one open trade per slot ---------------------------------------------------------------
 
 
-def _duplicate_open_trades(db: _Reader) -> list[Finding]:
-    tr = s.trades
-    keys = (tr.c.account, tr.c.instrument, tr.c.strategy, tr.c.position_side)
-    query = (
-        select(*keys, func.count())
-        .where(tr.c.status == "open")
-        .group_by(*keys)
-        .having(func.count() > 1)
-        .order_by(*keys)
-    )
+def _duplicate_open_trades(facts: Inspection) -> list[Finding]:
     findings: list[Finding] = []
-    for account, instrument, strategy, side, _count in db.rows(query):
-        ids = [
-            int(trade_id)
-            for (trade_id,) in db.rows(
-                select(tr.c.trade_id)
-                .where(
-                    tr.c.status == "open",
-                    tr.c.account == account,
-                    tr.c.instrument == instrument,
-                    tr.c.strategy == strategy,
-                    tr.c.position_side == side,
-                )
-                .order_by(tr.c.trade_id)
-            )
-        ]
+    for (account, instrument, strategy, side), ids in facts.open_trades_per_slot():
         shown = ", ".join(str(trade_id) for trade_id in ids)
         findings.append(
             Finding(
@@ -209,58 +224,35 @@ def _duplicate_open_trades(db: _Reader) -> list[Finding]:
 # -- 2. slots against their trades' fills -------------------------------------------------
 
 
-def _slot_fills_mismatch(db: _Reader) -> list[Finding]:
-    tr, tf, sl = s.trades, s.trade_fills, s.slots
-    trade_keys = (tr.c.account, tr.c.instrument, tr.c.strategy, tr.c.position_side)
-    booked = {
-        key: (total, count)
-        for key, total, count in db.sums(
-            trade_keys, tf.c.delta, tf.join(tr, tr.c.trade_id == tf.c.trade_id)
-        )
-    }
-    query = (
-        select(
-            sl.c.account,
-            sl.c.instrument,
-            sl.c.strategy,
-            sl.c.position_side,
-            sl.c.quantity,
-            sl.c.trade_id,
-            tr.c.trade_id,
-            tr.c.status,
-            *trade_keys,
-        )
-        .select_from(sl.join(tr, tr.c.trade_id == sl.c.trade_id, isouter=True))
-        .order_by(sl.c.account, sl.c.instrument, sl.c.strategy, sl.c.position_side)
-    )
+def _slot_fills_mismatch(facts: Inspection) -> list[Finding]:
+    booked = facts.trade_legs_per_slot()
     findings: list[Finding] = []
-    seen: set[tuple[Any, ...]] = set()
-    for row in db.rows(query):
-        key = tuple(row[:4])
+    seen: set[SlotKey4] = set()
+    for slot in facts.slots():
+        key, held = slot.key, slot.quantity
         seen.add(key)
-        held: Decimal = row[4]
         total, count = booked.get(key, (ZERO, 0))
-        name = _slot_name(*key)
         if held != total:
             findings.append(_mismatch(key, held, total, count, present=True))
         if not held:
             continue
-        trade_id, found_id, status, trade_key = row[5], row[6], row[7], tuple(row[8:])
+        trade_id = slot.trade_id
         problem = None
         if trade_id is None:
             problem = "points at no trade"
-        elif found_id is None:
+        elif not slot.trade_found:
             problem = f"points at trade {trade_id}, which does not exist"
-        elif status != "open":
-            problem = f"points at trade {trade_id}, which is {status}"
-        elif trade_key != key:
-            problem = f"points at trade {trade_id}, which is {_slot_name(*trade_key)}'s"
+        elif slot.trade_status != "open":
+            problem = f"points at trade {trade_id}, which is {slot.trade_status}"
+        elif slot.trade_key != key:
+            assert slot.trade_key is not None
+            problem = f"points at trade {trade_id}, which is {_slot_name(*slot.trade_key)}'s"
         if problem is not None:
             findings.append(
                 Finding(
                     "slot_fills_mismatch",
                     "error",
-                    name,
+                    _slot_name(*key),
                     f"{key[2]}'s slot in {key[1]} on {key[0]} ({key[3]}) is {_signed(held)} "
                     f"but {problem}; a position that is not flat belongs to an open trade "
                     f"of its own slot: {_VERIFY}, {_REBUILD}.",
@@ -271,7 +263,7 @@ def _slot_fills_mismatch(db: _Reader) -> list[Finding]:
                         "position_side": key[3],
                         "quantity": fmt(held),
                         "trade_id": trade_id,
-                        "trade_status": status,
+                        "trade_status": slot.trade_status,
                     },
                 )
             )
@@ -282,7 +274,7 @@ def _slot_fills_mismatch(db: _Reader) -> list[Finding]:
 
 
 def _mismatch(
-    key: tuple[Any, ...], held: Decimal, total: Decimal, count: int, *, present: bool
+    key: SlotKey4, held: Decimal, total: Decimal, count: int, *, present: bool
 ) -> Finding:
     account, instrument, strategy, side = key
     where = f"{strategy}'s slot in {instrument} on {account} ({side})"
@@ -311,30 +303,16 @@ def _mismatch(
 # -- 3. the journal -----------------------------------------------------------------------
 
 
-def _journal_gap(db: _Reader) -> list[Finding]:
-    jr = s.journal
+def _journal_gap(facts: Inspection) -> list[Finding]:
     findings: list[Finding] = []
-    per_stream = db.rows(
-        select(
-            jr.c.stream,
-            func.count(),
-            func.count(jr.c.version.distinct()),
-            func.min(jr.c.version),
-            func.max(jr.c.version),
-        )
-        .group_by(jr.c.stream)
-        .order_by(jr.c.stream)
-    )
     top: dict[str, int] = {}
-    for stream, count, distinct, low, high in per_stream:
-        top[stream] = int(high)
-        if low == 1 and high == count == distinct:
+    for stats in facts.journal_streams():
+        top[stats.stream] = stats.highest
+        if stats.lowest == 1 and stats.highest == stats.entries == stats.distinct_versions:
             continue
-        findings.extend(_version_problems(db, stream, int(count), int(high)))
-    if not db.sqlite:
-        # Server writers number a stream's entries from its row in ``streams`` (SQLite's
-        # writer reads the journal instead and never keeps that table up to date).
-        stored = {stream: int(version) for stream, version in db.rows(select(s.streams))}
+        findings.extend(_version_problems(facts, stats.stream, stats.entries, stats.highest))
+    stored = facts.stream_versions()
+    if stored is not None:
         for stream in sorted(set(stored) | set(top)):
             have, want = stored.get(stream), top.get(stream, 0)
             if have == want:
@@ -360,32 +338,15 @@ def _journal_gap(db: _Reader) -> list[Finding]:
                     {"stream": stream, "streams_version": have, "journal_version": want},
                 )
             )
-    else:
-        findings.extend(_seq_gaps(db))
+    findings.extend(_seq_gaps(facts))
     return findings
 
 
-def _version_problems(db: _Reader, stream: str, count: int, high: int) -> list[Finding]:
-    jr = s.journal
-    ordered = (
-        select(
-            jr.c.version.label("version"),
-            func.lag(jr.c.version).over(order_by=jr.c.version).label("previous"),
-        )
-        .where(jr.c.stream == stream)
-        .subquery()
-    )
-    query = (
-        select(ordered.c.version, ordered.c.previous)
-        .where(ordered.c.version - func.coalesce(ordered.c.previous, 0) != 1)
-        .order_by(ordered.c.version)
-        .limit(MAX_LISTED + 1)
-    )
-    found = db.rows(query)
+def _version_problems(facts: Inspection, stream: str, count: int, high: int) -> list[Finding]:
+    found = facts.version_breaks(stream, MAX_LISTED + 1)
     findings: list[Finding] = []
     for version, previous in found[:MAX_LISTED]:
-        version = int(version)
-        before = 0 if previous is None else int(previous)
+        before = 0 if previous is None else previous
         data: dict[str, Any] = {"stream": stream, "version": version, "entries": count}
         if version < 1:
             data["invalid"] = version
@@ -427,33 +388,25 @@ def _version_problems(db: _Reader, stream: str, count: int, high: int) -> list[F
     return findings
 
 
-def _seq_gaps(db: _Reader) -> list[Finding]:
-    """SQLite numbers journal entries one after the other under its write lock, so a gap
-    there means entries were removed. (Server sequences skip numbers on every rollback:
-    there a gap means nothing.)"""
-    jr = s.journal
-    ordered = select(
-        jr.c.seq.label("seq"), func.lag(jr.c.seq).over(order_by=jr.c.seq).label("previous")
-    ).subquery()
-    query = (
-        select(ordered.c.seq, ordered.c.previous)
-        .where(ordered.c.seq - func.coalesce(ordered.c.previous, 0) > 1)
-        .order_by(ordered.c.seq)
-        .limit(MAX_LISTED + 1)
-    )
-    found = db.rows(query)
+def _seq_gaps(facts: Inspection) -> list[Finding]:
+    """Where the store numbers journal entries one after the other (SQLite, memory), a
+    skipped number is an entry lost: an error, as a stream's missing version is."""
+    found = facts.seq_breaks(MAX_LISTED + 1)
+    if found is None:
+        return []
     findings = []
     for seq, previous in found[:MAX_LISTED]:
-        first, last = (0 if previous is None else int(previous)) + 1, int(seq) - 1
+        first, last = (0 if previous is None else previous) + 1, seq - 1
         numbers = f"number {first}" if first == last else f"numbers {first} to {last}"
         findings.append(
             Finding(
                 "journal_gap",
-                "warning",
+                "error",
                 "journal",
-                f"the journal has no entry with {numbers}; on SQLite entries are numbered "
-                "without gaps, so some were probably deleted. Check the streams' versions "
-                "above, and restore from a backup if entries are missing.",
+                f"the journal has no entry with {numbers}; entries are numbered here "
+                "without gaps, so entries were lost (deleted, or their storage damaged), "
+                "and the journal is the ledger's source of truth. Restore the database "
+                "from a backup, or re-ingest the original inputs into a new ledger.",
                 {"missing": [first, last]},
             )
         )
@@ -461,7 +414,7 @@ def _seq_gaps(db: _Reader) -> list[Finding]:
         findings.append(
             Finding(
                 "journal_gap",
-                "warning",
+                "error",
                 "journal",
                 f"the journal has more gaps in its numbers than the {MAX_LISTED} listed.",
                 {"listed": MAX_LISTED},
@@ -473,44 +426,12 @@ def _seq_gaps(db: _Reader) -> list[Finding]:
 # -- 4. fills booked away from their order's strategy ----------------------------------------
 
 
-def _fill_order_other_strategy(db: _Reader) -> list[Finding]:
-    fl, od = s.fills, s.orders
-    after = fl.c.seq > od.c.seq
-    keys = (
-        od.c.client_order_id,
-        od.c.strategy,
-        od.c.seq,
-        fl.c.account,
-        fl.c.instrument,
-        fl.c.strategy,
-        fl.c.side,
-        fl.c.position_side,
-        after,
-    )
-    source = fl.join(
-        od, and_(od.c.client_order_id == fl.c.client_order_id, od.c.account == fl.c.account)
-    )
-    groups = db.sums(keys, fl.c.quantity, source, where=fl.c.strategy != od.c.strategy)
+def _fill_order_other_strategy(facts: Inspection) -> list[Finding]:
     findings: list[Finding] = []
-    for key, total, count in groups:
-        cid, owner, order_seq, account, instrument, booked_to, side, position_side, late = key
-        is_error = bool(late)
-        exec_ids = [
-            exec_id
-            for (exec_id,) in db.rows(
-                select(fl.c.exec_id)
-                .where(
-                    fl.c.client_order_id == cid,
-                    fl.c.account == account,
-                    fl.c.strategy == booked_to,
-                    fl.c.side == side,
-                    fl.c.position_side == position_side,
-                    (fl.c.seq > order_seq) if is_error else (fl.c.seq <= order_seq),
-                )
-                .order_by(fl.c.seq)
-                .limit(MAX_LISTED)
-            )
-        ]
+    for group in facts.fills_of_other_strategies(MAX_LISTED):
+        cid, owner, booked_to = group.client_order_id, group.order_strategy, group.fill_strategy
+        account, instrument, side = group.account, group.instrument, group.side
+        count, total, is_error = group.fills, group.quantity, group.after_order
         fills = _plural(count, "fill")
         they, were, them = ("it", "was", "it") if count == 1 else ("they", "were", "them")
         moved = f"{fmt(total)} {instrument} ({side})"
@@ -547,10 +468,10 @@ def _fill_order_other_strategy(db: _Reader) -> list[Finding]:
                     "account": account,
                     "instrument": instrument,
                     "side": side,
-                    "position_side": position_side,
+                    "position_side": group.position_side,
                     "quantity": fmt(total),
                     "fills": count,
-                    "exec_ids": exec_ids,
+                    "exec_ids": group.exec_ids,
                     "registered_after_fills": not is_error,
                 },
             )
@@ -561,34 +482,30 @@ def _fill_order_other_strategy(db: _Reader) -> list[Finding]:
 # -- 5. orders filled beyond their quantity -------------------------------------------------
 
 
-def _order_overfilled(db: _Reader) -> list[Finding]:
-    fl, od = s.fills, s.orders
-    keys = (od.c.client_order_id, od.c.account, od.c.instrument, od.c.strategy, od.c.quantity)
-    source = fl.join(
-        od, and_(od.c.client_order_id == fl.c.client_order_id, od.c.account == fl.c.account)
-    )
+def _order_overfilled(facts: Inspection) -> list[Finding]:
     findings: list[Finding] = []
-    for key, total, count in db.sums(keys, fl.c.quantity, source, exceeding=4):
-        cid, account, instrument, strategy, ordered = key
+    for order in facts.overfilled_orders():
+        cid, ordered, total = order.client_order_id, order.ordered, order.filled
         findings.append(
             Finding(
                 "order_overfilled",
                 "error",
                 f"order {cid}",
-                f"order {cid} ({strategy}, {fmt(ordered)} {instrument} on {account}) has "
-                f"{_plural(count, 'fill')} for {fmt(total)}, {fmt(total - ordered)} more "
-                "than it asked for: a fill may have been sent twice under different exec "
-                "ids, or the order was changed at the broker without the ledger knowing. "
-                "Compare with the broker's executions and positions.",
+                f"order {cid} ({order.strategy}, {fmt(ordered)} {order.instrument} on "
+                f"{order.account}) has {_plural(order.fills, 'fill')} for {fmt(total)}, "
+                f"{fmt(total - ordered)} more than it asked for: a fill may have been sent "
+                "twice under different exec ids, or the order was changed at the broker "
+                "without the ledger knowing. Compare with the broker's executions and "
+                "positions.",
                 {
                     "client_order_id": cid,
-                    "account": account,
-                    "instrument": instrument,
-                    "strategy": strategy,
+                    "account": order.account,
+                    "instrument": order.instrument,
+                    "strategy": order.strategy,
                     "ordered": fmt(ordered),
                     "filled": fmt(total),
                     "excess": fmt(total - ordered),
-                    "fills": count,
+                    "fills": order.fills,
                 },
             )
         )
@@ -598,22 +515,11 @@ def _order_overfilled(db: _Reader) -> list[Finding]:
 # -- 6. instruments several strategies trade on one account -----------------------------------
 
 
-def _shared_instrument(db: _Reader) -> list[Finding]:
-    fl = s.fills
-    query = (
-        select(fl.c.account, fl.c.instrument, fl.c.strategy)
-        .where(fl.c.strategy != EXTERNAL)
-        .distinct()
-        .order_by(fl.c.account, fl.c.instrument, fl.c.strategy)
-    )
-    traders: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for account, instrument, strategy in db.rows(query):
-        traders[(account, instrument)].add(strategy)
+def _shared_instrument(facts: Inspection) -> list[Finding]:
     findings: list[Finding] = []
-    for (account, instrument), names in traders.items():
-        if len(names) < 2:
+    for (account, instrument), listed in facts.strategies_per_instrument().items():
+        if len(listed) < 2:
             continue
-        listed = sorted(names)
         findings.append(
             Finding(
                 "shared_instrument",
@@ -631,15 +537,9 @@ def _shared_instrument(db: _Reader) -> list[Finding]:
 # -- 7. quantity nobody owns ------------------------------------------------------------------
 
 
-def _external_position(db: _Reader) -> list[Finding]:
-    sl = s.slots
-    query = (
-        select(sl.c.account, sl.c.instrument, sl.c.position_side, sl.c.quantity, sl.c.avg_entry)
-        .where(sl.c.strategy == EXTERNAL)
-        .order_by(sl.c.account, sl.c.instrument, sl.c.position_side)
-    )
+def _external_position(facts: Inspection) -> list[Finding]:
     findings: list[Finding] = []
-    for account, instrument, side, quantity, avg_entry in db.rows(query):
+    for account, instrument, side, quantity, avg_entry in facts.external_slots():
         if not quantity:
             continue
         findings.append(
@@ -666,9 +566,9 @@ def _external_position(db: _Reader) -> list[Finding]:
 # -- 8. the invariants verify checks ---------------------------------------------------------
 
 
-def _invariants(database: Database) -> list[Finding]:
+def _invariants(facts: Inspection) -> list[Finding]:
     try:
-        problems = SqlReads(database.engine).invariant_problems()
+        problems = facts.invariant_problems()
     except (KeyError, ValueError, TypeError, ArithmeticError) as exc:
         return [
             Finding(
@@ -692,7 +592,7 @@ def _invariants(database: Database) -> list[Finding]:
     ]
 
 
-_SQL_CHECKS: tuple[tuple[str, Callable[[_Reader], list[Finding]]], ...] = (
+_CHECKS: tuple[tuple[str, Callable[[Inspection], list[Finding]]], ...] = (
     ("duplicate_open_trades", _duplicate_open_trades),
     ("slot_fills_mismatch", _slot_fills_mismatch),
     ("journal_gap", _journal_gap),
@@ -700,5 +600,6 @@ _SQL_CHECKS: tuple[tuple[str, Callable[[_Reader], list[Finding]]], ...] = (
     ("order_overfilled", _order_overfilled),
     ("shared_instrument", _shared_instrument),
     ("external_position", _external_position),
+    ("invariants", _invariants),
 )
-assert (*(check for check, _ in _SQL_CHECKS), "invariants") == CHECKS
+assert ("storage", *(check for check, _ in _CHECKS)) == CHECKS
