@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from posledger import Ledger, open_ledger
+from posledger.domain.timestamps import LATEST_NS
 
 from .helpers import T
 
@@ -375,7 +376,9 @@ def storable(text: str) -> str:
 
 @pytest.fixture
 def prepared(db_url: str) -> Iterator[tuple[Ledger, Iterator[int]]]:
-    with open_ledger(db_url) as ledger:
+    # The ledger's clock at the last time it can store, so that marks dated anywhere in
+    # the range are not "ahead of the clock" (docs/accounting.md) and the edges apply.
+    with open_ledger(db_url, clock=lambda: LATEST_NS) as ledger:
         outcomes = [
             ledger.register_account(
                 account=ACCOUNT, venue="V", mode="SIM", position_mode="netting"

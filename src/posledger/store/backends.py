@@ -184,8 +184,8 @@ class PostgresBackend(Backend):
 
         if is_damage(exc):
             return FATAL
-        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-            return RECONNECT
+        # Before the connection errors: psycopg files a deadlock, a lock timeout and a
+        # serialization failure under OperationalError too, but the connection is fine.
         if isinstance(
             exc,
             psycopg.errors.UniqueViolation
@@ -194,6 +194,8 @@ class PostgresBackend(Backend):
             | psycopg.errors.LockNotAvailable,
         ):
             return RETRY
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            return RECONNECT
         if isinstance(exc, psycopg.Error):
             return FATAL
         return None

@@ -141,7 +141,10 @@ class SqlReads(Reads):
             for column in table.primary_key.columns
         ]
         with self._connect() as conn:
-            result = conn.execution_options(yield_per=2000).execute(select(table).order_by(*order))
+            # Per statement: on a connection lent for a snapshot, yield_per on the connection
+            # would stay on for every later statement.
+            query = select(table).order_by(*order).execution_options(yield_per=2000)
+            result = conn.execute(query)
             for row in result:
                 yield dict(row._mapping)
 

@@ -83,6 +83,7 @@ class LongText(TypeDecorator[str]):
             return LONGTEXT()
         return Text()
 
+
 metadata = MetaData()
 
 accounts = Table(
