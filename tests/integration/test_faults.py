@@ -233,7 +233,9 @@ def kill(conn: Connection, kind: str, tag: str, only_waiting: bool = False) -> i
             text(
                 "SELECT id FROM information_schema.processlist WHERE db = :tag AND "
                 "id <> CONNECTION_ID() AND command = 'Query' AND (info LIKE "
-                "'SELECT version FROM streams%' OR info LIKE 'INSERT IGNORE INTO streams%')"
+                "'SELECT version FROM streams%' OR info LIKE "
+                "'SELECT s.version, f.seq, f.digest FROM streams%' "
+                "OR info LIKE 'INSERT IGNORE INTO streams%')"
             ),
             {"tag": tag},
         ).fetchall()

@@ -391,8 +391,7 @@ class Ledger:
         for chunk in _chunks(read_lines(lines), batch_size):
 
             def work(uow: UnitOfWork, chunk: list[Line] = chunk) -> list[tuple[Line, Outcome]]:
-                if batch_size > 1:
-                    _prefetch(uow, chunk)
+                _prefetch(uow, chunk)
                 return [(line, self._ingest_line(uow, line, source)) for line in chunk]
 
             decided, seqs = self._transact(work)
@@ -676,6 +675,8 @@ def _run_unused(uow: UnitOfWork, run: str) -> None:
 
 
 def _prefetch(uow: UnitOfWork, chunk: list[Line]) -> None:
+    """Tell the unit of work what the lines will look up (locks and lookups in a few
+    statements, not one each)."""
     items = [line.item for line in chunk]
     uow.prefetch(
         [(i.account, i.exec_id) for i in items if isinstance(i, Fill)],

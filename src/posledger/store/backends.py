@@ -121,6 +121,13 @@ class Backend:
     def lock_stream(self, cursor: Any, stream: str) -> int:
         raise NotImplementedError
 
+    def lock_stream_with_fill(
+        self, cursor: Any, stream: str, account: str, exec_id: str
+    ) -> tuple[int, tuple[int, str] | None] | None:
+        """:meth:`lock_stream` and the stored (seq, digest) of one fill, in one statement;
+        None when the stream has no row yet."""
+        raise NotImplementedError
+
     def allocate(self, cursor: Any, counter: str, count: int) -> list[int]:
         raise NotImplementedError
 
@@ -174,6 +181,17 @@ class PostgresBackend(Backend):
         )
         cursor.execute("SELECT version FROM streams WHERE stream = %s FOR UPDATE", (stream,))
         return int(cursor.fetchone()[0])
+
+    def lock_stream_with_fill(
+        self, cursor: Any, stream: str, account: str, exec_id: str
+    ) -> tuple[int, tuple[int, str] | None] | None:
+        cursor.execute(
+            "WITH locked AS (SELECT version FROM streams WHERE stream = %s FOR UPDATE) "
+            "SELECT locked.version, f.seq, f.digest FROM locked "
+            "LEFT JOIN fills f ON f.account = %s AND f.exec_id = %s",
+            (stream, account, exec_id),
+        )
+        return _locked_with_fill(cursor.fetchone())
 
     def allocate(self, cursor: Any, counter: str, count: int) -> list[int]:
         cursor.execute(f"SELECT nextval('{counter}_seq') FROM generate_series(1, %s)", (count,))
@@ -251,6 +269,17 @@ class MariaDbBackend(Backend):
         cursor.execute("SELECT version FROM streams WHERE stream = %s FOR UPDATE", (stream,))
         return int(cursor.fetchone()[0])
 
+    def lock_stream_with_fill(
+        self, cursor: Any, stream: str, account: str, exec_id: str
+    ) -> tuple[int, tuple[int, str] | None] | None:
+        cursor.execute(
+            "SELECT s.version, f.seq, f.digest FROM streams s "
+            "LEFT JOIN fills f ON f.account = %s AND f.exec_id = %s "
+            "WHERE s.stream = %s FOR UPDATE",
+            (account, exec_id, stream),
+        )
+        return _locked_with_fill(cursor.fetchone())
+
     def allocate(self, cursor: Any, counter: str, count: int) -> list[int]:
         cursor.execute(f"SELECT NEXTVAL({counter}_seq) FROM seq_1_to_{int(count)}")
         return [int(row[0]) for row in cursor.fetchall()]
@@ -271,6 +300,13 @@ class MariaDbBackend(Backend):
         if isinstance(exc, pymysql.err.MySQLError):
             return FATAL
         return None
+
+
+def _locked_with_fill(row: Any) -> tuple[int, tuple[int, str] | None] | None:
+    if row is None:
+        return None
+    version, seq, digest = row
+    return int(version), (None if seq is None else (int(seq), digest))
 
 
 def backend_for(database: Database, connection: Any) -> Backend:

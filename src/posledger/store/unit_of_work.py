@@ -84,7 +84,8 @@ class SqlUnitOfWork(StagingUnitOfWork):
         self._next_trade: int | None = None
         self._trade_pool: list[int] = []
         self._block = 1
-        """How many trade ids to draw from a server sequence at once."""
+        """How many trade ids to draw from a server sequence at once (a batch draws as
+        many as it has inputs: ids stay dense for one writer)."""
         self._known: dict[tuple[str, str], Seen | None] = {}
         """Prefetched lookups of stored fills (None: not stored)."""
         self._damage: DamageMark | None = None
@@ -266,6 +267,20 @@ class SqlUnitOfWork(StagingUnitOfWork):
         row = self._one("SELECT * FROM orders WHERE client_order_id = ?", (client_order_id,))
         return None if row is None else (codec.order_from_row(row), OrderStatus(row["status"]))
 
+    def _lock_with_fill(self, instrument: str, account: str, exec_id: str) -> bool:
+        """Lock one stream and look one fill up in a single round trip (a durable fill on a
+        server); False when the stream has no row yet."""
+        stream = INSTRUMENT + instrument
+        if stream in self._locked:
+            return False
+        found = self._backend.lock_stream_with_fill(self._cur, stream, account, exec_id)
+        if found is None:
+            return False
+        version, seen = found
+        self._locked[stream] = version
+        self._known[(account, exec_id)] = None if seen is None else Seen(*seen)
+        return True
+
     def _read_fill(self, account: str, exec_id: str) -> Seen | None:
         key = (account, exec_id)
         if key in self._known:
@@ -363,7 +378,10 @@ class SqlUnitOfWork(StagingUnitOfWork):
         """
         self._block = max(1, min(len(fills) + len(orders), 1000))
         if self._servers:
-            for name in sorted(set(instruments)):
+            names = sorted(set(instruments))
+            if len(names) == 1 and len(fills) == 1 and self._lock_with_fill(names[0], *fills[0]):
+                fills = []
+            for name in names:
                 if self.instrument(name) is not None:
                     self._lock(INSTRUMENT + name)
         known = self._known
