@@ -148,6 +148,7 @@ class PostgresBackend(Backend):
     has_streams_table_locks = True
     name = "postgresql"
     sets_txid = True
+    _pipeline: Any = None
 
     def setup(self) -> None:
         self.connection.autocommit = False
@@ -159,13 +160,25 @@ class PostgresBackend(Backend):
         return self.connection.pipeline()  # type: ignore[no-any-return]
 
     def begin(self, cursor: Any) -> None:
-        """psycopg opens the transaction with the first statement."""
+        """psycopg opens the transaction with the first statement; in pipeline mode its
+        BEGIN travels with that statement instead of costing a round trip of its own (a
+        statement whose rows are read waits for them, nothing else does)."""
+        self._pipeline = self.connection.pipeline()
+        self._pipeline.__enter__()
+
+    def _end(self, end: Any) -> None:
+        pipeline, self._pipeline = self._pipeline, None
+        try:
+            end()
+        finally:
+            if pipeline is not None:
+                pipeline.__exit__(None, None, None)
 
     def commit(self, cursor: Any) -> None:
-        self.connection.commit()
+        self._end(self.connection.commit)
 
     def rollback(self, cursor: Any) -> None:
-        self.connection.rollback()
+        self._end(self.connection.rollback)
 
     def data_version(self, cursor: Any) -> int | None:
         return None

@@ -233,7 +233,7 @@ class SqlUnitOfWork(StagingUnitOfWork):
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
         self._cur.execute(self._q(sql), params)
-        row = self._cur.fetchone()
+        row = self._cur.fetchone()  # (first: in pipeline mode the reply comes with the rows)
         if row is None:
             return None
         names = [d[0] for d in self._cur.description]
@@ -241,8 +241,9 @@ class SqlUnitOfWork(StagingUnitOfWork):
 
     def _all(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
         self._cur.execute(self._q(sql), params)
+        rows = self._cur.fetchall()
         names = [d[0] for d in self._cur.description]
-        return [dict(zip(names, row, strict=True)) for row in self._cur.fetchall()]
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     def _in(self, sql: str, values: list[str], before: list[str]) -> list[tuple[Any, ...]]:
         """``sql`` (ending in a column name) ``IN`` the given values."""
@@ -403,8 +404,10 @@ class SqlUnitOfWork(StagingUnitOfWork):
         missing = [cid for cid in dict.fromkeys(orders) if cid not in self._orders]
         for chunk in _chunks(missing):
             present = set()
-            for row in self._in("SELECT * FROM orders WHERE client_order_id", chunk, []):
-                entry = dict(zip([d[0] for d in self._cur.description], row, strict=True))
+            rows = self._in("SELECT * FROM orders WHERE client_order_id", chunk, [])
+            names = [d[0] for d in self._cur.description]
+            for row in rows:
+                entry = dict(zip(names, row, strict=True))
                 self._remember_order((codec.order_from_row(entry), OrderStatus(entry["status"])))
                 present.add(entry["client_order_id"])
             self._absent_orders.update(cid for cid in chunk if cid not in present)
