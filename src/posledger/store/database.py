@@ -203,8 +203,7 @@ def _reader_access(path: Path, url: URL) -> _Access:
     if not path.exists():
         raise DatabaseNotFound(
             f"no database at {path}: nothing was created; create it with "
-            f"`posledger --db {url.render_as_string(hide_password=True)} migrate` "
-            "or by ingesting into it"
+            "`posledger migrate` or by ingesting into it"
         )
     if path.is_dir():
         raise DatabaseError(f"{path} is a directory, not a database file")
