@@ -56,7 +56,8 @@ APP = "posledger-kill-test"
 with other tests, whose schema locks must not be taken for ours)."""
 
 TRANSACTIONAL_KILLS = 6
-"""Kills on SQLite and PostgreSQL (each leaves nothing, so one database takes them all)."""
+"""Kills inside the upgrade on SQLite and PostgreSQL (each leaves nothing, so one database
+takes them all; one that comes after the commit moves on to a fresh database)."""
 MAX_RUNS = 150
 POLL = 0.002
 """Seconds between two looks at the database (leaving the CPU to the process under test)."""
@@ -138,12 +139,29 @@ class Watch:
     def __init__(self, db_url: str) -> None:
         self.db_url = db_url
         self.kind = kind_of(db_url)
-        self.engine = create_engine(db_url, isolation_level="AUTOCOMMIT")
-        self.conn: Connection = self.engine.connect()
+        # (none on SQLite: it would create the file, and hold it open)
+        self.engine = None if self.kind == "sqlite" else create_engine(db_url)
+        self._conn: Connection | None = None
+        self.stale_journal: tuple[int, int, int] | None = None
+        """SQLite: the rollback journal a killed process left (no longer hot once read),
+        which only a new write transaction rewrites."""
+
+    def before_run(self) -> None:
+        if self.kind == "sqlite":
+            self.stale_journal = _journal_stat(self.db_url)
+
+    @property
+    def conn(self) -> Connection:
+        if self._conn is None:
+            assert self.engine is not None
+            self._conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        return self._conn
 
     def close(self) -> None:
-        self.conn.close()
-        self.engine.dispose()
+        if self._conn is not None:
+            self._conn.close()
+        if self.engine is not None:
+            self.engine.dispose()
 
     def scalar(self, sql: str, **params: Any) -> Any:
         return self.conn.execute(text(sql), params).scalar()
@@ -192,7 +210,8 @@ class Watch:
     def under_way(self) -> bool:
         """SQLite and PostgreSQL: whether an upgrade by a process under test is running."""
         if self.kind == "sqlite":
-            return Path(f"{db_path(self.db_url)}-journal").exists()
+            found = _journal_stat(self.db_url)
+            return found is not None and found != self.stale_journal
         return bool(
             self.scalar(
                 "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
@@ -217,6 +236,14 @@ class Watch:
         while self.scalar(sql, app=APP):
             assert time.monotonic() < deadline, "the killed process's session lingers"
             time.sleep(0.005)
+
+
+def _journal_stat(db_url: str) -> tuple[int, int, int] | None:
+    try:
+        found = Path(f"{db_path(db_url)}-journal").stat()
+    except FileNotFoundError:
+        return None
+    return found.st_ino, found.st_mtime_ns, found.st_size
 
 
 def _sqlite_stamp(db_url: str) -> str | None:
@@ -303,6 +330,7 @@ def kill_transactional(
         share = (len(kills.points) + rng.random()) / TRANSACTIONAL_KILLS
         command = _command(run, None)
         with watching(used[-1]) as watch:
+            watch.before_run()
             process = _spawn(used[-1], command, source)
             deadline = time.monotonic() + DEADLINE
             while not watch.under_way() and process.poll() is None:
