@@ -10,6 +10,7 @@ from .bootstrap import open_ledger
 from .errors import (
     DamagedDatabase,
     DatabaseError,
+    DatabaseNotFound,
     InvalidInput,
     LedgerError,
     NotFound,
@@ -47,6 +48,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DamagedDatabase",
     "DatabaseError",
+    "DatabaseNotFound",
     "IngestReport",
     "InvalidInput",
     "Ledger",

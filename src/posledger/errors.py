@@ -15,6 +15,7 @@ from .domain.errors import InvalidInput, LedgerError
 __all__ = [
     "DamagedDatabase",
     "DatabaseError",
+    "DatabaseNotFound",
     "InvalidInput",
     "LedgerError",
     "NotFound",
@@ -40,6 +41,12 @@ class DatabaseError(LedgerError):
 
 class SchemaError(DatabaseError):
     """The database holds no posledger schema, or one this posledger does not read."""
+
+
+class DatabaseNotFound(SchemaError, NotFound):
+    """The database a reader names does not exist (an SQLite file, a server database):
+    nothing was created. A :class:`DatabaseError` (the command line exits 3) and a
+    :class:`NotFound`."""
 
 
 class DamagedDatabase(DatabaseError):

@@ -7,6 +7,7 @@ rows and journal, without 0002's ``streams`` table and server sequences).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from posledger import SchemaError, open_ledger
 from posledger.store import schema
@@ -215,3 +216,88 @@ def test_unknown_newer_schema_revision_is_refused(db_url: str) -> None:
     # nothing was changed by the refusals
     assert stored_revision(db_url) == [(FUTURE,)]
     assert rows(db_url, "SELECT count(*) FROM accounts") == [(2,)]
+
+
+# -- a revision cut short --------------------------------------------------------------------
+
+REVISIONS = ("0001", "0002", "0003", "0004", "0005")
+
+
+def run_steps_unstamped(db_url: str, revision: str) -> None:
+    """Run ``revision``'s upgrade without moving the version stamp: what a ``migrate``
+    killed on MariaDB after the revision's last step, before the commit that carries its
+    stamp, leaves behind (every step of the revision done, the stamp one behind)."""
+    from alembic.operations import Operations
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config()).get_revision(revision)
+    assert script is not None
+    _, engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            context = MigrationContext.configure(
+                conn, opts={"render_as_batch": conn.dialect.name == "sqlite"}
+            )
+            with Operations.context(context):
+                script.module.upgrade()
+    finally:
+        engine.dispose()
+
+
+def _next_value(db_url: str, sequence: str) -> int:
+    kind = make_engine(db_url)[0].get_backend_name()
+    sql = f"SELECT nextval('{sequence}')" if kind == "postgresql" else f"SELECT NEXTVAL({sequence})"
+    with connect(db_url) as conn:
+        value = int(conn.execute(text(sql)).scalar_one())
+        conn.commit()
+    return value
+
+
+@pytest.mark.parametrize("revision", REVISIONS)
+def test_a_revision_whose_stamp_did_not_move_is_run_again(db_url: str, revision: str) -> None:
+    """Every step of every revision finds what it would create already there, and
+    ``migrate`` finishes the job; data steps whose rows were lost with the kill are
+    redone, and sequences are never restarted."""
+    before = ingest_session(db_url)
+    reconciled = revision in ("0004", "0005")  # (older revisions had no reconciliation)
+    if reconciled:
+        with open_ledger(db_url) as ledger:
+            position = {"type": "broker_position", "account": "ACC", "instrument": "FUT"}
+            ledger.reconcile([json.dumps({**position, "quantity": "1"})], run="morning")
+    journal_before = journal(db_url)
+    previous = None if revision == "0001" else REVISIONS[REVISIONS.index(revision) - 1]
+    with alembic(db_url) as config:
+        command.downgrade(config, previous or "base")
+    assert stored_revision(db_url) == ([] if previous is None else [(previous,)])
+
+    run_steps_unstamped(db_url, revision)
+    # what was in the killed transaction is lost: rows inserted since the last DDL
+    if revision == "0002":
+        execute(db_url, "DELETE FROM streams")
+    if revision == "0005":
+        execute(db_url, "DELETE FROM reconciliation_runs")
+    servers = make_engine(db_url)[0].get_backend_name() != "sqlite"
+    handed_out = 0
+    if revision == "0002" and servers:
+        for _ in range(3):  # numbers the sequence handed out must never come again
+            handed_out = _next_value(db_url, "journal_seq")
+    assert stored_revision(db_url) == ([] if previous is None else [(previous,)])
+
+    assert upgrade_database(db_url) == (previous, schema.SCHEMA_REVISION)
+    assert stored_revision(db_url) == [(schema.SCHEMA_REVISION,)]
+    assert differences(db_url) == []
+
+    with open_ledger(db_url) as ledger:
+        if revision == "0001":  # a creation: nothing of the data was there to keep
+            setup(ledger)
+        else:
+            assert snapshot(ledger)[:2] == before[:2]
+            assert journal(db_url)[: len(journal_before)] == journal_before
+        if reconciled:
+            assert [r["run"] for r in ledger.reconciliations(last=None)][:1] == ["morning"]
+            assert rows(db_url, "SELECT run FROM reconciliation_runs") == [("morning",)]
+        out = fill(ledger, "n1", "BUY", "1", "104", minute=30)
+        assert out.applied and out.seq is not None
+        kept = [] if revision == "0001" else [entry[0] for entry in journal_before]
+        assert out.seq > max([0, handed_out, *kept])
+        assert ledger.verify().ok

@@ -60,8 +60,12 @@ def _json(data: Any) -> None:
 
 
 @contextmanager
-def _ledger(ctx: click.Context) -> Iterator[Ledger]:
-    ledger = open_ledger(resolve_url(ctx.obj["db"]))
+def _ledger(ctx: click.Context, *, create: bool = False) -> Iterator[Ledger]:
+    """The ledger ``--db`` names. Only ``ingest`` (and ``migrate``, ``demo``) ``create`` a
+    database; every other command refuses one that does not exist, creating nothing (a
+    typo must not look like an empty ledger). None takes an in-memory database, which
+    would keep nothing once the command ends."""
+    ledger = open_ledger(resolve_url(ctx.obj["db"]), create=create, persistent=True)
     try:
         yield ledger
     finally:
@@ -225,7 +229,7 @@ def ingest(
             sys.stdout.flush()
         progress.tick(done)
 
-    with _ledger(ctx) as ledger:
+    with _ledger(ctx, create=True) as ledger:
         try:
             with _long_run():
                 report = ledger.ingest(
@@ -786,7 +790,7 @@ def migrate_command(ctx: click.Context) -> None:
     """Create the schema in an empty database or upgrade an older one."""
     from ..store.database import upgrade_database
 
-    before, after = upgrade_database(resolve_url(ctx.obj["db"]))
+    before, after = upgrade_database(resolve_url(ctx.obj["db"]), persistent=True)
     if before == after:
         click.echo(f"schema is current (revision {after})")
     else:

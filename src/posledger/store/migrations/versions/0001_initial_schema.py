@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
+from posledger.store.migrations.steps import create_index, create_table
+
 # Frozen here on purpose: later changes to posledger's types must not change what
 # this revision creates. Amounts are exact text on SQLite, NUMERIC(38, 18) elsewhere.
 AMOUNT = sa.Numeric(38, 18).with_variant(sa.Text(), "sqlite")
@@ -23,7 +25,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    # Each step checks what exists first (see migrations/steps.py): on MariaDB a killed
+    # migrate leaves this revision half done, and the next one runs it again.
+    create_table(
         "accounts",
         sa.Column("account", sa.String(length=128), nullable=False),
         sa.Column("venue", sa.String(length=128), nullable=False),
@@ -33,7 +37,7 @@ def upgrade() -> None:
         sa.Column("seq", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("account"),
     )
-    op.create_table(
+    create_table(
         "anomalies",
         sa.Column("seq", sa.BigInteger(), nullable=False),
         sa.Column("idx", sa.Integer(), nullable=False),
@@ -48,7 +52,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("seq", "idx", name="pk_anomalies"),
         sqlite_with_rowid=False,
     )
-    op.create_table(
+    create_table(
         "fills",
         sa.Column("account", sa.String(length=128), nullable=False),
         sa.Column("exec_id", sa.String(length=128), nullable=False),
@@ -70,7 +74,7 @@ def upgrade() -> None:
         sqlite_with_rowid=False,
     )
 
-    op.create_table(
+    create_table(
         "instruments",
         sa.Column("instrument", sa.String(length=128), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
@@ -85,7 +89,7 @@ def upgrade() -> None:
         sa.Column("seq", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("instrument"),
     )
-    op.create_table(
+    create_table(
         "journal",
         sa.Column("seq", ROW_ID, autoincrement=False, nullable=False),
         sa.Column("stream", sa.String(length=256), nullable=False),
@@ -109,7 +113,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("seq"),
         sa.UniqueConstraint("stream", "version", name="uq_journal_stream_version"),
     )
-    op.create_table(
+    create_table(
         "marks",
         sa.Column("instrument", sa.String(length=128), nullable=False),
         sa.Column("price", AMOUNT, nullable=False),
@@ -117,7 +121,7 @@ def upgrade() -> None:
         sa.Column("seq", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("instrument"),
     )
-    op.create_table(
+    create_table(
         "orders",
         sa.Column("client_order_id", sa.String(length=128), nullable=False),
         sa.Column("account", sa.String(length=128), nullable=False),
@@ -133,12 +137,10 @@ def upgrade() -> None:
         sa.Column("seq", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("client_order_id"),
     )
-    op.create_index(
-        "ix_orders_account_instrument", "orders", ["account", "instrument"], unique=False
-    )
-    op.create_index("ix_orders_strategy", "orders", ["strategy"], unique=False)
+    create_index("ix_orders_account_instrument", "orders", ["account", "instrument"])
+    create_index("ix_orders_strategy", "orders", ["strategy"])
 
-    op.create_table(
+    create_table(
         "rejected_inputs",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("received_at", sa.BigInteger(), nullable=False),
@@ -156,7 +158,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("digest", name="uq_rejected_inputs_digest"),
     )
-    op.create_table(
+    create_table(
         "slots",
         sa.Column("account", sa.String(length=128), nullable=False),
         sa.Column("instrument", sa.String(length=128), nullable=False),
@@ -179,9 +181,9 @@ def upgrade() -> None:
         ),
         sqlite_with_rowid=False,
     )
-    op.create_index("ix_slots_instrument", "slots", ["instrument"], unique=False)
+    create_index("ix_slots_instrument", "slots", ["instrument"])
 
-    op.create_table(
+    create_table(
         "strategies",
         sa.Column("strategy", sa.String(length=128), nullable=False),
         sa.Column("adopt_orphans", sa.Boolean(), nullable=False),
@@ -189,7 +191,7 @@ def upgrade() -> None:
         sa.Column("seq", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("strategy"),
     )
-    op.create_table(
+    create_table(
         "trade_fills",
         sa.Column("trade_id", sa.BigInteger(), nullable=False),
         sa.Column("seq", sa.BigInteger(), nullable=False),
@@ -208,7 +210,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("trade_id", "seq", "leg", name="pk_trade_fills"),
         sqlite_with_rowid=False,
     )
-    op.create_table(
+    create_table(
         "trades",
         sa.Column("trade_id", ROW_ID, autoincrement=False, nullable=False),
         sa.Column("account", sa.String(length=128), nullable=False),
@@ -239,7 +241,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("trade_id"),
         sa.UniqueConstraint("open_slot", name="uq_trades_open_slot"),
     )
-    op.create_index("ix_trades_instrument_status", "trades", ["instrument", "status"], unique=False)
+    create_index("ix_trades_instrument_status", "trades", ["instrument", "status"])
 
 
 def downgrade() -> None:

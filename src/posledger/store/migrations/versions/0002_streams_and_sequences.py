@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from posledger.store.migrations.steps import create_sequence, create_table, dialect
+
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
@@ -16,28 +18,24 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    # Each step checks what exists first (see migrations/steps.py).
+    create_table(
         "streams",
         sa.Column("stream", sa.String(length=256), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("stream"),
     )
-    # A database written by revision 0001 already has a journal: carry its versions over.
+    # A database written by revision 0001 already has a journal: carry its versions over
+    # (the streams not carried over yet: this may be a second run of this revision).
     op.execute(
         "INSERT INTO streams (stream, version) "
-        "SELECT stream, max(version) FROM journal GROUP BY stream"
+        "SELECT stream, max(version) FROM journal "
+        "WHERE stream NOT IN (SELECT stream FROM streams) GROUP BY stream"
     )
-    bind = op.get_bind()
-    dialect = bind.dialect.name
-    if dialect == "sqlite":
+    if dialect() == "sqlite":
         return
-    for sequence, table, column in (
-        ("journal_seq", "journal", "seq"),
-        ("trade_id_seq", "trades", "trade_id"),
-    ):
-        start = bind.execute(sa.text(f"SELECT coalesce(max({column}), 0) + 1 FROM {table}"))
-        first = int(start.scalar_one())
-        op.execute(f"CREATE SEQUENCE {sequence} START WITH {first}")
+    create_sequence("journal_seq", "journal", "seq")
+    create_sequence("trade_id_seq", "trades", "trade_id")
 
 
 def downgrade() -> None:

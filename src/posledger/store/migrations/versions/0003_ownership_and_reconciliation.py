@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from posledger.store.migrations.steps import add_column, create_index, create_table
+
 # Frozen here on purpose (see 0001).
 AMOUNT = sa.Numeric(38, 18).with_variant(sa.Text(), "sqlite")
 
@@ -19,19 +21,20 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column(
+    # Each step checks what exists first (see migrations/steps.py).
+    add_column(
         "accounts",
         sa.Column(
             "reconcile_policy", sa.String(length=16), nullable=False, server_default="report"
         ),
     )
-    op.add_column(
+    add_column(
         "trade_fills",
         sa.Column("source", sa.String(length=16), nullable=False, server_default="fill"),
     )
-    op.create_index("ix_orders_bracket_id", "orders", ["bracket_id"])
-    op.create_index("ix_fills_client_order_id", "fills", ["client_order_id"])
-    op.create_table(
+    create_index("ix_orders_bracket_id", "orders", ["bracket_id"])
+    create_index("ix_fills_client_order_id", "fills", ["client_order_id"])
+    create_table(
         "transfers",
         sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("account", sa.String(length=128), nullable=False),
@@ -48,7 +51,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("seq"),
         sa.UniqueConstraint("account", "transfer_id", name="uq_transfers_account_transfer_id"),
     )
-    op.create_table(
+    create_table(
         "adjustments",
         sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("run", sa.String(length=128), nullable=False),
@@ -60,7 +63,7 @@ def upgrade() -> None:
         sa.Column("ts", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("seq"),
     )
-    op.create_table(
+    create_table(
         "reconciliation_checks",
         sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("run", sa.String(length=128), nullable=False),
@@ -80,8 +83,8 @@ def upgrade() -> None:
         sa.Column("ts", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("seq"),
     )
-    op.create_index("ix_reconciliation_checks_run", "reconciliation_checks", ["run"])
-    op.create_table(
+    create_index("ix_reconciliation_checks_run", "reconciliation_checks", ["run"])
+    create_table(
         "halts",
         sa.Column("account", sa.String(length=128), nullable=False),
         sa.Column("instrument", sa.String(length=128), nullable=False),

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from alembic import op
 
+from posledger.store.migrations.steps import is_mariadb, table_collations
+
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
@@ -38,10 +40,13 @@ TABLES = (
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name not in ("mysql", "mariadb"):
+    if not is_mariadb():
         return
+    # Each ALTER commits on its own: a second run converts only what the first did not.
+    collations = table_collations()
     for table in TABLES:
-        op.execute(f"ALTER TABLE {table} CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        if collations.get(table) != "utf8mb4_bin":
+            op.execute(f"ALTER TABLE {table} CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
 
 
 def downgrade() -> None:
