@@ -339,6 +339,19 @@ def test_anomalies_empty_when_none(ingested: Ingested) -> None:
 
 def test_queries_on_an_empty_database(tmp_path: Path) -> None:
     db = tmp_path / "empty.db"
+    assert run("migrate", db=db).returncode == 0
     assert run_json("positions", "--all", db=db) == []
     assert run_json("trades", db=db) == []
     assert run_json("rejected", db=db) == []
+
+
+def test_queries_on_a_database_that_does_not_exist_refuse_and_create_nothing(
+    tmp_path: Path,
+) -> None:
+    """A typo in --db must not look like a flat ledger."""
+    db = tmp_path / "typo.db"
+    for command in ("positions", "trades", "rejected", "verify", "doctor"):
+        result = run(command, db=db)
+        assert result.returncode == 3, (command, result.stdout, result.stderr)
+        assert "no database at" in result.stderr and str(db) in result.stderr
+    assert not db.exists()
