@@ -81,7 +81,10 @@ class MemoryStore(Store):
         self.top_seq = 0
         self.top_trade = 0
         self.version = 0
-        """Counts commits (like SQLite's data_version)."""
+        """Counts commits that wrote something (like SQLite's data_version)."""
+        self.dirty = False
+        """A transaction has written rows it may still roll back (reads keep showing what
+        was committed before it)."""
         self.lock = threading.RLock()
         """Held by the unit of work in a transaction: one writer at a time."""
         self._reads: tuple[int, SqlReads] | None = None
@@ -96,6 +99,12 @@ class MemoryStore(Store):
             if found is None:
                 found = cls._named[name] = cls(name)
             return found
+
+    @classmethod
+    def forget(cls, name: str) -> None:
+        """Drop the process's ledger of that name (what it held is gone)."""
+        with cls._registry_lock:
+            cls._named.pop(name, None)
 
     # -- the Store interface ---------------------------------------------------------------
 
@@ -139,7 +148,7 @@ class MemoryStore(Store):
 
     def _materialized(self) -> SqlReads:
         with self.lock:
-            if self._reads is not None and self._reads[0] == self.version:
+            if self._reads is not None and (self._reads[0] == self.version or self.dirty):
                 return self._reads[1]
             engine = create_engine(
                 "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
@@ -162,16 +171,64 @@ class MemoryStore(Store):
             return reads
 
 
+_ABSENT = object()
+
+
+class _Undo:
+    """How to put the store back as it was when a transaction began: the first value of
+    every row it wrote, the tables it emptied, its counters."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.before: dict[str, dict[Key, Any]] = {}
+        """Per table, the row each key had before (``_ABSENT``: none)."""
+        self.emptied: dict[str, dict[Key, Row]] = {}
+        """Tables emptied (a rebuild's first step), as they were."""
+        self.top = (store.top_seq, store.top_trade, dict(store.streams))
+
+    def put(self, target: dict[Any, Any], table: str, pk: Key) -> None:
+        """``target`` (the table ``table``) is about to change at ``pk``."""
+        if table in self.emptied:
+            return  # the whole table comes back as it was
+        before = self.before.setdefault(table, {})
+        if pk not in before:
+            before[pk] = target.get(pk[0] if table == "rejected_inputs" else pk, _ABSENT)
+
+    def clear(self, store: MemoryStore, table: str) -> None:
+        if table not in self.emptied:
+            self.emptied[table] = store.tables[table]
+        store.tables[table] = {}
+
+    def restore(self, store: MemoryStore) -> None:
+        for table, rows in self.emptied.items():
+            store.tables[table] = rows
+        for table, before in self.before.items():
+            target: dict[Any, Any] = (
+                store.rejected if table == "rejected_inputs" else store.tables[table]
+            )
+            for pk, row in before.items():
+                key = pk[0] if table == "rejected_inputs" else pk
+                if row is _ABSENT:
+                    target.pop(key, None)
+                else:
+                    target[key] = row
+        store.top_seq, store.top_trade, streams = self.top
+        store.streams.clear()
+        store.streams.update(streams)
+
+
 class MemoryUnitOfWork(StagingUnitOfWork):
     def __init__(self, store: MemoryStore, *, replay: bool = False) -> None:
         self.store = store
         self._seen_version = -1
+        """The store's commit count when this unit of work's caches were last current."""
         self._in_transaction = False
+        self._txid: str | None = None
         self._outbox: dict[str, CommandRow] = {}
         """Commands claimed or settled in this transaction."""
+        self._undo: _Undo | None = None
+        """What this transaction wrote before commit (a flush, a rebuild's clearing)."""
         super().__init__(replay=replay)
         self._next_trade: int | None = None
-        self._cleared = False
 
     # -- transactions ---------------------------------------------------------------------
 
@@ -180,9 +237,12 @@ class MemoryUnitOfWork(StagingUnitOfWork):
             raise RuntimeError("a transaction is already open")
         self.store.lock.acquire()
         self._in_transaction = True
+        self._txid = txid
         if self.store.version != self._seen_version:
+            # Another unit of work committed since: what was cached may be stale.
             self._forget_all()
             self._next_trade = None
+            self._seen_version = self.store.version
         self._outbox = {}
 
     def _end(self) -> None:
@@ -192,19 +252,29 @@ class MemoryUnitOfWork(StagingUnitOfWork):
 
     def commit(self) -> list[int]:
         try:
-            seqs = self._write()
+            seqs = self._write(final=True)
         except BaseException:
             self.rollback()
             raise
-        self.store.version += 1
-        self._seen_version = self.store.version
+        store = self.store
+        if self._undo is not None:
+            self._undo = None
+            store.version += 1
+            store.dirty = False
+        self._seen_version = store.version
         self._end()
         return seqs
 
     def flush(self) -> None:
-        raise AssertionError("an in-memory replay writes everything at commit")
+        """Write what is staged into the store's tables, still undone by a rollback (a long
+        replay keeps its staging small)."""
+        self._write(final=False)
 
     def rollback(self) -> None:
+        if self._undo is not None:
+            self._undo.restore(self.store)
+            self._undo = None
+            self.store.dirty = False
         self._take_staged()
         self._forget_all()
         self._next_trade = None
@@ -218,72 +288,101 @@ class MemoryUnitOfWork(StagingUnitOfWork):
     def classify(self, exc: BaseException) -> str | None:
         return RETRY if isinstance(exc, ConstraintError) else None
 
+    def committed(self, txid: str) -> list[int] | None:
+        with self.store.lock:
+            seqs = sorted(row[0] for row in self.store.tables["journal"].values() if row[7] == txid)
+        return seqs or None
+
     def clear_projections(self) -> None:
-        """The first step of a rebuild: it cannot be rolled back."""
+        """The first step of a rebuild (undone by a rollback, like the rest)."""
+        undo = self._undoing(final=False)
         for table in s.PROJECTIONS:
-            self.store.tables[table.name].clear()
+            undo.clear(self.store, table.name)
         self._forget_all()
-        self._cleared = True
+
+    def _undoing(self, final: bool) -> _Undo:
+        """This transaction's undo log, started at its first write. A write before the
+        commit (``final`` False) keeps reads on what was committed until the commit."""
+        store = self.store
+        if self._undo is None:
+            self._undo = _Undo(store)
+        if not final and not store.dirty:
+            store._materialized()
+            store.dirty = True
+        return self._undo
 
     # -- writing at commit ----------------------------------------------------------------
 
-    def _write(self) -> list[int]:
+    def _write(self, final: bool) -> list[int]:
+        """Check the staged write sets against what is stored, as the databases' constraints
+        would, then write them (nothing is written when a check fails). ``final``: at
+        commit, with the store locked until it returns."""
         store = self.store
         staged = self._take_staged()
         top = store.top_seq
         seqs: list[int] = []
         new_rows: dict[str, dict[Key, Row | None]] = {}
-        versions = dict(store.streams)
+        versions: dict[str, int] = {}
+        journal = new_rows.setdefault("journal", {})
         for entry, given in staged.entries:
             seq = given
             if seq is None:
                 top += 1
                 seq = top
-                if entry.version != versions.get(entry.stream, 0) + 1:
-                    raise ConstraintError(f"journal {entry.stream} version {entry.version}")
-                versions[entry.stream] = entry.version
-                new_rows.setdefault("journal", {})[(seq,)] = codec.journal_row(entry, seq, None)
+                stored = versions.get(entry.stream, store.streams.get(entry.stream, 0))
+                if entry.version != stored + 1:
+                    raise ConstraintError(
+                        f"journal: {entry.stream} version {entry.version} after {stored}"
+                    )
+                journal[(seq,)] = codec.journal_row(entry, seq, self._txid)
+            versions[entry.stream] = max(versions.get(entry.stream, 0), entry.version)
             seqs.append(seq)
         for change, index in staged.changes:
             seq = None if index < 0 else seqs[index]
             for table, key, row in codec.rows(change, seq):
+                rows = new_rows.setdefault(table, {})
                 if table == "rejected_inputs":
-                    if row[-1] not in store.rejected:
-                        new_rows.setdefault(table, {})[(row[-1],)] = row
+                    if row[-1] not in store.rejected:  # kept once (the digest is unique)
+                        rows[(row[-1],)] = row
                     continue
                 pk = key if row is None else tuple(row[i] for i in _KEYS[table])
-                rows = new_rows.setdefault(table, {})
                 if table not in KEYED and (pk in rows or pk in store.tables[table]):
                     raise ConstraintError(f"{table}: {pk} exists")
                 rows[pk] = row
         outbox = new_rows.setdefault("outbox", {})
         for command, index in staged.commands:
-            if (command.command_id,) in store.tables["outbox"]:
+            pk = (command.command_id,)
+            if pk in outbox or pk in store.tables["outbox"]:
                 raise ConstraintError(f"outbox: {command.command_id} exists")
             recorded_at = staged.entries[index][0].recorded_at
-            outbox[(command.command_id,)] = command_row(command, seqs[index], recorded_at)
+            outbox[pk] = command_row(command, seqs[index], recorded_at)
         for settled in self._outbox.values():
             outbox[(settled.command_id,)] = stored_row(settled)
+        self._outbox = {}
         self._check(new_rows)
+        if not any(new_rows.values()):
+            return seqs
+        undo = self._undoing(final)
         for table, rows in new_rows.items():
             if table == "rejected_inputs":
                 for (digest,), kept in rows.items():
-                    if kept is not None:
-                        store.rejected[digest] = kept
+                    assert kept is not None
+                    undo.put(store.rejected, "rejected_inputs", (digest,))
+                    store.rejected[digest] = kept
                 continue
             target = store.tables[table]
             for pk, value in rows.items():
+                undo.put(target, table, pk)
                 if value is None:
                     target.pop(pk, None)
                 else:
                     target[pk] = value
         store.top_seq = max([store.top_seq, *seqs])
         store.top_trade = max([store.top_trade, *(pk[0] for pk in new_rows.get("trades", ()))])
-        if not self._replay:
-            store.streams.update(versions)
-        else:
-            for entry, _ in staged.entries:
-                store.streams[entry.stream] = max(store.streams.get(entry.stream, 0), entry.version)
+        for stream, version in versions.items():
+            if self._replay:  # the journal says where the stream is
+                version = max(version, store.streams.get(stream, 0))
+            store.streams[stream] = version
         return seqs
 
     def _check(self, new_rows: dict[str, dict[Key, Row | None]]) -> None:
