@@ -226,7 +226,9 @@ class MemoryUnitOfWork(StagingUnitOfWork):
         self._outbox: dict[str, CommandRow] = {}
         """Commands claimed or settled in this transaction."""
         self._undo: _Undo | None = None
-        """What this transaction wrote before commit (a flush, a rebuild's clearing)."""
+        """How to undo what this transaction wrote (a flush, a rebuild's clearing)."""
+        self._seqs: list[int] = []
+        """Journal numbers given by this transaction's flushes."""
         super().__init__(replay=replay)
         self._next_trade: int | None = None
 
@@ -252,10 +254,11 @@ class MemoryUnitOfWork(StagingUnitOfWork):
 
     def commit(self) -> list[int]:
         try:
-            seqs = self._write(final=True)
+            self._write(final=True)
         except BaseException:
             self.rollback()
             raise
+        seqs, self._seqs = self._seqs, []
         store = self.store
         if self._undo is not None:
             self._undo = None
@@ -276,6 +279,7 @@ class MemoryUnitOfWork(StagingUnitOfWork):
             self._undo = None
             self.store.dirty = False
         self._take_staged()
+        self._seqs = []
         self._forget_all()
         self._next_trade = None
         self._outbox = {}
@@ -313,7 +317,7 @@ class MemoryUnitOfWork(StagingUnitOfWork):
 
     # -- writing at commit ----------------------------------------------------------------
 
-    def _write(self, final: bool) -> list[int]:
+    def _write(self, final: bool) -> None:
         """Check the staged write sets against what is stored, as the databases' constraints
         would, then write them (nothing is written when a check fails). ``final``: at
         commit, with the store locked until it returns."""
@@ -360,8 +364,9 @@ class MemoryUnitOfWork(StagingUnitOfWork):
             outbox[(settled.command_id,)] = stored_row(settled)
         self._outbox = {}
         self._check(new_rows)
+        self._seqs.extend(seqs)
         if not any(new_rows.values()):
-            return seqs
+            return
         undo = self._undoing(final)
         for table, rows in new_rows.items():
             if table == "rejected_inputs":
@@ -383,7 +388,6 @@ class MemoryUnitOfWork(StagingUnitOfWork):
             if self._replay:  # the journal says where the stream is
                 version = max(version, store.streams.get(stream, 0))
             store.streams[stream] = version
-        return seqs
 
     def _check(self, new_rows: dict[str, dict[Key, Row | None]]) -> None:
         """One open trade per slot, and a transfer id once per account, as the databases'
