@@ -17,11 +17,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from functools import cache
 from typing import Any, ClassVar
 
 from sqlalchemy import create_engine
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ..domain.book import Book
 from ..domain.enums import OrderStatus
@@ -60,6 +63,20 @@ _KEYS: dict[str, tuple[int, ...]] = {
 """Where each table's primary key is in its row tuples."""
 
 
+@cache
+def _schema() -> str:
+    """The schema's DDL for SQLite, compiled once (quicker than ``create_all`` each time
+    the reads are copied)."""
+    dialect = sqlite.dialect()
+    statements = []
+    for table in s.metadata.sorted_tables:
+        statements.append(str(CreateTable(table).compile(dialect=dialect)))
+        statements.extend(
+            str(CreateIndex(index).compile(dialect=dialect)) for index in table.indexes
+        )
+    return ";\n".join(statements) + ";"
+
+
 class ConstraintError(Exception):
     """A commit would break what a database constraint guards; nothing was written."""
 
@@ -78,6 +95,11 @@ class MemoryStore(Store):
         self.rejected: dict[str, Row] = {}
         """Refused inputs by digest, in the order they were kept."""
         self.streams: dict[str, int] = {}
+        self.open_trades: dict[str, Key] = {}
+        """The open trade of each slot (its ``open_slot`` text -> the trade's key): the
+        databases' unique key on ``trades.open_slot``."""
+        self.transfer_ids: dict[tuple[str, str], Key] = {}
+        """Transfers sent with an id, by (account, transfer_id): the databases' unique key."""
         self.top_seq = 0
         self.top_trade = 0
         self.version = 0
@@ -153,7 +175,8 @@ class MemoryStore(Store):
             engine = create_engine(
                 "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
             )
-            s.metadata.create_all(engine)
+            with engine.connect() as conn:
+                conn.connection.driver_connection.executescript(_schema())  # type: ignore[union-attr]
             with engine.begin() as conn:
                 for table, rows in self.tables.items():
                     if rows:
@@ -172,48 +195,84 @@ class MemoryStore(Store):
 
 
 _ABSENT = object()
+_INDEXES = ("open_trades", "transfer_ids")
 
 
 class _Undo:
     """How to put the store back as it was when a transaction began: the first value of
-    every row it wrote, the tables it emptied, its counters."""
+    every key it wrote, the tables and indexes it emptied, its counters."""
 
     def __init__(self, store: MemoryStore) -> None:
-        self.before: dict[str, dict[Key, Any]] = {}
-        """Per table, the row each key had before (``_ABSENT``: none)."""
-        self.emptied: dict[str, dict[Key, Row]] = {}
-        """Tables emptied (a rebuild's first step), as they were."""
+        self.before: dict[int, tuple[dict[Any, Any], dict[Any, Any]]] = {}
+        """Per dict written (by id), the dict and the value each key had (``_ABSENT``:
+        none)."""
+        self.tables: dict[str, dict[Key, Row]] = {}
+        self.indexes: dict[str, dict[Any, Any]] = {}
+        """Tables and indexes emptied (a rebuild's first step), as they were."""
         self.top = (store.top_seq, store.top_trade, dict(store.streams))
 
-    def put(self, target: dict[Any, Any], table: str, pk: Key) -> None:
-        """``target`` (the table ``table``) is about to change at ``pk``."""
-        if table in self.emptied:
-            return  # the whole table comes back as it was
-        before = self.before.setdefault(table, {})
-        if pk not in before:
-            before[pk] = target.get(pk[0] if table == "rejected_inputs" else pk, _ABSENT)
+    def put(self, target: dict[Any, Any], key: Any) -> None:
+        """``target`` is about to change at ``key``."""
+        kept = self.before.get(id(target))
+        if kept is None:
+            kept = self.before[id(target)] = (target, {})
+        if key not in kept[1]:
+            kept[1][key] = target.get(key, _ABSENT)
 
-    def clear(self, store: MemoryStore, table: str) -> None:
-        if table not in self.emptied:
-            self.emptied[table] = store.tables[table]
+    def empty(self, store: MemoryStore, table: str) -> None:
+        if table not in self.tables:
+            self.tables[table] = store.tables[table]
         store.tables[table] = {}
 
+    def empty_index(self, store: MemoryStore, name: str) -> None:
+        if name not in self.indexes:
+            self.indexes[name] = getattr(store, name)
+        setattr(store, name, {})
+
     def restore(self, store: MemoryStore) -> None:
-        for table, rows in self.emptied.items():
-            store.tables[table] = rows
-        for table, before in self.before.items():
-            target: dict[Any, Any] = (
-                store.rejected if table == "rejected_inputs" else store.tables[table]
-            )
-            for pk, row in before.items():
-                key = pk[0] if table == "rejected_inputs" else pk
-                if row is _ABSENT:
+        for target, before in self.before.values():
+            for key, value in before.items():
+                if value is _ABSENT:
                     target.pop(key, None)
                 else:
-                    target[key] = row
+                    target[key] = value
+        for table, rows in self.tables.items():
+            store.tables[table] = rows
+        for name, index in self.indexes.items():
+            setattr(store, name, index)
         store.top_seq, store.top_trade, streams = self.top
         store.streams.clear()
         store.streams.update(streams)
+
+
+_OPEN_SLOT = COLUMNS["trades"].index("open_slot")
+_TRANSFER_ACCOUNT = COLUMNS["transfers"].index("account")
+_TRANSFER_ID = COLUMNS["transfers"].index("transfer_id")
+
+
+def _index_trade(
+    store: MemoryStore, undo: _Undo, pk: Key, old: Row | None, new: Row | None
+) -> None:
+    index = store.open_trades
+    if old is not None and old[_OPEN_SLOT] is not None and index.get(old[_OPEN_SLOT]) == pk:
+        undo.put(index, old[_OPEN_SLOT])
+        del index[old[_OPEN_SLOT]]
+    if new is not None and new[_OPEN_SLOT] is not None:
+        undo.put(index, new[_OPEN_SLOT])
+        index[new[_OPEN_SLOT]] = pk
+
+
+def _index_transfer(
+    store: MemoryStore, undo: _Undo, pk: Key, old: Row | None, new: Row | None
+) -> None:
+    if new is not None and new[_TRANSFER_ID] is not None:
+        key = (new[_TRANSFER_ACCOUNT], new[_TRANSFER_ID])
+        undo.put(store.transfer_ids, key)
+        store.transfer_ids[key] = pk
+
+
+_INDEX = {"trades": _index_trade, "transfers": _index_transfer}
+"""How writing a row of these tables keeps the store's indexes."""
 
 
 class MemoryUnitOfWork(StagingUnitOfWork):
@@ -301,7 +360,9 @@ class MemoryUnitOfWork(StagingUnitOfWork):
         """The first step of a rebuild (undone by a rollback, like the rest)."""
         undo = self._undoing(final=False)
         for table in s.PROJECTIONS:
-            undo.clear(self.store, table.name)
+            undo.empty(self.store, table.name)
+        for name in _INDEXES:
+            undo.empty_index(self.store, name)
         self._forget_all()
 
     def _undoing(self, final: bool) -> _Undo:
@@ -372,12 +433,15 @@ class MemoryUnitOfWork(StagingUnitOfWork):
             if table == "rejected_inputs":
                 for (digest,), kept in rows.items():
                     assert kept is not None
-                    undo.put(store.rejected, "rejected_inputs", (digest,))
+                    undo.put(store.rejected, digest)
                     store.rejected[digest] = kept
                 continue
             target = store.tables[table]
+            keep_index = _INDEX.get(table)
             for pk, value in rows.items():
-                undo.put(target, table, pk)
+                if keep_index is not None:
+                    keep_index(store, undo, pk, target.get(pk), value)
+                undo.put(target, pk)
                 if value is None:
                     target.pop(pk, None)
                 else:
@@ -392,26 +456,26 @@ class MemoryUnitOfWork(StagingUnitOfWork):
     def _check(self, new_rows: dict[str, dict[Key, Row | None]]) -> None:
         """One open trade per slot, and a transfer id once per account, as the databases'
         unique keys would."""
-        trades = new_rows.get("trades")
-        if trades:
-            holder: dict[str, Any] = {}
-            for pk, row in self.store.tables["trades"].items():
-                if pk not in trades and row[7] is not None:
-                    holder[row[7]] = pk
-            for pk, trade in trades.items():
-                if trade is not None and trade[7] is not None:
-                    if trade[7] in holder:
-                        raise ConstraintError(f"trades: a second open trade on {trade[7]!r}")
-                    holder[trade[7]] = pk
-        transfers = new_rows.get("transfers")
-        if transfers:
-            ids = {(row[1], row[2]) for row in self.store.tables["transfers"].values() if row[2]}
-            for transfer in transfers.values():
-                assert transfer is not None
-                if transfer[2] is not None:
-                    if (transfer[1], transfer[2]) in ids:
-                        raise ConstraintError(f"transfers: {transfer[2]} exists on {transfer[1]}")
-                    ids.add((transfer[1], transfer[2]))
+        store = self.store
+        claimed: set[str] = set()
+        trades = new_rows.get("trades", {})
+        for pk, trade in trades.items():
+            if trade is None or trade[_OPEN_SLOT] is None:
+                continue
+            slot = trade[_OPEN_SLOT]
+            holder = store.open_trades.get(slot)
+            # another trade of this transaction, or a stored one it leaves open, holds it
+            if slot in claimed or (holder not in (None, pk) and holder not in trades):
+                raise ConstraintError(f"trades: a second open trade on {slot!r}")
+            claimed.add(slot)
+        taken: set[tuple[str, str]] = set()
+        for transfer in new_rows.get("transfers", {}).values():
+            assert transfer is not None
+            if transfer[_TRANSFER_ID] is not None:
+                key = (transfer[_TRANSFER_ACCOUNT], transfer[_TRANSFER_ID])
+                if key in taken or key in store.transfer_ids:
+                    raise ConstraintError(f"transfers: {key[1]} exists on {key[0]}")
+                taken.add(key)
 
     # -- reading what is stored -----------------------------------------------------------
 
@@ -444,10 +508,11 @@ class MemoryUnitOfWork(StagingUnitOfWork):
         return None if row is None else Seen(row["seq"], row["digest"])
 
     def _read_transfer(self, account: str, transfer_id: str) -> Seen | None:
-        for row in self._rows("transfers"):
-            if (row["account"], row["transfer_id"]) == (account, transfer_id):
-                return Seen(row["seq"], row["digest"])
-        return None
+        pk = self.store.transfer_ids.get((account, transfer_id))
+        if pk is None:
+            return None
+        row = _as_dict("transfers", self.store.tables["transfers"][pk])
+        return Seen(row["seq"], row["digest"])
 
     def _read_run(self, run: str) -> bool:
         return (run,) in self.store.tables["reconciliation_runs"]
@@ -467,8 +532,10 @@ class MemoryUnitOfWork(StagingUnitOfWork):
             if row["instrument"] == instrument:
                 slot = codec.slot_from_row(row)
                 book.slots[slot.key] = slot
-        for row in sorted(self._rows("trades"), key=lambda row: row["trade_id"]):
-            if row["instrument"] == instrument and row["status"] == "open":
+        trades = self.store.tables["trades"]
+        for pk in sorted(self.store.open_trades.values()):
+            row = _as_dict("trades", trades[pk])
+            if row["instrument"] == instrument:
                 trade = codec.trade_from_row(row)
                 book.open_trades[trade.trade_id] = trade
         for row in self._rows("halts"):
