@@ -5,10 +5,16 @@ as long as the process. The store keeps each table as rows keyed by their primar
 written by the same projection code as the SQL stores (:func:`~.codec.rows`); the unit of
 work enforces what the databases' constraints do (one fill per account and exec_id, one
 open trade per slot, one version per stream, a transfer id and a run name used once) and a
-failed commit changes nothing. One transaction at a time, as with SQLite.
+failed commit changes nothing. One transaction at a time, as with SQLite: a unit of work
+holds the store's lock from ``begin`` to ``commit`` or ``rollback``, and learns from the
+store's commit count whether another one committed since its caches were filled (as
+SQLite's ``data_version`` tells). What a transaction writes before it commits (a replay's
+flush, a rebuild's emptied projections) is undone by a rollback. Journal entries carry
+their transaction's id, so ``committed(txid)`` tells whether a transaction committed.
 
-Reads copy the rows into an in-memory SQLite database and run the SQL read side over it,
-so that queries, ``verify`` and ``doctor`` mean the same as on a database.
+Reads copy the committed rows into an in-memory SQLite database (once per commit) and run
+the SQL read side over it, so that queries, ``verify`` and ``doctor`` mean the same as on a
+database.
 """
 
 from __future__ import annotations
