@@ -1,12 +1,13 @@
-"""The databases the suite runs against: SQLite files, and fresh PostgreSQL and MariaDB
-databases on the servers named by environment variables.
+"""The stores the suite runs against: in-memory ledgers (``memory://NAME``), SQLite files,
+and fresh PostgreSQL and MariaDB databases on the servers named by environment variables.
 
 ``POSLEDGER_TEST_POSTGRES_URL`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``)
 and ``POSLEDGER_TEST_MARIADB_URL`` (default ``mysql+pymysql://root@127.0.0.1:3306/test``)
 name a server and a database the tests may create schemas or databases beside. A test
 asking for a server that does not answer is skipped with the reason, unless ``CI=true``,
 where a missing server fails the run. Every test gets its own PostgreSQL schema or
-MariaDB database, dropped afterwards.
+MariaDB database, dropped afterwards; every memory test its own ``memory://<unique name>``,
+forgotten afterwards.
 """
 
 from __future__ import annotations
@@ -21,8 +22,12 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 
-KINDS = ("sqlite", "postgresql", "mariadb")
+KINDS = ("memory", "sqlite", "postgresql", "mariadb")
+"""Every kind of store: the contract suite runs on each."""
+DATABASES = ("sqlite", "postgresql", "mariadb")
+"""The SQL databases (SQLAlchemy Core): what is checked through SQL runs on these."""
 SERVERS = ("postgresql", "mariadb")
+MEMORY = "memory://"
 
 DEFAULTS = {
     "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
@@ -57,7 +62,7 @@ def unavailable(kind: str) -> str | None:
 
 def require(kind: str) -> None:
     """Skip (or, under CI=true, fail) the current test when the server is missing."""
-    if kind == "sqlite":
+    if kind in ("memory", "sqlite"):
         return
     reason = unavailable(kind)
     if reason is None:
@@ -74,6 +79,15 @@ def _timeout(kind: str) -> dict[str, int]:
 @contextmanager
 def fresh_database(kind: str, tmp_path: object = None) -> Iterator[str]:
     """A URL of an empty database of this kind; it is dropped afterwards."""
+    if kind == "memory":
+        from posledger.store.memory import MemoryStore
+
+        name = f"test-{uuid.uuid4().hex[:12]}"
+        try:
+            yield MEMORY + name
+        finally:
+            MemoryStore.forget(name)
+        return
     if kind == "sqlite":
         import tempfile
         from pathlib import Path

@@ -1,8 +1,13 @@
-"""Reference data and backend-neutral SQL helpers for the contract suite.
+"""Reference data, public-API readers and backend-neutral SQL helpers for the contract
+suite.
 
-Rows are read and written with SQLAlchemy (``create_engine(db_url)`` and ``text(...)`` or
-the tables of :mod:`posledger.store.schema`), bypassing posledger, so that one assertion
-runs on SQLite, PostgreSQL and MariaDB alike.
+What a test asserts about behaviour goes through the public API, on every store: journal
+entries through ``ledger.journal``, projection rows through ``ledger.store.reads()``
+(:func:`journal`, :func:`table`). The SQL helpers (:func:`rows`, :func:`execute`,
+:func:`engine`) read and write with SQLAlchemy (``create_engine(db_url)`` and ``text(...)``
+or the tables of :mod:`posledger.store.schema`), bypassing posledger, so that one
+storage-specific assertion runs on SQLite, PostgreSQL and MariaDB alike; a test that needs
+them says so first with :func:`sql_only` (a memory store has no SQL database behind it).
 """
 
 from __future__ import annotations
@@ -17,18 +22,35 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from posledger import Ledger
+from tests.databases import MEMORY
 
 T = "2026-03-02T"
 
 
 def kind_of(db_url: str) -> str:
-    """``sqlite``, ``postgresql`` or ``mariadb``: the kind of database ``db_url`` names."""
+    """``memory``, ``sqlite``, ``postgresql`` or ``mariadb``: the kind of store ``db_url``
+    names."""
+    if db_url.startswith(MEMORY):
+        return "memory"
     backend = make_url(db_url).get_backend_name()
     return "mariadb" if backend in ("mysql", "mariadb") else backend
 
 
+def is_sql(db_url: str) -> bool:
+    """Whether ``db_url`` names a SQL database (not an in-memory store)."""
+    return kind_of(db_url) != "memory"
+
+
+def sql_only(db_url: str, why: str) -> None:
+    """Skip the current test on the memory store: it checks something only a SQL database
+    has (``why`` says what, e.g. "no SQL constraint to bypass")."""
+    if not is_sql(db_url):
+        pytest.skip(f"memory: {why}")
+
+
 def sqlite_only(db_url: str, why: str) -> None:
-    """Skip the current test on the servers: it checks something only SQLite has."""
+    """Skip the current test on the servers and in memory: it checks something only SQLite
+    has."""
     if kind_of(db_url) != "sqlite":
         pytest.skip(f"SQLite only: {why}")
 
@@ -41,7 +63,11 @@ def db_path(db_url: str) -> Path:
 @contextmanager
 def engine(db_url: str) -> Iterator[Engine]:
     """A plain SQLAlchemy engine on the ledger's database, bypassing posledger (its pooled
-    connections are closed on exit, before the test database is dropped)."""
+    connections are closed on exit, before the test database is dropped).
+
+    A memory store has no database to connect to: a test that gets here on one was not
+    marked :func:`sql_only`, and is skipped saying so."""
+    sql_only(db_url, "no SQL database behind memory:// (this test reads rows through SQLAlchemy)")
     created = create_engine(db_url)
     try:
         yield created
@@ -134,6 +160,23 @@ def snapshot(ledger: Ledger) -> tuple[Any, ...]:
 
 
 def journal(db_url: str) -> list[tuple[Any, ...]]:
+    """The journal table as stored, through SQL (a SQL database only: see
+    :func:`entries`)."""
     return rows(
         db_url, "SELECT seq, stream, version, kind, input, effects FROM journal ORDER BY seq"
     )
+
+
+def entries(ledger: Ledger) -> list[tuple[Any, ...]]:
+    """Every journal entry as (seq, stream, version, kind, input, effects), in order, read
+    through the public API."""
+    return [
+        (e.seq, e.stream, e.version, e.kind, e.input, e.effects)
+        for e in ledger.journal(after_seq=0, limit=None)
+    ]
+
+
+def table(ledger: Ledger, name: str) -> list[dict[str, Any]]:
+    """Every row of a projection table in key order, typed (amounts as Decimals), on every
+    store."""
+    return list(ledger.store.reads().table(name))

@@ -1,11 +1,13 @@
-"""Decimals round-trip digit for digit on every database (DESIGN §4: NUMERIC(38, 18) on the
-servers, canonical text on SQLite).
+"""Decimals round-trip digit for digit on every store (DESIGN §4: NUMERIC(38, 18) on the
+servers, canonical text on SQLite and in memory).
 
 Amounts with up to 20 integer and 18 fractional digits, negative, zero, tiny and huge, are
 written through the real ledger (an instrument and two fills per example) and read back
-through ``positions``, ``trades`` and the raw columns (SQLAlchemy Core, with and without
-posledger's ``Amount`` type). One database per test function; each example uses its own
-instrument and exec ids, so the examples never touch each other's slots.
+through ``positions``, ``trades``, the journal and the stored rows as the store reads them
+(``ledger.store.reads().table``), on every store; on the SQL databases also through the
+raw columns (SQLAlchemy Core, with and without posledger's ``Amount`` type): a memory
+store has no driver to return raw values. One store per test function; each example uses
+its own instrument and exec ids, so the examples never touch each other's slots.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator
+from contextlib import ExitStack
 from decimal import Decimal
 from typing import Any
 
@@ -25,7 +28,7 @@ from posledger import Ledger, open_ledger
 from posledger.domain.numbers import MAX_FRACTION_DIGITS, MAX_INTEGER_DIGITS, fmt
 from posledger.store import schema
 
-from .helpers import T, engine
+from .helpers import T, engine, entries, is_sql
 
 WIDEST = "99999999999999999999.999999999999999999"
 SMALLEST = "0.000000000000000001"
@@ -51,9 +54,15 @@ REFDATA = st.tuples(amounts(positive=True), amounts(positive=True), amounts(posi
 """multiplier, tick_size, lot_size of the example's instrument."""
 
 
+Prepared = tuple[Ledger, Engine | None, Iterator[int]]
+
+
 @pytest.fixture
-def prepared(db_url: str) -> Iterator[tuple[Ledger, Engine, Iterator[int]]]:
-    with open_ledger(db_url) as ledger, engine(db_url) as reader:
+def prepared(db_url: str) -> Iterator[Prepared]:
+    """The ledger, a plain SQLAlchemy engine on its database (None on the memory store: no
+    SQL database to read raw columns from) and the examples' counter."""
+    with open_ledger(db_url) as ledger, ExitStack() as stack:
+        reader = stack.enter_context(engine(db_url)) if is_sql(db_url) else None
         outcomes = [
             ledger.register_account(account="ACC", venue="V", mode="SIM", position_mode="netting"),
             ledger.register_strategy(strategy="alpha"),
@@ -71,6 +80,33 @@ def same(actual: Any, expected: Decimal, where: object) -> None:
     assert isinstance(actual, Decimal), (where, type(actual), actual)
     assert actual == expected, (where, actual, expected)
     assert fmt(actual) == fmt(expected), (where, actual, expected)
+
+
+def stored(
+    ledger: Ledger, reader: Engine | None, table: Any, columns: list[str], where: Any
+) -> list[tuple[Any, Any]]:
+    """(raw driver value, typed value) of each column of one row. Typed as the store reads
+    it back, on every store (on the SQL databases the same as through SQLAlchemy Core and
+    the Amount type); raw only on the SQL databases (None in memory: no driver)."""
+    found = [
+        row
+        for row in ledger.store.reads().table(table.name)
+        if all(row[name] == value for name, value in where.items())
+    ]
+    assert len(found) == 1, (table.name, where, found)
+    typed = [found[0][name] for name in columns]
+    if reader is None:
+        return [(None, value) for value in typed]
+    pairs = raw_and_typed(reader, table, columns, where)
+    assert [value for _, value in pairs] == typed, (table.name, where, pairs, typed)
+    return pairs
+
+
+def same_stored(pair: tuple[Any, Any], expected: Decimal, where: tuple[Any, ...]) -> None:
+    raw, typed = pair
+    if raw is not None:  # a SQL database's driver value (see stored())
+        same(raw, expected, (*where, "raw"))
+    same(typed, expected, (*where, "typed"))
 
 
 def raw_and_typed(reader: Engine, table: Any, columns: list[str], where: Any) -> list[Any]:
@@ -113,7 +149,7 @@ def raw_and_typed(reader: Engine, table: Any, columns: list[str], where: Any) ->
     sell=(Decimal("3"), Decimal("99.25"), Decimal("-98765432109.876543210987654321"), "text"),
 )
 def test_amounts_round_trip_digit_for_digit(
-    prepared: tuple[Ledger, Engine, Iterator[int]],
+    prepared: Prepared,
     refdata: tuple[Decimal, Decimal, Decimal],
     buy: tuple[Decimal, Decimal, Decimal, str],
     sell: tuple[Decimal, Decimal, Decimal, str],
@@ -149,15 +185,15 @@ def test_amounts_round_trip_digit_for_digit(
         assert out.applied, out
 
     # reference data
-    stored = raw_and_typed(
+    pairs = stored(
+        ledger,
         reader,
         schema.instruments,
         ["multiplier", "tick_size", "lot_size"],
         {"instrument": instrument},
     )
-    for (raw, typed), expected in zip(stored, refdata, strict=True):
-        same(raw, expected, (instrument, "raw"))
-        same(typed, expected, (instrument, "typed"))
+    for pair, expected in zip(pairs, refdata, strict=True):
+        same_stored(pair, expected, (instrument,))
 
     positions = {p["strategy"]: p for p in ledger.positions(instrument=instrument)}
     trades = {t["strategy"]: t for t in ledger.trades(instrument=instrument)}
@@ -168,37 +204,37 @@ def test_amounts_round_trip_digit_for_digit(
         net = commission.copy_negate()
         where = (instrument, strategy)
         # the fill's columns
-        stored = raw_and_typed(
+        pairs = stored(
+            ledger,
             reader,
             schema.fills,
             ["quantity", "price", "commission"],
             {"account": "ACC", "exec_id": exec_id},
         )
-        for (raw, typed), expected in zip(stored, (quantity, price, commission), strict=True):
-            same(raw, expected, (*where, "fills", "raw"))
-            same(typed, expected, (*where, "fills", "typed"))
+        for pair, expected in zip(pairs, (quantity, price, commission), strict=True):
+            same_stored(pair, expected, (*where, "fills"))
         # the slot's columns
-        stored = raw_and_typed(
+        pairs = stored(
+            ledger,
             reader,
             schema.slots,
             ["quantity", "avg_entry", "last_price"],
             {"instrument": instrument, "strategy": strategy},
         )
-        for (raw, typed), expected in zip(stored, (signed, price, price), strict=True):
-            same(raw, expected, (*where, "slots", "raw"))
-            same(typed, expected, (*where, "slots", "typed"))
+        for pair, expected in zip(pairs, (signed, price, price), strict=True):
+            same_stored(pair, expected, (*where, "slots"))
         # the trade's columns
         trade = trades[strategy]
-        stored = raw_and_typed(
+        pairs = stored(
+            ledger,
             reader,
             schema.trades,
             ["quantity", "peak_quantity", "avg_entry", "entry_quantity", "realized_pnl"],
             {"trade_id": trade["trade_id"]},
         )
         wanted = (quantity, quantity, price, quantity, net)
-        for (raw, typed), expected in zip(stored, wanted, strict=True):
-            same(raw, expected, (*where, "trades", "raw"))
-            same(typed, expected, (*where, "trades", "typed"))
+        for pair, expected in zip(pairs, wanted, strict=True):
+            same_stored(pair, expected, (*where, "trades"))
 
         # what the API says
         position = positions[strategy]
@@ -220,7 +256,7 @@ def test_amounts_round_trip_digit_for_digit(
         ), (where, leg)
 
         # the journal keeps the input as given, to the digit
-        (entry,) = journal_inputs(reader, exec_id)
+        (entry,) = journal_inputs(ledger, exec_id)
         record = json.loads(entry)
         for name, expected in (
             ("quantity", quantity),
@@ -235,8 +271,7 @@ def test_amounts_round_trip_digit_for_digit(
     assert report.ok, report.problems
 
 
-def journal_inputs(reader: Engine, exec_id: str) -> list[str]:
-    query = text("SELECT input FROM journal WHERE kind = 'fill' AND input LIKE :pattern")
-    with reader.connect() as conn:
-        found = [row[0] for row in conn.execute(query, {"pattern": f'%"{exec_id}"%'})]
+def journal_inputs(ledger: Ledger, exec_id: str) -> list[str]:
+    """The journaled inputs of the fills of that exec_id (through the public API)."""
+    found = [entry[4] for entry in entries(ledger) if entry[3] == "fill"]
     return [entry for entry in found if json.loads(entry).get("exec_id") == exec_id]

@@ -7,7 +7,7 @@ import json
 from posledger import open_ledger
 from posledger.domain.timestamps import parse_ts
 
-from .helpers import rows
+from .helpers import entries
 
 T = parse_ts("2026-03-02T15:00:00Z")
 
@@ -51,8 +51,8 @@ def test_a_mark_without_ts_is_stamped_when_received_and_journaled_so(db_url: str
         # worst mark 98: (98 - 100) * 2 * 5 = -20; best 103: +30
         assert (trade["mae"], trade["mfe"]) == ("-20", "30")
         assert ledger.verify().ok
-    journal = rows(db_url, "SELECT input FROM journal WHERE kind = 'mark' ORDER BY seq")
-    assert [json.loads(text)["ts"] for (text,) in journal] == [
+        marks = [entry[4] for entry in entries(ledger) if entry[3] == "mark"]
+    assert [json.loads(text)["ts"] for text in marks] == [
         "2026-03-02T15:00:00Z",
         "2026-03-02T15:00:01Z",
     ]

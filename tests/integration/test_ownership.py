@@ -12,7 +12,7 @@ import pytest
 from posledger import Ledger, open_ledger
 from posledger.service.ledger import ReconcileError
 
-from .helpers import T, fill, rows, setup
+from .helpers import T, entries, fill, setup, table
 
 D = Decimal
 
@@ -95,7 +95,7 @@ def test_reconcile_reports_every_kind_and_changes_nothing_under_report(db_url: s
         assert [{k: c[k] for k in fields} for c in stored] == [
             {k: c[k] for k in fields} for c in report.checks
         ]
-        assert rows(db_url, "SELECT count(*) FROM journal WHERE kind = 'reconcile'") == [(4,)]
+        assert [entry[3] for entry in entries(ledger)].count("reconcile") == 4
         replays(db_url, ledger)
 
 
@@ -246,7 +246,7 @@ def test_transfers_move_a_position_at_its_average_and_apply_once(db_url: str) ->
             "transfer",
             "20",  # short 2 from 100, out at 98, multiplier 5
         )
-        assert rows(db_url, "SELECT count(*) FROM transfers") == [(2,)]
+        assert len(table(ledger, "transfers")) == 2
         replays(db_url, ledger)
 
 
@@ -255,7 +255,7 @@ def test_a_refused_snapshot_changes_nothing_and_is_kept(db_url: str) -> None:
         setup(ledger)
         assert fill(ledger, "e1", "BUY", "1", "0.5", instrument="PERP", account="HDG",
                     position_side="LONG", minute=1).applied  # fmt: skip
-        journal_before = rows(db_url, "SELECT count(*) FROM journal")
+        journal_before = len(entries(ledger))
         with pytest.raises(ReconcileError, match="position mode mismatch") as caught:
             ledger.reconcile([broker("HDG", "PERP", "1", position_mode="netting")])
         assert caught.value.mode_mismatch
@@ -270,7 +270,7 @@ def test_a_refused_snapshot_changes_nothing_and_is_kept(db_url: str) -> None:
             [broker("ACC", "ESZ6", "0"), broker("HDG", "PERP", "1", position_side="LONG")]
         )
         assert quiet.agreed and len(quiet.checks) == 1
-        assert rows(db_url, "SELECT count(*) FROM journal") == [(journal_before[0][0] + 1,)]
+        assert len(entries(ledger)) == journal_before + 1
         reasons = [row["reason"] for row in ledger.rejected_inputs()]
         assert any("position mode" in reason for reason in reasons)
         replays(db_url, ledger)

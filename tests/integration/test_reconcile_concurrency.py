@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from posledger import open_ledger
 
-from .helpers import T, rows, setup
+from .helpers import T, entries, setup
 
 INSTRUMENTS = ("FUT", "FUT2", "FUT3")
 FILLS = 240
@@ -103,7 +103,8 @@ def test_reconciling_while_fills_arrive_replays_exactly(db_url: str) -> None:
         thread.join(timeout=300)
     assert not errors, errors
     assert len(runs) == RUNS
-    kinds = [kind for (kind,) in rows(db_url, "SELECT kind FROM journal ORDER BY seq")]
+    with open_ledger(db_url) as ledger:
+        kinds = [entry[3] for entry in entries(ledger)]
     first, last = kinds.index("reconcile"), len(kinds) - kinds[::-1].index("reconcile")
     assert "fill" in kinds[first:last], "the runs did not overlap the fills"
     with open_ledger(db_url) as ledger:

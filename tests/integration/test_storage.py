@@ -1,5 +1,12 @@
-"""The store through the Python API, on every database: restart, exact decimals,
-constraints, duplicates and the journal."""
+"""The store through the Python API, on every store: restart, exact decimals, constraints,
+duplicates and the journal.
+
+What the ledger does is asserted through the public API (journal entries through
+``ledger.journal``, stored rows through ``ledger.store.reads().table``) on every store,
+memory included. Column types, raw driver values and constraints checked by bypassing
+posledger with SQLAlchemy exist on the SQL databases only: those tests say so
+(:func:`~.helpers.sql_only`); the memory store's constraints are checked through the
+unit of work in ``test_unit_of_work.py``."""
 
 from __future__ import annotations
 
@@ -15,7 +22,19 @@ from posledger import Ledger, open_ledger
 from posledger.domain.numbers import fmt
 from posledger.store import schema
 
-from .helpers import T, connect, engine, fill, journal, kind_of, rows, setup, snapshot
+from .helpers import (
+    T,
+    connect,
+    engine,
+    entries,
+    fill,
+    kind_of,
+    rows,
+    setup,
+    snapshot,
+    sql_only,
+    table,
+)
 
 # -- restart -------------------------------------------------------------------------------
 
@@ -29,11 +48,11 @@ def test_reopening_restores_everything_and_trades_continue(db_url: str) -> None:
         assert ledger.apply_mark(instrument="FUT", price="102", ts=f"{T}10:05:00Z").applied
         before = snapshot(ledger)
         (alpha_trade,) = [t for t in ledger.trades() if t["strategy"] == "alpha"]
-        journal_before = journal(db_url)
+        journal_before = entries(ledger)
 
     with open_ledger(db_url) as ledger:
         assert snapshot(ledger) == before
-        assert journal(db_url) == journal_before
+        assert entries(ledger) == journal_before
         assert ledger.verify().ok
         # exactly once across a restart
         assert fill(ledger, "e1", "BUY", "2", "100", minute=1).status == "duplicate"
@@ -97,34 +116,24 @@ def assert_amount_columns_exact(db_url: str) -> None:
                     assert (kind.precision, kind.scale) == (38, 18), where
 
 
-def test_amounts_are_stored_exactly(ledger: Ledger, db_url: str) -> None:
+EXPECTED_FILLS = [("big", BIG_QUANTITY, FINE_PRICE), ("wide", TINY_QUANTITY, WIDE_PRICE)]
+EXPECTED_SLOTS = [("alpha", BIG_QUANTITY, FINE_PRICE), ("beta", "-" + TINY_QUANTITY, WIDE_PRICE)]
+
+
+def _wide_and_fine(ledger: Ledger) -> None:
     setup(ledger)
     assert fill(ledger, "big", "BUY", BIG_QUANTITY, FINE_PRICE).applied
     assert fill(ledger, "wide", "SELL", TINY_QUANTITY, WIDE_PRICE, strategy="beta").applied
-    expected_fills = [
-        ("big", BIG_QUANTITY, FINE_PRICE),
-        ("wide", TINY_QUANTITY, WIDE_PRICE),
-    ]
-    expected_slots = [
-        ("alpha", BIG_QUANTITY, FINE_PRICE),
-        ("beta", "-" + TINY_QUANTITY, WIDE_PRICE),
-    ]
-    # raw values, as the driver returns them
-    raw_fills = rows(db_url, "SELECT exec_id, quantity, price FROM fills ORDER BY exec_id")
-    assert [(e, canonical(q), canonical(p)) for e, q, p in raw_fills] == expected_fills
-    raw_slots = rows(db_url, "SELECT strategy, quantity, avg_entry FROM slots ORDER BY strategy")
-    assert [(s, canonical(q), canonical(a)) for s, q, a in raw_slots] == expected_slots
-    # typed values, through posledger's Amount type
-    f, s = schema.fills, schema.slots
-    typed = rows(db_url, select(f.c.exec_id, f.c.quantity, f.c.price).order_by(f.c.exec_id))
-    assert typed == [(e, Decimal(q), Decimal(p)) for e, q, p in expected_fills]
-    assert [(e, fmt(q), fmt(p)) for e, q, p in typed] == expected_fills
-    typed = rows(db_url, select(s.c.strategy, s.c.quantity, s.c.avg_entry).order_by(s.c.strategy))
-    assert [(n, fmt(q), fmt(a)) for n, q, a in typed] == expected_slots
-    if kind_of(db_url) == "sqlite":
-        kinds = rows(db_url, "SELECT DISTINCT typeof(quantity), typeof(price) FROM fills")
-        assert kinds == [("text", "text")]
-    assert_amount_columns_exact(db_url)
+
+
+def test_amounts_are_stored_exactly(ledger: Ledger) -> None:
+    _wide_and_fine(ledger)
+    # the stored rows, typed, as the store reads them back
+    stored = [(r["exec_id"], r["quantity"], r["price"]) for r in table(ledger, "fills")]
+    assert stored == [(e, Decimal(q), Decimal(p)) for e, q, p in EXPECTED_FILLS]
+    assert [(e, fmt(q), fmt(p)) for e, q, p in stored] == EXPECTED_FILLS
+    slots = [(r["strategy"], r["quantity"], r["avg_entry"]) for r in table(ledger, "slots")]
+    assert [(n, fmt(q), fmt(a)) for n, q, a in slots] == EXPECTED_SLOTS
 
     positions = {p["strategy"]: p for p in ledger.positions()}
     assert positions["alpha"]["avg_entry_price"] == FINE_PRICE
@@ -136,11 +145,51 @@ def test_amounts_are_stored_exactly(ledger: Ledger, db_url: str) -> None:
     assert ledger.verify().ok
 
 
-def test_no_amount_column_is_a_float(ledger: Ledger, db_url: str) -> None:
+def test_amount_columns_hold_the_exact_digits(ledger: Ledger, db_url: str) -> None:
+    sql_only(
+        db_url,
+        "no SQL columns or driver values (test_amounts_are_stored_exactly reads "
+        "the memory store's rows through the API)",
+    )
+    _wide_and_fine(ledger)
+    # raw values, as the driver returns them
+    raw_fills = rows(db_url, "SELECT exec_id, quantity, price FROM fills ORDER BY exec_id")
+    assert [(e, canonical(q), canonical(p)) for e, q, p in raw_fills] == EXPECTED_FILLS
+    raw_slots = rows(db_url, "SELECT strategy, quantity, avg_entry FROM slots ORDER BY strategy")
+    assert [(s, canonical(q), canonical(a)) for s, q, a in raw_slots] == EXPECTED_SLOTS
+    # typed values, through posledger's Amount type
+    f, s = schema.fills, schema.slots
+    typed = rows(db_url, select(f.c.exec_id, f.c.quantity, f.c.price).order_by(f.c.exec_id))
+    assert typed == [(e, Decimal(q), Decimal(p)) for e, q, p in EXPECTED_FILLS]
+    assert [(e, fmt(q), fmt(p)) for e, q, p in typed] == EXPECTED_FILLS
+    typed = rows(db_url, select(s.c.strategy, s.c.quantity, s.c.avg_entry).order_by(s.c.strategy))
+    assert [(n, fmt(q), fmt(a)) for n, q, a in typed] == EXPECTED_SLOTS
+    if kind_of(db_url) == "sqlite":
+        kinds = rows(db_url, "SELECT DISTINCT typeof(quantity), typeof(price) FROM fills")
+        assert kinds == [("text", "text")]
+    assert_amount_columns_exact(db_url)
+
+
+def _partial_exit(ledger: Ledger) -> None:
     setup(ledger)
     fill(ledger, "e1", "BUY", "3", "100.333333333333333333")
     fill(ledger, "e2", "SELL", "1", "101.1", minute=1)
     ledger.apply_mark(instrument="FUT", price="100.7", ts=f"{T}10:05:00Z")
+
+
+def test_realized_pnl_keeps_every_digit(ledger: Ledger) -> None:
+    _partial_exit(ledger)
+    # (101.1 - 100.333333333333333333) * 1 * 5 = 3.833333333333333335
+    trade = ledger.trades()[0]
+    assert trade["gross_realized_pnl"] == "3.833333333333333335"
+    (stored,) = table(ledger, "trades")
+    assert stored["gross_realized"] == Decimal("3.833333333333333335")
+    assert fmt(stored["gross_realized"]) == "3.833333333333333335"
+
+
+def test_no_amount_column_is_a_float(ledger: Ledger, db_url: str) -> None:
+    sql_only(db_url, "no SQL column types (the memory store keeps canonical decimal text)")
+    _partial_exit(ledger)
     assert_amount_columns_exact(db_url)
     if kind_of(db_url) == "sqlite":
         # SQLite's type is per value: no stored value may have become a float either
@@ -170,7 +219,23 @@ def _copy_rows(db_url: str, table: Any, where: Any, **changes: Any) -> None:
         conn.execute(insert(table), copies)
 
 
+def test_the_same_exec_id_on_another_account_is_another_fill(ledger: Ledger) -> None:
+    setup(ledger)
+    assert fill(ledger, "e1", "BUY", "1", "100").applied
+    assert fill(ledger, "e1", "BUY", "1", "100").status == "duplicate"
+    assert fill(
+        ledger, "e1", "BUY", "1", "60000", account="HDG", instrument="PERP", position_side="LONG"
+    ).applied
+    stored = [(r["account"], r["exec_id"]) for r in table(ledger, "fills")]
+    assert stored == [("ACC", "e1"), ("HDG", "e1")]
+
+
 def test_exactly_once_is_a_database_constraint(ledger: Ledger, db_url: str) -> None:
+    sql_only(
+        db_url,
+        "no SQL constraint to bypass (test_unit_of_work checks that a second "
+        "fill per (account, exec_id) fails the memory store's commit)",
+    )
     setup(ledger)
     assert fill(ledger, "e1", "BUY", "1", "100").applied
     fills = schema.fills
@@ -184,6 +249,11 @@ def test_exactly_once_is_a_database_constraint(ledger: Ledger, db_url: str) -> N
 
 
 def test_one_open_trade_per_slot_is_a_database_constraint(ledger: Ledger, db_url: str) -> None:
+    sql_only(
+        db_url,
+        "no SQL constraint to bypass (test_unit_of_work checks that a second "
+        "open trade per slot fails the memory store's commit)",
+    )
     setup(ledger)
     assert fill(ledger, "e1", "BUY", "1", "100").applied
     assert fill(ledger, "e2", "SELL", "1", "101", minute=1).applied  # closes trade 1
@@ -202,18 +272,16 @@ def test_one_open_trade_per_slot_is_a_database_constraint(ledger: Ledger, db_url
 # -- duplicates, conflicts and rejected input ----------------------------------------------
 
 
-def test_same_exec_id_with_different_content_is_a_named_conflict(
-    ledger: Ledger, db_url: str
-) -> None:
+def test_same_exec_id_with_different_content_is_a_named_conflict(ledger: Ledger) -> None:
     setup(ledger)
     assert fill(ledger, "e1", "BUY", "2", "100").applied
-    before = (snapshot(ledger)[:3], journal(db_url))
+    before = (snapshot(ledger)[:3], entries(ledger))
     out = fill(ledger, "e1", "BUY", "2", "100.25")
     assert out.status == "rejected"
     assert out.reason is not None
     assert "conflict" in out.reason and "e1" in out.reason and "price" in out.reason
     assert "100.25" in out.reason
-    assert (snapshot(ledger)[:3], journal(db_url)) == before
+    assert (snapshot(ledger)[:3], entries(ledger)) == before
     stored = ledger.rejected_inputs()
     assert len(stored) == 1
     assert "100.25" in stored[0]["raw"] and stored[0]["reason"] == out.reason
@@ -251,7 +319,7 @@ def test_rejected_input_is_stored_once(ledger: Ledger) -> None:
 # -- the journal ---------------------------------------------------------------------------
 
 
-def test_journal_is_contiguous_overall_and_per_stream(ledger: Ledger, db_url: str) -> None:
+def test_journal_is_contiguous_overall_and_per_stream(ledger: Ledger) -> None:
     setup(ledger)
     for i in range(30):
         side = "BUY" if i % 3 else "SELL"
@@ -287,10 +355,10 @@ def test_journal_is_contiguous_overall_and_per_stream(ledger: Ledger, db_url: st
             strategy="alpha" if i % 2 else "beta",
             minute=i,
         )
-    entries = journal(db_url)
-    assert [e[0] for e in entries] == list(range(1, len(entries) + 1))
+    journaled = entries(ledger)
+    assert [e[0] for e in journaled] == list(range(1, len(journaled) + 1))
     versions: dict[str, list[int]] = defaultdict(list)
-    for _seq, stream, version, *_ in entries:
+    for _seq, stream, version, *_ in journaled:
         versions[stream].append(version)
     assert "instrument:FUT" in versions and "instrument:PERP" in versions
     for stream, seen in versions.items():
@@ -314,5 +382,5 @@ def test_identifiers_differing_only_in_case_or_accent_are_different(db_url: str)
         assert ledger.register_strategy(strategy="Beta").applied
         [alpha] = ledger.positions(strategy="alpha")
         assert alpha["quantity"] == "4"
-        assert rows(db_url, "SELECT count(*) FROM fills") == [(4,)]
+        assert len(table(ledger, "fills")) == 4
         assert ledger.verify().ok

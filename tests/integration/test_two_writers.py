@@ -1,8 +1,10 @@
 """Two Ledger objects (two connections) on one database take turns writing.
 
 On SQLite each writer learns of the other's commits from ``PRAGMA data_version``; on the
-servers from the stream versions it reads under the stream's row lock. Either way the
-contract is the same, so these run on every database.
+servers from the stream versions it reads under the stream's row lock; two ledgers on one
+``memory://NAME`` share its store, like two processes on one SQLite file, and learn from
+the store's commit count. Either way the contract is the same, so these run on every
+store.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import random
 from posledger import open_ledger
 from tests.databases import fresh_database
 
-from .helpers import fill, journal, kind_of, rows, setup, snapshot
+from .helpers import entries, fill, kind_of, setup, snapshot, table
 
 
 def test_each_writer_sees_the_others_commits(db_url: str) -> None:
@@ -42,7 +44,8 @@ def test_each_writer_sees_the_others_commits(db_url: str) -> None:
         assert fill(one, "e4", "SELL", "1", "105", minute=4).applied
         assert [t["trade_id"] for t in two.trades()] == [1, 2]
         assert one.verify().ok and two.verify().ok
-    seqs = [entry[0] for entry in journal(db_url)]
+    with open_ledger(db_url) as reopened:
+        seqs = [entry[0] for entry in entries(reopened)]
     assert seqs == list(range(1, len(seqs) + 1))
 
 
@@ -79,6 +82,6 @@ def test_alternating_writers_equal_a_single_writer(db_url: str) -> None:
         assert outcomes_shared == outcomes_alone
         assert snapshot(one)[:3] == snapshot(two)[:3] == snapshot(alone)[:3]
         assert one.verify().ok
-        assert journal(shared) == journal(single)
-    distinct = len({step[0] for step in plan})
-    assert rows(shared, "SELECT count(*) FROM fills") == [(distinct,)]
+        assert entries(one) == entries(two) == entries(alone)
+        distinct = len({step[0] for step in plan})
+        assert len(table(one, "fills")) == distinct

@@ -5,10 +5,16 @@ as long as the process. The store keeps each table as rows keyed by their primar
 written by the same projection code as the SQL stores (:func:`~.codec.rows`); the unit of
 work enforces what the databases' constraints do (one fill per account and exec_id, one
 open trade per slot, one version per stream, a transfer id and a run name used once) and a
-failed commit changes nothing. One transaction at a time, as with SQLite.
+failed commit changes nothing. One transaction at a time, as with SQLite: a unit of work
+holds the store's lock from ``begin`` to ``commit`` or ``rollback``, and learns from the
+store's commit count whether another one committed since its caches were filled (as
+SQLite's ``data_version`` tells). What a transaction writes before it commits (a replay's
+flush, a rebuild's emptied projections) is undone by a rollback. Journal entries carry
+their transaction's id, so ``committed(txid)`` tells whether a transaction committed.
 
-Reads copy the rows into an in-memory SQLite database and run the SQL read side over it,
-so that queries, ``verify`` and ``doctor`` mean the same as on a database.
+Reads copy the committed rows into an in-memory SQLite database (once per commit) and run
+the SQL read side over it, so that queries, ``verify`` and ``doctor`` mean the same as on a
+database.
 """
 
 from __future__ import annotations
@@ -17,10 +23,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from functools import cache
 from typing import Any, ClassVar
 
 from sqlalchemy import create_engine
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ..domain.book import Book
 from ..domain.enums import OrderStatus
@@ -58,6 +67,20 @@ _KEYS: dict[str, tuple[int, ...]] = {
 """Where each table's primary key is in its row tuples."""
 
 
+@cache
+def _schema() -> str:
+    """The schema's DDL for SQLite, compiled once (quicker than ``create_all`` each time
+    the reads are copied)."""
+    dialect = sqlite.dialect()
+    statements = []
+    for table in s.metadata.sorted_tables:
+        statements.append(str(CreateTable(table).compile(dialect=dialect)))
+        statements.extend(
+            str(CreateIndex(index).compile(dialect=dialect)) for index in table.indexes
+        )
+    return ";\n".join(statements) + ";"
+
+
 class ConstraintError(Exception):
     """A commit would break what a database constraint guards; nothing was written."""
 
@@ -76,10 +99,18 @@ class MemoryStore(Store):
         self.rejected: dict[str, Row] = {}
         """Refused inputs by digest, in the order they were kept."""
         self.streams: dict[str, int] = {}
+        self.open_trades: dict[str, Key] = {}
+        """The open trade of each slot (its ``open_slot`` text -> the trade's key): the
+        databases' unique key on ``trades.open_slot``."""
+        self.transfer_ids: dict[tuple[str, str], Key] = {}
+        """Transfers sent with an id, by (account, transfer_id): the databases' unique key."""
         self.top_seq = 0
         self.top_trade = 0
         self.version = 0
-        """Counts commits (like SQLite's data_version)."""
+        """Counts commits that wrote something (like SQLite's data_version)."""
+        self.dirty = False
+        """A transaction has written rows it may still roll back (reads keep showing what
+        was committed before it)."""
         self.lock = threading.RLock()
         """Held by the unit of work in a transaction: one writer at a time."""
         self._reads: tuple[int, SqlReads] | None = None
@@ -94,6 +125,12 @@ class MemoryStore(Store):
             if found is None:
                 found = cls._named[name] = cls(name)
             return found
+
+    @classmethod
+    def forget(cls, name: str) -> None:
+        """Drop the process's ledger of that name (what it held is gone)."""
+        with cls._registry_lock:
+            cls._named.pop(name, None)
 
     # -- the Store interface ---------------------------------------------------------------
 
@@ -138,12 +175,13 @@ class MemoryStore(Store):
 
     def _materialized(self) -> SqlReads:
         with self.lock:
-            if self._reads is not None and self._reads[0] == self.version:
+            if self._reads is not None and (self._reads[0] == self.version or self.dirty):
                 return self._reads[1]
             engine = create_engine(
                 "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
             )
-            s.metadata.create_all(engine)
+            with engine.connect() as conn:
+                conn.connection.driver_connection.executescript(_schema())  # type: ignore[union-attr]
             with engine.begin() as conn:
                 for table, rows in self.tables.items():
                     if rows:
@@ -161,16 +199,102 @@ class MemoryStore(Store):
             return reads
 
 
+_ABSENT = object()
+_INDEXES = ("open_trades", "transfer_ids")
+
+
+class _Undo:
+    """How to put the store back as it was when a transaction began: the first value of
+    every key it wrote, the tables and indexes it emptied, its counters."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.before: dict[int, tuple[dict[Any, Any], dict[Any, Any]]] = {}
+        """Per dict written (by id), the dict and the value each key had (``_ABSENT``:
+        none)."""
+        self.tables: dict[str, dict[Key, Row]] = {}
+        self.indexes: dict[str, dict[Any, Any]] = {}
+        """Tables and indexes emptied (a rebuild's first step), as they were."""
+        self.top = (store.top_seq, store.top_trade, dict(store.streams))
+
+    def put(self, target: dict[Any, Any], key: Any) -> None:
+        """``target`` is about to change at ``key``."""
+        kept = self.before.get(id(target))
+        if kept is None:
+            kept = self.before[id(target)] = (target, {})
+        if key not in kept[1]:
+            kept[1][key] = target.get(key, _ABSENT)
+
+    def empty(self, store: MemoryStore, table: str) -> None:
+        if table not in self.tables:
+            self.tables[table] = store.tables[table]
+        store.tables[table] = {}
+
+    def empty_index(self, store: MemoryStore, name: str) -> None:
+        if name not in self.indexes:
+            self.indexes[name] = getattr(store, name)
+        setattr(store, name, {})
+
+    def restore(self, store: MemoryStore) -> None:
+        for target, before in self.before.values():
+            for key, value in before.items():
+                if value is _ABSENT:
+                    target.pop(key, None)
+                else:
+                    target[key] = value
+        for table, rows in self.tables.items():
+            store.tables[table] = rows
+        for name, index in self.indexes.items():
+            setattr(store, name, index)
+        store.top_seq, store.top_trade, streams = self.top
+        store.streams.clear()
+        store.streams.update(streams)
+
+
+_OPEN_SLOT = COLUMNS["trades"].index("open_slot")
+_TRANSFER_ACCOUNT = COLUMNS["transfers"].index("account")
+_TRANSFER_ID = COLUMNS["transfers"].index("transfer_id")
+
+
+def _index_trade(
+    store: MemoryStore, undo: _Undo, pk: Key, old: Row | None, new: Row | None
+) -> None:
+    index = store.open_trades
+    if old is not None and old[_OPEN_SLOT] is not None and index.get(old[_OPEN_SLOT]) == pk:
+        undo.put(index, old[_OPEN_SLOT])
+        del index[old[_OPEN_SLOT]]
+    if new is not None and new[_OPEN_SLOT] is not None:
+        undo.put(index, new[_OPEN_SLOT])
+        index[new[_OPEN_SLOT]] = pk
+
+
+def _index_transfer(
+    store: MemoryStore, undo: _Undo, pk: Key, old: Row | None, new: Row | None
+) -> None:
+    if new is not None and new[_TRANSFER_ID] is not None:
+        key = (new[_TRANSFER_ACCOUNT], new[_TRANSFER_ID])
+        undo.put(store.transfer_ids, key)
+        store.transfer_ids[key] = pk
+
+
+_INDEX = {"trades": _index_trade, "transfers": _index_transfer}
+"""How writing a row of these tables keeps the store's indexes."""
+
+
 class MemoryUnitOfWork(StagingUnitOfWork):
     def __init__(self, store: MemoryStore, *, replay: bool = False) -> None:
         self.store = store
         self._seen_version = -1
+        """The store's commit count when this unit of work's caches were last current."""
         self._in_transaction = False
+        self._txid: str | None = None
         self._outbox: dict[str, CommandRow] = {}
         """Commands claimed or settled in this transaction."""
+        self._undo: _Undo | None = None
+        """How to undo what this transaction wrote (a flush, a rebuild's clearing)."""
+        self._seqs: list[int] = []
+        """Journal numbers given by this transaction's flushes."""
         super().__init__(replay=replay)
         self._next_trade: int | None = None
-        self._cleared = False
 
     # -- transactions ---------------------------------------------------------------------
 
@@ -179,9 +303,12 @@ class MemoryUnitOfWork(StagingUnitOfWork):
             raise RuntimeError("a transaction is already open")
         self.store.lock.acquire()
         self._in_transaction = True
+        self._txid = txid
         if self.store.version != self._seen_version:
+            # Another unit of work committed since: what was cached may be stale.
             self._forget_all()
             self._next_trade = None
+            self._seen_version = self.store.version
         self._outbox = {}
 
     def _end(self) -> None:
@@ -191,20 +318,32 @@ class MemoryUnitOfWork(StagingUnitOfWork):
 
     def commit(self) -> list[int]:
         try:
-            seqs = self._write()
+            self._write(final=True)
         except BaseException:
             self.rollback()
             raise
-        self.store.version += 1
-        self._seen_version = self.store.version
+        seqs, self._seqs = self._seqs, []
+        store = self.store
+        if self._undo is not None:
+            self._undo = None
+            store.version += 1
+            store.dirty = False
+        self._seen_version = store.version
         self._end()
         return seqs
 
     def flush(self) -> None:
-        raise AssertionError("an in-memory replay writes everything at commit")
+        """Write what is staged into the store's tables, still undone by a rollback (a long
+        replay keeps its staging small)."""
+        self._write(final=False)
 
     def rollback(self) -> None:
+        if self._undo is not None:
+            self._undo.restore(self.store)
+            self._undo = None
+            self.store.dirty = False
         self._take_staged()
+        self._seqs = []
         self._forget_all()
         self._next_trade = None
         self._outbox = {}
@@ -217,97 +356,131 @@ class MemoryUnitOfWork(StagingUnitOfWork):
     def classify(self, exc: BaseException) -> str | None:
         return RETRY if isinstance(exc, ConstraintError) else None
 
+    def committed(self, txid: str) -> list[int] | None:
+        with self.store.lock:
+            seqs = sorted(row[0] for row in self.store.tables["journal"].values() if row[7] == txid)
+        return seqs or None
+
     def clear_projections(self) -> None:
-        """The first step of a rebuild: it cannot be rolled back."""
+        """The first step of a rebuild (undone by a rollback, like the rest)."""
+        undo = self._undoing(final=False)
         for table in s.PROJECTIONS:
-            self.store.tables[table.name].clear()
+            undo.empty(self.store, table.name)
+        for name in _INDEXES:
+            undo.empty_index(self.store, name)
         self._forget_all()
-        self._cleared = True
+
+    def _undoing(self, final: bool) -> _Undo:
+        """This transaction's undo log, started at its first write. A write before the
+        commit (``final`` False) keeps reads on what was committed until the commit."""
+        store = self.store
+        if self._undo is None:
+            self._undo = _Undo(store)
+        if not final and not store.dirty:
+            store._materialized()
+            store.dirty = True
+        return self._undo
 
     # -- writing at commit ----------------------------------------------------------------
 
-    def _write(self) -> list[int]:
+    def _write(self, final: bool) -> None:
+        """Check the staged write sets against what is stored, as the databases' constraints
+        would, then write them (nothing is written when a check fails). ``final``: at
+        commit, with the store locked until it returns."""
         store = self.store
         staged = self._take_staged()
         top = store.top_seq
         seqs: list[int] = []
         new_rows: dict[str, dict[Key, Row | None]] = {}
-        versions = dict(store.streams)
+        versions: dict[str, int] = {}
+        journal = new_rows.setdefault("journal", {})
         for entry, given in staged.entries:
             seq = given
             if seq is None:
                 top += 1
                 seq = top
-                if entry.version != versions.get(entry.stream, 0) + 1:
-                    raise ConstraintError(f"journal {entry.stream} version {entry.version}")
-                versions[entry.stream] = entry.version
-                new_rows.setdefault("journal", {})[(seq,)] = codec.journal_row(entry, seq, None)
+                stored = versions.get(entry.stream, store.streams.get(entry.stream, 0))
+                if entry.version != stored + 1:
+                    raise ConstraintError(
+                        f"journal: {entry.stream} version {entry.version} after {stored}"
+                    )
+                journal[(seq,)] = codec.journal_row(entry, seq, self._txid)
+            versions[entry.stream] = max(versions.get(entry.stream, 0), entry.version)
             seqs.append(seq)
         for change, index in staged.changes:
             seq = None if index < 0 else seqs[index]
             for table, key, row in codec.rows(change, seq):
+                rows = new_rows.setdefault(table, {})
                 if table == "rejected_inputs":
-                    if row[-1] not in store.rejected:
-                        new_rows.setdefault(table, {})[(row[-1],)] = row
+                    if row[-1] not in store.rejected:  # kept once (the digest is unique)
+                        rows[(row[-1],)] = row
                     continue
                 pk = key if row is None else tuple(row[i] for i in _KEYS[table])
-                rows = new_rows.setdefault(table, {})
                 if table not in KEYED and (pk in rows or pk in store.tables[table]):
                     raise ConstraintError(f"{table}: {pk} exists")
                 rows[pk] = row
         outbox = new_rows.setdefault("outbox", {})
         for command, index in staged.commands:
-            if (command.command_id,) in store.tables["outbox"]:
+            pk = (command.command_id,)
+            if pk in outbox or pk in store.tables["outbox"]:
                 raise ConstraintError(f"outbox: {command.command_id} exists")
             recorded_at = staged.entries[index][0].recorded_at
-            outbox[(command.command_id,)] = command_row(command, seqs[index], recorded_at)
+            outbox[pk] = command_row(command, seqs[index], recorded_at)
         for settled in self._outbox.values():
             outbox[(settled.command_id,)] = stored_row(settled)
+        self._outbox = {}
         self._check(new_rows)
+        self._seqs.extend(seqs)
+        if not any(new_rows.values()):
+            return
+        undo = self._undoing(final)
         for table, rows in new_rows.items():
             if table == "rejected_inputs":
                 for (digest,), kept in rows.items():
-                    if kept is not None:
-                        store.rejected[digest] = kept
+                    assert kept is not None
+                    undo.put(store.rejected, digest)
+                    store.rejected[digest] = kept
                 continue
             target = store.tables[table]
+            keep_index = _INDEX.get(table)
             for pk, value in rows.items():
+                if keep_index is not None:
+                    keep_index(store, undo, pk, target.get(pk), value)
+                undo.put(target, pk)
                 if value is None:
                     target.pop(pk, None)
                 else:
                     target[pk] = value
         store.top_seq = max([store.top_seq, *seqs])
         store.top_trade = max([store.top_trade, *(pk[0] for pk in new_rows.get("trades", ()))])
-        if not self._replay:
-            store.streams.update(versions)
-        else:
-            for entry, _ in staged.entries:
-                store.streams[entry.stream] = max(store.streams.get(entry.stream, 0), entry.version)
-        return seqs
+        for stream, version in versions.items():
+            if self._replay:  # the journal says where the stream is
+                version = max(version, store.streams.get(stream, 0))
+            store.streams[stream] = version
 
     def _check(self, new_rows: dict[str, dict[Key, Row | None]]) -> None:
         """One open trade per slot, and a transfer id once per account, as the databases'
         unique keys would."""
-        trades = new_rows.get("trades")
-        if trades:
-            holder: dict[str, Any] = {}
-            for pk, row in self.store.tables["trades"].items():
-                if pk not in trades and row[7] is not None:
-                    holder[row[7]] = pk
-            for pk, trade in trades.items():
-                if trade is not None and trade[7] is not None:
-                    if trade[7] in holder:
-                        raise ConstraintError(f"trades: a second open trade on {trade[7]!r}")
-                    holder[trade[7]] = pk
-        transfers = new_rows.get("transfers")
-        if transfers:
-            ids = {(row[1], row[2]) for row in self.store.tables["transfers"].values() if row[2]}
-            for transfer in transfers.values():
-                assert transfer is not None
-                if transfer[2] is not None:
-                    if (transfer[1], transfer[2]) in ids:
-                        raise ConstraintError(f"transfers: {transfer[2]} exists on {transfer[1]}")
-                    ids.add((transfer[1], transfer[2]))
+        store = self.store
+        claimed: set[str] = set()
+        trades = new_rows.get("trades", {})
+        for pk, trade in trades.items():
+            if trade is None or trade[_OPEN_SLOT] is None:
+                continue
+            slot = trade[_OPEN_SLOT]
+            holder = store.open_trades.get(slot)
+            # another trade of this transaction, or a stored one it leaves open, holds it
+            if slot in claimed or (holder not in (None, pk) and holder not in trades):
+                raise ConstraintError(f"trades: a second open trade on {slot!r}")
+            claimed.add(slot)
+        taken: set[tuple[str, str]] = set()
+        for transfer in new_rows.get("transfers", {}).values():
+            assert transfer is not None
+            if transfer[_TRANSFER_ID] is not None:
+                key = (transfer[_TRANSFER_ACCOUNT], transfer[_TRANSFER_ID])
+                if key in taken or key in store.transfer_ids:
+                    raise ConstraintError(f"transfers: {key[1]} exists on {key[0]}")
+                taken.add(key)
 
     # -- reading what is stored -----------------------------------------------------------
 
@@ -340,10 +513,11 @@ class MemoryUnitOfWork(StagingUnitOfWork):
         return None if row is None else Seen(row["seq"], row["digest"])
 
     def _read_transfer(self, account: str, transfer_id: str) -> Seen | None:
-        for row in self._rows("transfers"):
-            if (row["account"], row["transfer_id"]) == (account, transfer_id):
-                return Seen(row["seq"], row["digest"])
-        return None
+        pk = self.store.transfer_ids.get((account, transfer_id))
+        if pk is None:
+            return None
+        row = _as_dict("transfers", self.store.tables["transfers"][pk])
+        return Seen(row["seq"], row["digest"])
 
     def _read_run(self, run: str) -> bool:
         return (run,) in self.store.tables["reconciliation_runs"]
@@ -363,8 +537,10 @@ class MemoryUnitOfWork(StagingUnitOfWork):
             if row["instrument"] == instrument:
                 slot = codec.slot_from_row(row)
                 book.slots[slot.key] = slot
-        for row in sorted(self._rows("trades"), key=lambda row: row["trade_id"]):
-            if row["instrument"] == instrument and row["status"] == "open":
+        trades = self.store.tables["trades"]
+        for pk in sorted(self.store.open_trades.values()):
+            row = _as_dict("trades", trades[pk])
+            if row["instrument"] == instrument:
                 trade = codec.trade_from_row(row)
                 book.open_trades[trade.trade_id] = trade
         for row in self._rows("halts"):
