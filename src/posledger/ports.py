@@ -320,9 +320,9 @@ class UnitOfWork(ABC):
         """Replace a connection the database dropped."""
 
     def committed(self, txid: str) -> list[int] | None:
-        """The journal numbers of the entries transaction ``txid`` committed, or None if it
-        committed none: after a connection was lost while committing, whether the commit
-        happened."""
+        """After a connection was lost while this unit of work committed transaction
+        ``txid``: the journal numbers of the entries that commit made, or None if it made
+        none (it did not happen, or wrote no entry)."""
         return None
 
     def close(self) -> None:  # noqa: B027

@@ -375,12 +375,6 @@ def test_a_key_another_unit_of_work_committed_first_fails_the_commit_for_a_retry
     a write set decided before another unit of work committed the same key fails its
     commit with an error ``classify`` calls RETRY and leaves nothing behind; run again,
     the transaction sees the winner's row."""
-    if kind_of(db_url) == "sqlite":
-        reason = (
-            "posledger.store.backends.Backend.classify calls sqlite3.IntegrityError (a unique "
-            "key another writer took first) FATAL, not RETRY"
-        )
-        request.applymarker(pytest.mark.xfail(reason=reason, raises=AssertionError, strict=True))
     bought = fill("e2", "BUY", "2", "100", instrument="FUT2")
     commit(units(), *REFDATA, fill("e1", "BUY", "2", "100"), bought)
     stale = _stale(units, _same_key(key, "FUT2"))
@@ -485,15 +479,16 @@ def test_commit_returns_the_journal_numbers_in_the_order_added(
 def test_committed_tells_whether_a_transaction_committed(
     db_url: str, units: Callable[[], UnitOfWork]
 ) -> None:
-    """After a connection lost while committing, ``committed(txid)`` tells whether the
-    commit happened. SQLite cannot lose a commit's reply (it is embedded): it stamps no
+    """After a connection lost while committing, ``committed(txid)`` tells the unit of work
+    that tried whether its commit happened: the journal holds the numbers its attempt drew,
+    with its key. SQLite cannot lose a commit's reply (it is embedded): it stamps no
     transaction ids and always answers None."""
     tells = kind_of(db_url) != "sqlite"
     uow = units()
     done = commit(uow, *REFDATA, txid="a" * 32)
     assert uow.committed("a" * 32) == (done if tells else None)
-    assert units().committed("a" * 32) == (done if tells else None)  # any unit of work knows
-    assert uow.committed("0" * 32) is None  # never seen
+    assert units().committed("a" * 32) is None  # another unit of work tried nothing
+    assert uow.committed("0" * 32) is None  # not this key
     uow.begin("b" * 32)
     apply(uow, fill("e1", "BUY", "1", "100"))
     uow.rollback()

@@ -138,6 +138,10 @@ class Backend:
             return FATAL
         if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
             return RETRY
+        if isinstance(exc, sqlite3.IntegrityError):
+            # A unique key another writer took first (a fill, a transfer id, a run name):
+            # run again, the transaction sees the winner's row.
+            return RETRY
         if isinstance(exc, sqlite3.Error):
             return FATAL
         return None

@@ -292,6 +292,8 @@ class MemoryUnitOfWork(StagingUnitOfWork):
         self._undo: _Undo | None = None
         """How to undo what this transaction wrote (a flush, a rebuild's clearing)."""
         self._seqs: list[int] = []
+        self._tried: list[int] = []
+        """Journal numbers the last commit made (see :meth:`committed`)."""
         """Journal numbers given by this transaction's flushes."""
         super().__init__(replay=replay)
         self._next_trade: int | None = None
@@ -323,6 +325,7 @@ class MemoryUnitOfWork(StagingUnitOfWork):
             self.rollback()
             raise
         seqs, self._seqs = self._seqs, []
+        self._tried = list(seqs)
         store = self.store
         if self._undo is not None:
             self._undo = None
@@ -357,8 +360,15 @@ class MemoryUnitOfWork(StagingUnitOfWork):
         return RETRY if isinstance(exc, ConstraintError) else None
 
     def committed(self, txid: str) -> list[int] | None:
+        """As on a server: the entries this unit of work's last commit made, if they are
+        there with its key."""
         with self.store.lock:
-            seqs = sorted(row[0] for row in self.store.tables["journal"].values() if row[7] == txid)
+            journal = self.store.tables["journal"]
+            seqs = [
+                seq
+                for seq in self._tried
+                if (row := journal.get((seq,))) is not None and row[7] == txid
+            ]
         return seqs or None
 
     def clear_projections(self) -> None:

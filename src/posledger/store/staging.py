@@ -264,8 +264,11 @@ class StagingUnitOfWork(UnitOfWork):
             stage = _STAGE.get(type(change))
             if stage is not None:
                 stage(self, change, entry)
-        for command in write_set.commands:
-            staged.commands.append((command, index))
+        if write_set.commands and seq is None:  # a replay sends nothing again
+            if entry is None:
+                raise ValueError("commands go out with the journal entry that causes them")
+            for command in write_set.commands:
+                staged.commands.append((command, index))
 
     def _advance(self, entry: JournalEntry, replayed: bool) -> None:
         """Move the entry's stream to its version (a replayed entry's stream is where the
