@@ -50,6 +50,20 @@ ACK = re.compile(r"line (\d+): (applied|duplicate|rejected) (\w+) (\S+?)(?::| \(
 SUMMARY = re.compile(r": (\d+) lines: (\d+) applied, (\d+) duplicate, (\d+) rejected$")
 
 
+_STARTED: list[subprocess.Popen[str]] = []
+"""Every child this module started: any still running when a test ends is killed."""
+
+
+@pytest.fixture(autouse=True)
+def _no_child_left_behind() -> Iterator[None]:
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 class Ingest:
     """``posledger ingest -v`` as a child process whose acknowledgements are read live.
 
@@ -77,6 +91,7 @@ class Ingest:
             env=clean_env(),
             text=True,
         )
+        _STARTED.append(self.proc)
         self.max_line = 0
         self.acks: list[tuple[int, str, str, str]] = []
         self.other: list[str] = []
