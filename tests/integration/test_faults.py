@@ -385,6 +385,7 @@ def test_connection_killed_mid_stream_loses_nothing(kind: str, batch_size: int) 
                     lambda: kill(admin, kind, tag) > 0 or not writer.is_alive(),
                     lambda: len(writer.acks),
                     f"kill at acknowledgement {target}",
+                    poll=0.02,
                 )
                 if not writer.is_alive():
                     break
