@@ -215,6 +215,10 @@ def ingest(
       {"type":"fill","exec_id":"x-1","account":"SIM-1","instrument":"MESH6.CME",
        "side":"BUY","quantity":"1","price":"6852.25","ts":"2026-03-02T14:45:02Z",
        "client_order_id":"o-1","commission":"0.62","commission_currency":"USD"}
+
+    \b
+    Example:
+      posledger --db sqlite:///my.db ingest session.jsonl --batch-size 500
     """
     source = _source_name(file)
     progress = _render().Progress(enabled=not quiet)
@@ -470,6 +474,10 @@ def reconcile(
     Example line:
       {"type":"broker_position","account":"BIN-1","instrument":"BTCUSDT-PERP",
        "position_side":"LONG","quantity":"0.010","avg_price":"64210.5"}
+
+    \b
+    Example:
+      posledger reconcile broker_positions.jsonl --fills broker_fills.jsonl --policy adopt
     """
     try:
         tolerance = parse_decimal(price_tolerance)
@@ -531,7 +539,12 @@ def _source_name(file: IO[bytes]) -> str:
 def reconciliations(
     ctx: click.Context, run: str | None, last: int, account: str | None, as_json: bool
 ) -> None:
-    """Past reconciliation runs, as they were journaled: newest first."""
+    """Past reconciliation runs, as they were journaled: newest first.
+
+    \b
+    Example:
+      posledger reconciliations --last 3 --account NET-1
+    """
     with _ledger(ctx) as ledger:
         rows = ledger.reconciliations(run=run, account=account, last=last)
     if as_json:
@@ -610,6 +623,10 @@ def check_order(ctx: click.Context, file: IO[bytes], as_json: bool) -> None:
     stops one strategy from closing another's) or one that would add to it; an entry
     beyond the strategy's max_open_slots or on an instrument halted on the account; a
     hedge-account order without position_side. Exits 0 if allowed, 1 if refused.
+
+    \b
+    Example:
+      posledger --db sqlite:///my.db check-order exit_order.json
     """
     text = file.read().decode("utf-8", errors="replace").strip()
     try:
@@ -640,7 +657,12 @@ def check_order(ctx: click.Context, file: IO[bytes], as_json: bool) -> None:
 @click.option("--reason", help="Why (shown to whoever is refused).")
 @click.pass_context
 def halt(ctx: click.Context, account: str, instrument: str, reason: str | None) -> None:
-    """Halt an instrument on an account: entry orders are refused until `resume`."""
+    """Halt an instrument on an account: entry orders are refused until `resume`.
+
+    \b
+    Example:
+      posledger halt --account NET-1 --instrument MESH6.CME --reason "books differ"
+    """
     fields = {"account": account, "instrument": instrument}
     if reason:
         fields["reason"] = reason
@@ -654,7 +676,12 @@ def halt(ctx: click.Context, account: str, instrument: str, reason: str | None) 
 @click.option("--instrument", required=True, help="The instrument.")
 @click.pass_context
 def resume(ctx: click.Context, account: str, instrument: str) -> None:
-    """Lift a halt once the difference that caused it is resolved."""
+    """Lift a halt once the difference that caused it is resolved.
+
+    \b
+    Example:
+      posledger resume --account NET-1 --instrument MESH6.CME
+    """
     with _ledger(ctx) as ledger:
         outcome = ledger.resume(account=account, instrument=instrument)
     _outcome_exit(ctx, outcome, False)
@@ -664,7 +691,12 @@ def resume(ctx: click.Context, account: str, instrument: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def halts(ctx: click.Context, as_json: bool) -> None:
-    """Instruments halted on an account, since when and why."""
+    """Instruments halted on an account, since when and why.
+
+    \b
+    Example:
+      posledger halts --json
+    """
     with _ledger(ctx) as ledger:
         rows = ledger.halts()
     if as_json:
@@ -681,7 +713,12 @@ def halts(ctx: click.Context, as_json: bool) -> None:
 def transfers(
     ctx: click.Context, account: str | None, instrument: str | None, as_json: bool
 ) -> None:
-    """Every transfer between strategies (by hand, or orphans adopted at reconciliation)."""
+    """Every transfer between strategies (by hand, or orphans adopted at reconciliation).
+
+    \b
+    Example:
+      posledger transfers --account NET-1 --json
+    """
     with _ledger(ctx) as ledger:
         rows = ledger.transfers(account=account, instrument=instrument)
     if as_json:
@@ -707,6 +744,10 @@ def doctor(ctx: click.Context, as_json: bool, clear_damage: bool) -> None:
     beyond their quantity, broken invariants. Warnings: EXTERNAL positions. Notes:
     instruments several strategies trade on one account (allowed). Exits 1 if there is
     an error.
+
+    \b
+    Example:
+      posledger --db sqlite:///my.db doctor --json
     """
     with _ledger(ctx) as ledger:
         report = ledger.doctor(clear_damage=clear_damage)
@@ -772,6 +813,10 @@ def rebuild(ctx: click.Context) -> None:
 
     Runs under the database's write lock in one transaction; refuses, changing
     nothing, if the journal does not replay cleanly.
+
+    \b
+    Example:
+      posledger --db sqlite:///my.db rebuild
     """
     with _ledger(ctx) as ledger:
         progress = _render().Progress(True, "replaying", "journal entries")
@@ -787,7 +832,12 @@ def rebuild(ctx: click.Context) -> None:
 @cli.command(name="migrate")
 @click.pass_context
 def migrate_command(ctx: click.Context) -> None:
-    """Create the schema in an empty database or upgrade an older one."""
+    """Create the schema in an empty database or upgrade an older one.
+
+    \b
+    Example:
+      posledger --db postgresql+psycopg://ledger@db.internal/books migrate
+    """
     from ..store.database import upgrade_database
 
     before, after = upgrade_database(resolve_url(ctx.obj["db"]), persistent=True)
