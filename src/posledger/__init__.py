@@ -6,8 +6,14 @@
 
 from typing import TYPE_CHECKING, Any
 
-from .bootstrap import open_ledger
-from .errors import (
+from . import _native
+
+COMPILED = _native.guard()
+"""Whether the domain and write path run compiled (see ``posledger._native``). Decided
+before any of those modules is imported."""
+
+from .bootstrap import open_ledger  # noqa: E402
+from .errors import (  # noqa: E402
     DamagedDatabase,
     DatabaseError,
     DatabaseNotFound,
@@ -46,6 +52,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "COMPILED",
     "DamagedDatabase",
     "DatabaseError",
     "DatabaseNotFound",

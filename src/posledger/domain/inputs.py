@@ -159,7 +159,7 @@ class Halt:
                     raise InvalidInput(
                         f"reason has a control character U+{ord(char):04X} at character {at}"
                     )
-                if "\ud800" <= char <= "\udfff":
+                if 0xD800 <= ord(char) <= 0xDFFF:  # (no surrogate literal: mypyc compiles this)
                     raise InvalidInput(
                         f"reason has a lone surrogate U+{ord(char):04X} at character {at}"
                         " (not Unicode text)"
