@@ -10,6 +10,11 @@ from tests.databases import KINDS, fresh_database
 
 SQL_ONLY_MODULES = {
     "test_migrations": "memory: no schema to create or migrate (Alembic runs on SQL databases)",
+    "test_migrate_kills": "memory: no schema to create or migrate, nothing to kill half-way",
+    "test_opening": "memory: no database file or server to open (memory URLs: test_opening's "
+    "own in-memory tests)",
+    "test_damage": "memory: no storage to damage, so no damage mark (doctor's checks on a "
+    "memory ledger are in test_damage's own memory test)",
 }
 """Modules whose every test is about the SQL databases alone, and why."""
 

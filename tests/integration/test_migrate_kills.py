@@ -44,13 +44,15 @@ from sqlalchemy import Connection, create_engine, text
 
 from posledger import open_ledger
 from posledger.store import schema
+from posledger.store.migrations import known_revisions
 from tests.databases import fresh_database
 
 from .helpers import db_path, fill, journal, kind_of, setup
 from .test_migrations import differences, stored_revision
 
 SCRIPT = os.path.join(os.path.dirname(sys.executable), "posledger")
-REVISIONS = ("0001", "0002", "0003", "0004", "0005")
+REVISIONS = tuple(sorted(known_revisions()))
+"""Every revision, in order (each must see a kill in its middle on MariaDB)."""
 APP = "posledger-kill-test"
 """The PostgreSQL application_name of the processes under test (the servers are shared
 with other tests, whose schema locks must not be taken for ours)."""

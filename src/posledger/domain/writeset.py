@@ -24,23 +24,25 @@ from .positions import Slot, Trade
 from .refdata import Account, Instrument, Order, Strategy
 
 __all__ = [
+    "AddAccount",
     "AddAdjustment",
     "AddAnomalies",
     "AddCheck",
     "AddFill",
+    "AddInstrument",
     "AddLegs",
+    "AddOrder",
     "AddRejected",
     "AddRun",
+    "AddStrategy",
     "AddTransfer",
     "Change",
     "Command",
     "JournalEntry",
     "PutAccount",
     "PutHalt",
-    "PutInstrument",
     "PutMark",
     "PutOrder",
-    "PutStrategy",
     "Rejected",
     "WriteSet",
 ]
@@ -87,19 +89,37 @@ class Command(NamedTuple):
 # -- changes to the projections -----------------------------------------------------------
 
 
-class PutAccount(NamedTuple):
+class AddAccount(NamedTuple):
+    """A registration: the account is new (a second one with its name is refused by the
+    database, as a race between two writers would make it)."""
+
     account: Account
 
 
-class PutInstrument(NamedTuple):
+class PutAccount(NamedTuple):
+    """An account registered again with another reconcile policy: it replaces the row."""
+
+    account: Account
+
+
+class AddInstrument(NamedTuple):
     instrument: Instrument
 
 
-class PutStrategy(NamedTuple):
+class AddStrategy(NamedTuple):
     strategy: Strategy
 
 
+class AddOrder(NamedTuple):
+    """An order registered (open, or refused pre-trade and kept)."""
+
+    order: Order
+    status: OrderStatus
+
+
 class PutOrder(NamedTuple):
+    """An order's new status (cancelled)."""
+
     order: Order
     status: OrderStatus
 
@@ -182,9 +202,11 @@ class AddRejected(NamedTuple):
 
 
 Change = (
-    PutAccount
-    | PutInstrument
-    | PutStrategy
+    AddAccount
+    | PutAccount
+    | AddInstrument
+    | AddStrategy
+    | AddOrder
     | PutOrder
     | AddFill
     | Slot

@@ -36,12 +36,14 @@ from ..domain.reconcile import decide_reconcile, decide_transfer
 from ..domain.refdata import Account, Instrument, InvalidInput, Order, Strategy
 from ..domain.timestamps import format_ts
 from ..domain.writeset import (
+    AddAccount,
+    AddInstrument,
+    AddOrder,
+    AddStrategy,
     JournalEntry,
     PutAccount,
     PutHalt,
-    PutInstrument,
     PutOrder,
-    PutStrategy,
     WriteSet,
 )
 from ..ports import Seen, UnitOfWork
@@ -160,6 +162,9 @@ def handle(tx: UnitOfWork, item: Input, clock: Clock, *, replaying: bool = False
                 "lines; they cannot be ingested",
             )
         if isinstance(item, Account):
+            # The stream's lock first (on a server): another writer registering the same
+            # account at the same moment is then seen, not raced.
+            tx.stream_version(f"account:{key}")
             existing = tx.account(key)
             if (
                 existing is not None
@@ -168,11 +173,13 @@ def handle(tx: UnitOfWork, item: Input, clock: Clock, *, replaying: bool = False
             ):
                 entry = _entry(tx, f"account:{key}", item, {}, clock)
                 return Outcome("applied", kind, key), WriteSet(entry, (PutAccount(item),))
-            return _register(tx, item, kind, key, existing, PutAccount, clock)
+            return _register(tx, item, kind, key, existing, AddAccount, clock)
         if isinstance(item, Instrument):
-            return _register(tx, item, kind, key, tx.instrument(key), PutInstrument, clock)
+            tx.stream_version(_stream(key))
+            return _register(tx, item, kind, key, tx.instrument(key), AddInstrument, clock)
         if isinstance(item, Strategy):
-            return _register(tx, item, kind, key, tx.strategy(key), PutStrategy, clock)
+            tx.stream_version(f"strategy:{key}")
+            return _register(tx, item, kind, key, tx.strategy(key), AddStrategy, clock)
         if isinstance(item, BrokerPosition):
             return _refused(
                 kind,
@@ -271,9 +278,9 @@ def _order(tx: UnitOfWork, order: Order, clock: Clock) -> Decided:
     if reasons:
         # Kept, refused: should the broker fill it anyway, its fills still belong to its
         # strategy, and an exit's excess goes to EXTERNAL.
-        write_set = WriteSet(entry, (PutOrder(order, OrderStatus.REFUSED),))
+        write_set = WriteSet(entry, (AddOrder(order, OrderStatus.REFUSED),))
         return Outcome("rejected", "order", key, REFUSED + "; ".join(reasons)), write_set
-    return Outcome("applied", "order", key), WriteSet(entry, (PutOrder(order, OrderStatus.OPEN),))
+    return Outcome("applied", "order", key), WriteSet(entry, (AddOrder(order, OrderStatus.OPEN),))
 
 
 def order_verdict(tx: UnitOfWork, order: Order) -> list[str]:

@@ -37,23 +37,25 @@ from ..domain.numbers import fmt
 from ..domain.positions import Lot, Slot, SlotKey, Trade, commissions
 from ..domain.refdata import Account, Instrument, Order, Strategy
 from ..domain.writeset import (
+    AddAccount,
     AddAdjustment,
     AddAnomalies,
     AddCheck,
     AddFill,
+    AddInstrument,
     AddLegs,
+    AddOrder,
     AddRejected,
     AddRun,
+    AddStrategy,
     AddTransfer,
     Change,
     Command,
     JournalEntry,
     PutAccount,
     PutHalt,
-    PutInstrument,
     PutMark,
     PutOrder,
-    PutStrategy,
 )
 from . import schema as s
 
@@ -166,7 +168,7 @@ def command_row(command: Command, seq: int, now: int) -> Row:
     )
 
 
-def _account(change: PutAccount, seq: int | None) -> Keyed:
+def _account(change: AddAccount | PutAccount, seq: int | None) -> Keyed:
     a = change.account
     row = (
         a.account,
@@ -180,7 +182,7 @@ def _account(change: PutAccount, seq: int | None) -> Keyed:
     return "accounts", a.account, row
 
 
-def _instrument(change: PutInstrument, seq: int | None) -> Keyed:
+def _instrument(change: AddInstrument, seq: int | None) -> Keyed:
     i = change.instrument
     row = (
         i.instrument,
@@ -198,12 +200,12 @@ def _instrument(change: PutInstrument, seq: int | None) -> Keyed:
     return "instruments", i.instrument, row
 
 
-def _strategy(change: PutStrategy, seq: int | None) -> Keyed:
+def _strategy(change: AddStrategy, seq: int | None) -> Keyed:
     t = change.strategy
     return "strategies", t.strategy, (t.strategy, t.adopt_orphans, t.max_open_slots, seq)
 
 
-def _order(change: PutOrder, seq: int | None) -> Keyed:
+def _order(change: AddOrder | PutOrder, seq: int | None) -> Keyed:
     o = change.order
     row = (
         o.client_order_id,
@@ -432,9 +434,11 @@ def _rejected(change: AddRejected, seq: int | None) -> Keyed:
 
 
 _ONE: dict[type, Callable[[Any, int | None], Keyed]] = {
+    AddAccount: _account,
     PutAccount: _account,
-    PutInstrument: _instrument,
-    PutStrategy: _strategy,
+    AddInstrument: _instrument,
+    AddStrategy: _strategy,
+    AddOrder: _order,
     PutOrder: _order,
     AddFill: _fill,
     Slot: _slot,
@@ -451,8 +455,6 @@ _ONE: dict[type, Callable[[Any, int | None], Keyed]] = {
 
 KEY_OF: dict[type, tuple[str, Callable[[Any], Any]]] = {
     PutAccount: ("accounts", lambda change: change.account.account),
-    PutInstrument: ("instruments", lambda change: change.instrument.instrument),
-    PutStrategy: ("strategies", lambda change: change.strategy.strategy),
     PutOrder: ("orders", lambda change: change.order.client_order_id),
     Slot: ("slots", lambda slot: slot.key),
     Trade: ("trades", lambda trade: trade.trade_id),
@@ -460,7 +462,8 @@ KEY_OF: dict[type, tuple[str, Callable[[Any], Any]]] = {
     PutHalt: ("halts", lambda change: (change.account, change.instrument)),
 }
 """The changes that replace a keyed row: the table and the row's key. Only the last of a
-transaction's changes to one row needs a row built."""
+transaction's changes to one row needs a row built. (An ``Add...`` change inserts: the
+row is new, and the database refuses a second one.)"""
 
 
 def row(change: Change, seq: int | None) -> Row | None:

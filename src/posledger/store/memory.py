@@ -49,7 +49,7 @@ from ..ports import (
 )
 from . import codec
 from . import schema as s
-from .codec import COLUMNS, KEYED, Row, command_row
+from .codec import COLUMNS, KEY_OF, Row, command_row
 from .inspection import inspecting
 from .outbox import ACKED, CLAIMED, FAILED, PENDING, command_from_row, stored_row
 from .reads import SqlReads
@@ -419,6 +419,7 @@ class MemoryUnitOfWork(StagingUnitOfWork):
             seqs.append(seq)
         for change, index in staged.changes:
             seq = None if index < 0 else seqs[index]
+            replaces = type(change) in KEY_OF  # else the row is new: a second one is refused
             for table, key, row in codec.rows(change, seq):
                 rows = new_rows.setdefault(table, {})
                 if table == "rejected_inputs":
@@ -426,7 +427,7 @@ class MemoryUnitOfWork(StagingUnitOfWork):
                         rows[(row[-1],)] = row
                     continue
                 pk = key if row is None else tuple(row[i] for i in _KEYS[table])
-                if table not in KEYED and (pk in rows or pk in store.tables[table]):
+                if not replaces and (pk in rows or pk in store.tables[table]):
                     raise ConstraintError(f"{table}: {pk} exists")
                 rows[pk] = row
         outbox = new_rows.setdefault("outbox", {})

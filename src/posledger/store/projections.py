@@ -19,7 +19,7 @@ from .statements import Statements
 
 __all__ = ["Projections"]
 
-_KEYED_FIRST = ("accounts", "instruments", "strategies", "orders")
+_REGISTERED = ("accounts", "instruments", "strategies", "orders")
 _KEYED_LATER = ("slots", "marks")
 _APPENDED_LAST = (
     "trade_fills",
@@ -63,7 +63,10 @@ class Projections:
             for table, changes in latest.items()
         }
         sql = self.sql
-        for table in _KEYED_FIRST:
+        for table in _REGISTERED:  # new rows first, then changes to them
+            if table in appended:
+                _many(cursor, sql.insert[table], appended[table])
+        for table in _REGISTERED:
             if table in keyed:
                 _many(cursor, sql.upsert[table], keyed[table].values())
         if "fills" in appended:

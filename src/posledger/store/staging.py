@@ -19,18 +19,20 @@ from ..domain.enums import OrderStatus, PositionSide
 from ..domain.positions import Slot, SlotKey, Trade
 from ..domain.refdata import Account, Instrument, Order, Strategy
 from ..domain.writeset import (
+    AddAccount,
     AddFill,
+    AddInstrument,
+    AddOrder,
     AddRun,
+    AddStrategy,
     AddTransfer,
     Change,
     Command,
     JournalEntry,
     PutAccount,
     PutHalt,
-    PutInstrument,
     PutMark,
     PutOrder,
-    PutStrategy,
     WriteSet,
 )
 from ..ports import Seen, UnitOfWork
@@ -69,7 +71,7 @@ class Staged:
 
     def orders_in(self, bracket_id: str) -> Iterator[str]:
         for change, _ in self.changes:
-            if type(change) is PutOrder and change.order.bracket_id == bracket_id:
+            if isinstance(change, AddOrder | PutOrder) and change.order.bracket_id == bracket_id:
                 yield change.order.client_order_id
 
 
@@ -285,16 +287,16 @@ class StagingUnitOfWork(UnitOfWork):
         else:
             self._versions[stream] = entry.version
 
-    def _stage_account(self, change: PutAccount, entry: JournalEntry | None) -> None:
+    def _stage_account(self, change: AddAccount | PutAccount, entry: JournalEntry | None) -> None:
         self._accounts[change.account.account] = change.account
 
-    def _stage_instrument(self, change: PutInstrument, entry: JournalEntry | None) -> None:
+    def _stage_instrument(self, change: AddInstrument, entry: JournalEntry | None) -> None:
         self._instruments[change.instrument.instrument] = change.instrument
 
-    def _stage_strategy(self, change: PutStrategy, entry: JournalEntry | None) -> None:
+    def _stage_strategy(self, change: AddStrategy, entry: JournalEntry | None) -> None:
         self._strategies[change.strategy.strategy] = change.strategy
 
-    def _stage_order(self, change: PutOrder, entry: JournalEntry | None) -> None:
+    def _stage_order(self, change: AddOrder | PutOrder, entry: JournalEntry | None) -> None:
         self._absent_orders.discard(change.order.client_order_id)
         self._remember_order((change.order, change.status))
 
@@ -330,9 +332,11 @@ class StagingUnitOfWork(UnitOfWork):
 
 
 _STAGE: dict[type, Callable[[StagingUnitOfWork, Any, JournalEntry | None], None]] = {
+    AddAccount: StagingUnitOfWork._stage_account,
     PutAccount: StagingUnitOfWork._stage_account,
-    PutInstrument: StagingUnitOfWork._stage_instrument,
-    PutStrategy: StagingUnitOfWork._stage_strategy,
+    AddInstrument: StagingUnitOfWork._stage_instrument,
+    AddStrategy: StagingUnitOfWork._stage_strategy,
+    AddOrder: StagingUnitOfWork._stage_order,
     PutOrder: StagingUnitOfWork._stage_order,
     AddFill: StagingUnitOfWork._stage_fill,
     Slot: StagingUnitOfWork._stage_slot,
