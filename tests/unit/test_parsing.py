@@ -9,7 +9,7 @@ import pytest
 
 from posledger.adapters.jsonl import parse_line, read_lines
 from posledger.adapters.records import parse_record, to_record
-from posledger.domain.enums import Intent, PositionSide, Side
+from posledger.domain.enums import Intent, Kind, PositionSide, Side
 from posledger.domain.inputs import Fill, Mark
 from posledger.domain.numbers import D
 from posledger.domain.refdata import Instrument, InvalidInput, Order
@@ -175,7 +175,7 @@ def test_identifiers_are_checked_at_construction():
     with pytest.raises(InvalidInput, match="surrounding spaces"):
         Fill(" e1", "A", "ES", Side.BUY, D(1), D(1), T0)
     with pytest.raises(InvalidInput, match="multiplier must be positive"):
-        Instrument("ES", "future", D(0), "USD", "USD")  # type: ignore[arg-type]
+        Instrument("ES", Kind.FUTURE, D(0), "USD", "USD")
 
 
 def test_canonical_record_round_trips():

@@ -131,8 +131,9 @@ def open_slot_key(key: SlotKey) -> str:
 
 # -- the rows a change writes -----------------------------------------------------------------
 
-Keyed = tuple[str, Any, Row]
-"""(table, key within the table or None for a growing table, row)."""
+Keyed = tuple[str, Any, Row | None]
+"""(table, key within the table or None for a growing table, row; None: the keyed row
+is deleted)."""
 
 
 def journal_row(entry: JournalEntry, seq: int, txid: str | None) -> Row:
@@ -355,7 +356,7 @@ def _halt(change: PutHalt, seq: int | None) -> Keyed:
     key = (change.account, change.instrument)
     halt = change.halt
     row = None if halt is None else (change.account, change.instrument, seq, halt.ts, halt.reason)
-    return "halts", key, row  # type: ignore[return-value]
+    return "halts", key, row
 
 
 def _transfer(change: AddTransfer, seq: int | None) -> Keyed:

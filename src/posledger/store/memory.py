@@ -423,6 +423,7 @@ class MemoryUnitOfWork(StagingUnitOfWork):
             for table, key, row in codec.rows(change, seq):
                 rows = new_rows.setdefault(table, {})
                 if table == "rejected_inputs":
+                    assert row is not None
                     if row[-1] not in store.rejected:  # kept once (the digest is unique)
                         rows[(row[-1],)] = row
                     continue

@@ -53,6 +53,7 @@ class Projections:
                 found[key_of(change)] = (change, seq)
                 continue
             for table, _, built in rows(change, seq):
+                assert built is not None  # only a keyed row is ever deleted
                 rows_of = appended.get(table)
                 if rows_of is None:
                     appended[table] = [built]
