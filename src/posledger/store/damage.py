@@ -1,4 +1,4 @@
-"""The storage damage mark (table ``storage_damage``, migration 0006).
+"""The storage damage mark (table ``storage_damage``, migration 0005).
 
 When ``doctor`` finds the storage damaged, or a writer's driver says so, the database is
 marked, in a transaction of its own where the database still takes one. Every unit of work

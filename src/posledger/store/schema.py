@@ -33,7 +33,7 @@ from ..domain.numbers import fmt
 
 __all__ = ["SCHEMA_REVISION", "Amount", "metadata"]
 
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0005"
 """The Alembic revision this code reads and writes; a test keeps it equal to the head."""
 
 ID = 128

@@ -1,4 +1,7 @@
-"""The outbox, one row per reconciliation run, and each journal entry's transaction id.
+"""The outbox, one row per reconciliation run, each journal entry's transaction id, and
+the storage damage mark (a table that, while it holds a row, stops every writer: doctor
+writes it when it finds the storage damaged, and so does a writer whose driver reports
+damage; ``posledger doctor --clear-damage`` deletes it once the database is repaired).
 
 Every step checks what is already there first (migrations/steps.py): MariaDB cannot roll
 DDL back, so a ``migrate`` killed half-way must be able to run again from where it stopped.
@@ -62,9 +65,19 @@ def upgrade() -> None:
         **table_options(),
     )
     create_index("ix_outbox_status_seq", "outbox", ["status", "seq"])
+    create_table(
+        "storage_damage",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("found_at", sa.BigInteger(), nullable=False),
+        sa.Column("found_by", sa.String(length=16), nullable=False),
+        sa.Column("detail", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        **table_options(),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("storage_damage")
     op.drop_index("ix_outbox_status_seq", table_name="outbox")
     op.drop_table("outbox")
     op.drop_table("reconciliation_runs")
