@@ -276,16 +276,20 @@ class StagingUnitOfWork(UnitOfWork):
         """Move the entry's stream to its version (a replayed entry's stream is where the
         journal says it is)."""
         stream = entry.stream
-        if not replayed:
-            known = self.stream_version(stream)
-            if entry.version != known + 1:
-                raise RuntimeError(f"{stream}: version {entry.version} after {known}")
-            self._staged.versions[stream] = entry.version
         if stream.startswith(INSTRUMENT):
             name = stream[len(INSTRUMENT) :]
-            (self._books.get(name) or self.book(name)).version = entry.version
+            book = self._books.get(name) or self.book(name)
+            if not replayed and entry.version != book.version + 1:
+                raise RuntimeError(f"{stream}: version {entry.version} after {book.version}")
+            book.version = entry.version
         else:
+            if not replayed:
+                known = self.stream_version(stream)
+                if entry.version != known + 1:
+                    raise RuntimeError(f"{stream}: version {entry.version} after {known}")
             self._versions[stream] = entry.version
+        if not replayed:
+            self._staged.versions[stream] = entry.version
 
     def _stage_account(self, change: AddAccount | PutAccount, entry: JournalEntry | None) -> None:
         self._accounts[change.account.account] = change.account
