@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from .decisions import Decision, MarkDecision
 from .enums import PositionSide
+from .exits import Bracket, ExitOrder
 from .positions import Slot, SlotKey, Trade
 
 __all__ = ["Book", "HaltState"]
@@ -38,6 +39,10 @@ class Book:
     version: int = 0
     """The version of the instrument's journal stream this book is the image of."""
     keys: dict[tuple[str, str, PositionSide], SlotKey] = field(default_factory=dict)
+    brackets: dict[SlotKey, Bracket] = field(default_factory=dict)
+    """The bracket of each slot that has one (docs/brackets.md)."""
+    exits: dict[str, ExitOrder] = field(default_factory=dict)
+    """Exit orders watched on this instrument, by client order id, oldest first."""
 
     def key(self, account: str, strategy: str, side: PositionSide) -> SlotKey:
         """The slot key of this book's instrument (one object per key)."""
@@ -71,6 +76,18 @@ class Book:
             self.halts.pop(account, None)
         else:
             self.halts[account] = halt
+
+    def put_exit(self, client_order_id: str, found: ExitOrder | None) -> None:
+        if found is None:
+            self.exits.pop(client_order_id, None)
+        else:
+            self.exits[client_order_id] = found
+
+    def put_bracket(self, key: SlotKey, bracket: Bracket | None) -> None:
+        if bracket is None:
+            self.brackets.pop(key, None)
+        else:
+            self.brackets[key] = bracket
 
     def apply(self, decision: Decision) -> None:
         """Fold a decision made against this book into it."""

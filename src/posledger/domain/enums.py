@@ -112,6 +112,33 @@ class CheckKind(StrEnum):
     AVG_PRICE_DRIFT = "avg_price_drift"
 
 
+class OrderType(StrEnum):
+    """How an order executes: what a bracket leg or a planned exit is sent as."""
+
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
+
+
+class ExitState(StrEnum):
+    """Where an exit order the ledger watches stands with the broker (docs/brackets.md)."""
+
+    PLACING = "placing"
+    """A bracket leg whose place command is not acknowledged yet."""
+    LIVE = "live"
+    """Working at the broker (a strategy's own exit order is live from its registration)."""
+    WAITING = "waiting"
+    """A bracket leg that replaces another: placed once the old legs' cancels settle, so
+    that two brackets are never live on one slot."""
+    CANCELLING = "cancelling"
+    """A cancel command is out and not acknowledged yet."""
+    STUCK = "stuck"
+    """The broker refused a cancel or amend the ledger asked for: the order may still be
+    working at a size its slot does not have. An anomaly until a fill, a ``cancel`` line
+    or ``posledger sweep`` settles it."""
+
+
 class Source(StrEnum):
     """What moved a slot: a broker fill, a transfer, or a reconciliation adjustment."""
 

@@ -12,6 +12,7 @@ from .enums import PositionMode, PositionSide, ReconcilePolicy, Side
 from .numbers import ZERO
 from .refdata import (
     Account,
+    BracketSpec,
     Instrument,
     InvalidInput,
     Order,
@@ -23,6 +24,10 @@ from .refdata import (
 __all__ = [
     "BrokerPosition",
     "Cancel",
+    "CommandAck",
+    "CommandFailed",
+    "SetBracket",
+    "Sweep",
     "Fill",
     "Halt",
     "Input",
@@ -207,6 +212,76 @@ class Reconcile:
             raise InvalidInput(f"price_tolerance must not be negative, got {self.price_tolerance}")
 
 
+@dataclass(frozen=True, slots=True)
+class SetBracket:
+    """Attach a take-profit and/or stop-loss to one strategy's open slot (``bracket``
+    record); it replaces the slot's bracket if it has one. With neither leg, it removes the
+    slot's bracket and cancels its legs (docs/brackets.md)."""
+
+    account: str
+    instrument: str
+    strategy: str
+    position_side: PositionSide | None = None
+    bracket: BracketSpec | None = None
+    bracket_id: str | None = None
+    ts: int | None = None
+
+    def __post_init__(self) -> None:
+        check_identifier("account", self.account)
+        check_identifier("instrument", self.instrument)
+        check_identifier("strategy", self.strategy)
+        if self.bracket_id is not None:
+            check_identifier("bracket_id", self.bracket_id)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandAck:
+    """An outbox command was carried out (``command_ack`` record). ``instrument`` is filled
+    in by the ledger from the command (the journal keeps it)."""
+
+    command_id: str
+    broker_order_id: str | None = None
+    instrument: str | None = None
+    ts: int | None = None
+
+    def __post_init__(self) -> None:
+        check_identifier("command_id", self.command_id)
+        if self.broker_order_id is not None:
+            check_identifier("broker_order_id", self.broker_order_id)
+        if self.instrument is not None:
+            check_identifier("instrument", self.instrument)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandFailed:
+    """An outbox command could not be carried out; ``reason`` is the broker's
+    (``command_failed`` record)."""
+
+    command_id: str
+    reason: str
+    instrument: str | None = None
+    ts: int | None = None
+
+    def __post_init__(self) -> None:
+        check_identifier("command_id", self.command_id)
+        if not self.reason.strip():
+            raise InvalidInput("reason must say why the command failed")
+        if self.instrument is not None:
+            check_identifier("instrument", self.instrument)
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    """Look again at every exit order on an instrument (``posledger sweep``): orphans and
+    stuck orders get a cancel or amend command again (docs/brackets.md)."""
+
+    instrument: str
+    ts: int | None = None
+
+    def __post_init__(self) -> None:
+        check_identifier("instrument", self.instrument)
+
+
 Input = (
     Account
     | Instrument
@@ -220,4 +295,8 @@ Input = (
     | Halt
     | Resume
     | Reconcile
+    | SetBracket
+    | CommandAck
+    | CommandFailed
+    | Sweep
 )

@@ -15,18 +15,22 @@ from .enums import (
     Kind,
     LotMethod,
     Mode,
+    OrderType,
     PositionMode,
     PositionSide,
     ReconcilePolicy,
     Side,
 )
 from .errors import InvalidInput
+from .numbers import fmt
 
 __all__ = [
     "Account",
+    "BracketSpec",
     "Instrument",
     "InvalidInput",
     "Order",
+    "OrderSpec",
     "Strategy",
     "check_identifier",
     "plain_identifier",
@@ -170,6 +174,88 @@ class Strategy:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderSpec:
+    """How a bracket leg executes: a limit, stop or stop-limit order at its prices.
+
+    ``price`` is the limit price (limit and stop-limit), ``stop_price`` the trigger (stop
+    and stop-limit). A market spec has neither (a planned flatten order)."""
+
+    order_type: OrderType
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        kind = self.order_type
+        needs_price = kind in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+        needs_stop = kind in (OrderType.STOP, OrderType.STOP_LIMIT)
+        if needs_price and self.price is None:
+            raise InvalidInput(f"a {kind} order needs a price")
+        if not needs_price and self.price is not None:
+            raise InvalidInput(f"a {kind} order has no limit price")
+        if needs_stop and self.stop_price is None:
+            raise InvalidInput(f"a {kind} order needs a stop_price")
+        if not needs_stop and self.stop_price is not None:
+            raise InvalidInput(f"a {kind} order has no stop_price")
+
+    def as_record(self) -> dict[str, str]:
+        """The spec as a JSON object holds it: ``order_type`` and the prices it has."""
+        record = {"order_type": self.order_type.value}
+        if self.price is not None:
+            record["price"] = fmt(self.price)
+        if self.stop_price is not None:
+            record["stop_price"] = fmt(self.stop_price)
+        return record
+
+    @property
+    def trigger(self) -> Decimal | None:
+        """The price that sets it off: the stop for stops, else the limit."""
+        return self.stop_price if self.stop_price is not None else self.price
+
+    def describe(self) -> str:
+        if self.order_type is OrderType.STOP_LIMIT:
+            assert self.stop_price is not None and self.price is not None
+            return f"stop {fmt(self.stop_price)} limit {fmt(self.price)}"
+        if self.order_type is OrderType.STOP:
+            assert self.stop_price is not None
+            return f"stop {fmt(self.stop_price)}"
+        if self.order_type is OrderType.LIMIT:
+            assert self.price is not None
+            return f"limit {fmt(self.price)}"
+        return "market"
+
+
+@dataclass(frozen=True, slots=True)
+class BracketSpec:
+    """A take-profit leg and/or a stop-loss leg (docs/brackets.md)."""
+
+    take_profit: OrderSpec | None = None
+    stop_loss: OrderSpec | None = None
+
+    def __post_init__(self) -> None:
+        if self.take_profit is None and self.stop_loss is None:
+            raise InvalidInput("a bracket needs a take_profit or a stop_loss")
+        if self.take_profit is not None and self.take_profit.order_type is not OrderType.LIMIT:
+            raise InvalidInput(
+                f"a take_profit leg is a limit order, got {self.take_profit.order_type}"
+            )
+        if self.stop_loss is not None and self.stop_loss.order_type not in (
+            OrderType.STOP,
+            OrderType.STOP_LIMIT,
+        ):
+            raise InvalidInput(
+                f"a stop_loss leg is a stop or stop_limit order, got {self.stop_loss.order_type}"
+            )
+
+    def as_record(self) -> dict[str, dict[str, str]]:
+        record = {}
+        if self.take_profit is not None:
+            record["take_profit"] = self.take_profit.as_record()
+        if self.stop_loss is not None:
+            record["stop_loss"] = self.stop_loss.as_record()
+        return record
+
+
+@dataclass(frozen=True, slots=True)
 class Order:
     """An order a strategy registers before sending it; its fills belong to that strategy."""
 
@@ -183,9 +269,16 @@ class Order:
     position_side: PositionSide | None = None
     bracket_id: str | None = None
     ts: int | None = None
+    bracket: BracketSpec | None = None
+    """Legs to attach to the slot this entry order fills, sized to what has filled."""
 
     def __post_init__(self) -> None:
         check_identifier("client_order_id", self.client_order_id)
+        if self.bracket is not None and self.intent is not Intent.ENTRY:
+            raise InvalidInput(
+                f"only an entry order carries a bracket; {self.client_order_id} is an "
+                f"{self.intent} order"
+            )
         check_identifier("account", self.account)
         check_identifier("strategy", self.strategy)
         check_identifier("instrument", self.instrument)

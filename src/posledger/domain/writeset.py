@@ -19,8 +19,9 @@ from typing import NamedTuple
 from .book import HaltState
 from .decisions import Anomaly, Check, Leg, Orphan
 from .enums import Intent, OrderStatus, PositionSide
+from .exits import Bracket, ExitOrder
 from .inputs import Fill, Reconcile, Transfer
-from .positions import Slot, Trade
+from .positions import Slot, SlotKey, Trade
 from .refdata import Account, Instrument, Order, Strategy
 
 __all__ = [
@@ -40,10 +41,13 @@ __all__ = [
     "Command",
     "JournalEntry",
     "PutAccount",
+    "PutBracket",
+    "PutExit",
     "PutHalt",
     "PutMark",
     "PutOrder",
     "Rejected",
+    "SettleCommand",
     "WriteSet",
 ]
 
@@ -147,7 +151,31 @@ class AddLegs(NamedTuple):
 
 class AddAnomalies(NamedTuple):
     anomalies: tuple[Anomaly, ...]
-    exec_id: str
+    exec_id: str | None
+    """The fill that caused them (None: another input did)."""
+
+
+class PutBracket(NamedTuple):
+    """A slot's bracket is now this (None: it has none)."""
+
+    key: SlotKey
+    bracket: Bracket | None
+
+
+class PutExit(NamedTuple):
+    """A watched exit order is now this (None: it is no longer watched)."""
+
+    client_order_id: str
+    exit: ExitOrder | None
+
+
+class SettleCommand(NamedTuple):
+    """An outbox command acked or failed. Not a projection: replay leaves the outbox be."""
+
+    command_id: str
+    status: str
+    broker_order_id: str | None
+    reason: str | None
 
 
 class PutMark(NamedTuple):
@@ -220,6 +248,9 @@ Change = (
     | AddCheck
     | AddRun
     | AddRejected
+    | PutBracket
+    | PutExit
+    | SettleCommand
 )
 """One change to the projections. A :class:`~.positions.Slot` or
 :class:`~.positions.Trade` stands for itself: the slot or trade is now this."""
