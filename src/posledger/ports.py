@@ -17,6 +17,8 @@ from typing import Any, Literal, NamedTuple
 
 from .domain.book import Book
 from .domain.enums import OrderStatus, PositionSide
+from .domain.exits import Bracket, ExitOrder
+from .domain.positions import Slot
 from .domain.refdata import Account, Instrument, Order, Strategy
 from .domain.writeset import WriteSet
 
@@ -465,6 +467,22 @@ class Reads(ABC):
     @abstractmethod
     def commands(self, status: str | None = None, limit: int | None = None) -> list[CommandRow]:
         """Outbox commands, oldest first."""
+
+    @abstractmethod
+    def open_slots(self, filters: Filters) -> list[Slot]:
+        """The slots that hold a position, as domain values, by key."""
+
+    @abstractmethod
+    def reference(self) -> tuple[dict[str, Instrument], dict[str, Strategy]]:
+        """Every registered instrument and strategy, by name."""
+
+    @abstractmethod
+    def brackets(self, filters: Filters) -> list[Bracket]:
+        """The slots' brackets (docs/brackets.md), by slot."""
+
+    @abstractmethod
+    def exits(self, filters: Filters) -> list[ExitOrder]:
+        """The exit orders the ledger watches, by slot then client order id."""
 
     @abstractmethod
     def projections(self) -> dict[str, tuple[str, ...]]:

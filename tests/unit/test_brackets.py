@@ -59,9 +59,7 @@ class Desk:
         return out
 
     def legs(self, key: SlotKey) -> dict[Intent, tuple[ExitState, Decimal]]:
-        return {
-            e.intent: (e.state, e.remaining) for e in self.book.exits.values() if e.key == key
-        }
+        return {e.intent: (e.state, e.remaining) for e in self.book.exits.values() if e.key == key}
 
     def leg_id(self, key: SlotKey, intent: Intent) -> str:
         return next(
@@ -73,9 +71,7 @@ class Desk:
     def bracket(self, key: SlotKey, quantity: str, bracket_id: str = "br-1") -> None:
         slot = self.hold(key, quantity)
         self.book.put_slot(slot)
-        self.step(
-            then=lambda p: p.set_bracket(Bracket(bracket_id, key, SPEC, slot.direction))
-        )
+        self.step(then=lambda p: p.set_bracket(Bracket(bracket_id, key, SPEC, slot.direction)))
 
     def ack_all(self) -> None:
         """Every command sent so far carried out."""
@@ -170,7 +166,9 @@ def test_a_flip_cancels_and_the_new_sides_bracket_waits_for_the_cancels() -> Non
     spec = BracketSpec(
         OrderSpec(OrderType.LIMIT, price=D("6800")), OrderSpec(OrderType.STOP, stop_price=D("6870"))
     )
-    entry = Order("e-1", A.account, A.strategy, INSTRUMENT, Side.SELL, D(5), Intent.ENTRY, bracket=spec)
+    entry = Order(
+        "e-1", A.account, A.strategy, INSTRUMENT, Side.SELL, D(5), Intent.ENTRY, bracket=spec
+    )
     desk.step(short, then=lambda p: p.entry_filled(entry, A))
     assert [k for k, _ in desk.sent] == ["cancel", "cancel"]
     waiting = desk.legs(A)

@@ -30,6 +30,7 @@ from ..domain.enums import (
     Kind,
     LotMethod,
     Mode,
+    OrderType,
     PositionMode,
     PositionSide,
     ReconcilePolicy,
@@ -38,12 +39,16 @@ from ..domain.enums import (
 from ..domain.inputs import (
     BrokerPosition,
     Cancel,
+    CommandAck,
+    CommandFailed,
     Fill,
     Halt,
     Input,
     Mark,
     Reconcile,
     Resume,
+    SetBracket,
+    Sweep,
     Transfer,
 )
 from ..domain.numbers import (
@@ -54,7 +59,16 @@ from ..domain.numbers import (
     parse_amount,
     quote,
 )
-from ..domain.refdata import Account, Instrument, InvalidInput, Order, Strategy
+from ..domain.refdata import (
+    Account,
+    BracketSpec,
+    Distance,
+    Instrument,
+    InvalidInput,
+    Order,
+    OrderSpec,
+    Strategy,
+)
 from ..domain.timestamps import datetime_ns, format_ts, parse_ts
 
 __all__ = [
@@ -66,6 +80,7 @@ __all__ = [
     "generic_record",
     "parse_record",
     "parse_text",
+    "record_name",
     "record_type",
     "to_record",
 ]
@@ -80,6 +95,12 @@ class _Kind:
     BOOL = "bool"
     INT = "int"
     TEXT = "text"
+    DISTANCE = "distance"
+    """A default bracket distance: "20 ticks" or "0.5%"."""
+    SPEC = "spec"
+    """A bracket leg: a price (a limit take-profit, a stop stop-loss) or an object."""
+    BRACKET = "bracket"
+    """An object with ``take_profit`` and/or ``stop_loss`` legs."""
 
 
 Spec = tuple[str, object, bool]  # field name, _Kind or StrEnum class, required
@@ -117,6 +138,8 @@ _SPECS: dict[str, tuple[type[Any], tuple[Spec, ...]]] = {
             ("strategy", _Kind.ID, True),
             ("adopt_orphans", _Kind.BOOL, False),
             ("max_open_slots", _Kind.INT, False),
+            ("take_profit", _Kind.DISTANCE, False),
+            ("stop_loss", _Kind.DISTANCE, False),
         ),
     ),
     "order": (
@@ -132,6 +155,7 @@ _SPECS: dict[str, tuple[type[Any], tuple[Spec, ...]]] = {
             ("position_side", PositionSide, False),
             ("bracket_id", _Kind.ID, False),
             ("ts", _Kind.TS, False),
+            ("bracket", _Kind.BRACKET, False),
         ),
     ),
     "fill": (
@@ -225,6 +249,50 @@ _SPECS: dict[str, tuple[type[Any], tuple[Spec, ...]]] = {
             ("ts", _Kind.TS, False),
         ),
     ),
+    "bracket": (
+        SetBracket,
+        (
+            ("account", _Kind.ID, True),
+            ("instrument", _Kind.ID, True),
+            ("strategy", _Kind.ID, True),
+            ("position_side", PositionSide, False),
+            ("take_profit", _Kind.SPEC, False),
+            ("stop_loss", _Kind.SPEC, False),
+            ("bracket_id", _Kind.ID, False),
+            ("ts", _Kind.TS, False),
+        ),
+    ),
+    "command_ack": (
+        CommandAck,
+        (
+            ("command_id", _Kind.ID, True),
+            ("broker_order_id", _Kind.ID, False),
+            ("instrument", _Kind.ID, False),
+            ("kind", _Kind.ID, False),
+            ("client_order_id", _Kind.ID, False),
+            ("quantity", _Kind.DECIMAL, False),
+            ("ts", _Kind.TS, False),
+        ),
+    ),
+    "command_failed": (
+        CommandFailed,
+        (
+            ("command_id", _Kind.ID, True),
+            ("reason", _Kind.TEXT, True),
+            ("instrument", _Kind.ID, False),
+            ("kind", _Kind.ID, False),
+            ("client_order_id", _Kind.ID, False),
+            ("quantity", _Kind.DECIMAL, False),
+            ("ts", _Kind.TS, False),
+        ),
+    ),
+    "sweep": (
+        Sweep,
+        (
+            ("instrument", _Kind.ID, True),
+            ("ts", _Kind.TS, False),
+        ),
+    ),
 }
 
 RECORD_TYPES = tuple(_SPECS)
@@ -238,6 +306,11 @@ MAX_COUNT = 2**31 - 1
 
 def record_type(item: Input) -> str:
     return _TYPE_OF[type(item)]
+
+
+def record_name(cls: type[Any]) -> str:
+    """The record type of a class of inputs."""
+    return _TYPE_OF[cls]
 
 
 _BIG = 10**38
@@ -286,6 +359,7 @@ _MEMBERS: dict[object, dict[str, Any]] = {
     for _, kind, _ in spec
     if isinstance(kind, type) and issubclass(kind, StrEnum)
 }
+_MEMBERS[OrderType] = _members(OrderType)
 
 
 def _member(table: dict[str, Any], value: str) -> Any:
@@ -369,7 +443,76 @@ def _read(name: str, kind: object, value: object, api: bool) -> object:
         raise InvalidInput(f"{name} must be true or false, got {_describe(value)}")
     if kind is _Kind.INT:
         return _count(name, value)
+    if kind is _Kind.SPEC:
+        return _leg(name, value, api)
+    if kind is _Kind.DISTANCE:
+        if isinstance(value, Distance) and api:
+            return value
+        if not isinstance(value, str):
+            raise InvalidInput(
+                f'{name} must be a string such as "20 ticks" or "0.5%", got {_describe(value)}'
+            )
+        try:
+            return Distance.parse(value)
+        except InvalidInput as exc:
+            raise InvalidInput(f"{name}: {exc}") from None
+    if kind is _Kind.BRACKET:
+        if not isinstance(value, Mapping):
+            raise InvalidInput(
+                f"{name} must be an object with take_profit and/or stop_loss, got "
+                f"{_describe(value)}"
+            )
+        for key in value:
+            if key not in ("take_profit", "stop_loss"):
+                raise InvalidInput(f"unknown field {_field_name(key)} in {name}")
+        legs = {
+            leg: _leg(f"{name}.{leg}", value[leg], api)
+            for leg in ("take_profit", "stop_loss")
+            if value.get(leg) is not None
+        }
+        try:
+            return BracketSpec(**legs)
+        except InvalidInput as exc:
+            raise InvalidInput(f"{name}: {exc}") from None
     raise AssertionError(kind)
+
+
+_LEG_FIELDS = ("order_type", "price", "stop_price")
+
+
+def _leg(name: str, value: object, api: bool) -> OrderSpec:
+    """A bracket leg: a price alone (a take-profit is a limit there, a stop-loss a stop
+    there) or an object ``{"order_type", "price", "stop_price"}``."""
+    stop = name.endswith("stop_loss")
+    if isinstance(value, str) or (api and isinstance(value, Decimal | int)):
+        at = _amount(name, value, api)
+        if stop:
+            return OrderSpec(OrderType.STOP, stop_price=at)
+        return OrderSpec(OrderType.LIMIT, price=at)
+    if isinstance(value, OrderSpec) and api:
+        return value
+    if not isinstance(value, Mapping):
+        raise InvalidInput(
+            f'{name} must be a price such as "6875.00" or an object with order_type, price '
+            f"and stop_price, got {_describe(value)}"
+        )
+    for key in value:
+        if key not in _LEG_FIELDS:
+            raise InvalidInput(f"unknown field {_field_name(key)} in {name}")
+    kind = value.get("order_type")
+    if kind is None:
+        raise InvalidInput(f"missing field 'order_type' in {name}")
+    order_type = _read(f"{name}.order_type", OrderType, kind, api)
+    limit = value.get("price")
+    stop_price = value.get("stop_price")
+    try:
+        return OrderSpec(
+            order_type,  # type: ignore[arg-type]
+            None if limit is None else _amount(f"{name}.price", limit, api),
+            None if stop_price is None else _amount(f"{name}.stop_price", stop_price, api),
+        )
+    except InvalidInput as exc:
+        raise InvalidInput(f"{name}: {exc}") from None
 
 
 def parse_record(obj: object, *, api: bool = False) -> Input:
@@ -426,9 +569,14 @@ _STRUCT_TYPES: dict[object, Any] = {
 }
 
 
+_NESTED = (_Kind.SPEC, _Kind.BRACKET)
+
+
 def _struct(name: str, spec: tuple[Spec, ...]) -> type[msgspec.Struct]:
     fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
     for field, kind, required in spec:
+        if kind in _NESTED:
+            continue  # a line that has it is read by the general reader
         typ = _STRUCT_TYPES.get(kind, str)
         if required:
             fields.append((field, typ))
@@ -469,12 +617,14 @@ def _fast_reader(kind: object) -> Any:
         return parse_ts
     if kind is _Kind.INT:
         return _int_count
+    if kind is _Kind.DISTANCE:
+        return Distance.parse
     return None
 
 
 def _converter(cls: type[Any], spec: tuple[Spec, ...]) -> Any:
     """Struct -> (input, number of '"' its JSON text has): any record type."""
-    readers = tuple((field, _fast_reader(kind)) for field, kind, _ in spec)
+    readers = tuple((field, _fast_reader(kind)) for field, kind, _ in spec if kind not in _NESTED)
 
     def convert(record: Any) -> tuple[Input, int]:
         quotes = 4  # "type": "name"
@@ -738,7 +888,15 @@ def _writer(kind: object) -> Any:
         return format_ts
     if kind is _Kind.DECIMAL:
         return fmt
+    if kind in _NESTED:
+        return _as_record
+    if kind is _Kind.DISTANCE:
+        return str
     return None
+
+
+def _as_record(value: OrderSpec | BracketSpec) -> dict[str, Any]:
+    return value.as_record()
 
 
 _OMITTED = {"commission", "reconcile_policy"}

@@ -35,20 +35,31 @@ leg's client order id is the id of the command that places it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import NamedTuple
 
 from .book import Book
 from .decisions import Anomaly
-from .enums import Direction, ExitState, OrderStatus, PositionSide
-from .exits import Bracket, ExitOrder, command_id, exit_side, waiting_id
-from .numbers import fmt, fmt_opt
+from .enums import (
+    EXTERNAL,
+    Direction,
+    ExitState,
+    Intent,
+    OrderStatus,
+    OrderType,
+    PositionSide,
+    Side,
+)
+from .exits import ACTIVE, LEG_INTENTS, Bracket, ExitOrder, command_id, exit_side, waiting_id
+from .numbers import ZERO, exact, fmt, fmt_opt, q18
 from .positions import Slot, SlotKey
-from .refdata import Order
+from .refdata import Distance, Instrument, Order, Strategy
 from .writeset import Command
 
-__all__ = ["Protect", "Protection"]
+__all__ = ["POLICIES", "PlannedExit", "Protect", "Protection", "plan_exits"]
+
 
 class Protection:
     """What :class:`Protect` concluded: changes to the watched exits and brackets, the leg
@@ -101,10 +112,11 @@ class Protect:
         return self.book.exits.get(client_order_id)
 
     def exits(self) -> list[ExitOrder]:
-        """Every watched exit, in the order they were first watched."""
+        """Every watched exit, by client order id: an order that does not depend on how
+        the book was loaded, so that a replay issues the same commands, with the same ids."""
         merged: dict[str, ExitOrder | None] = dict(self.book.exits)
         merged.update(self.out.exits)
-        return [found for found in merged.values() if found is not None]
+        return [merged[cid] for cid in sorted(merged) if merged[cid] is not None]  # type: ignore[misc]
 
     def bracket(self, key: SlotKey) -> Bracket | None:
         if key in self.out.brackets:
@@ -114,7 +126,7 @@ class Protect:
     def brackets(self) -> list[Bracket]:
         merged: dict[SlotKey, Bracket | None] = dict(self.book.brackets)
         merged.update(self.out.brackets)
-        return [found for found in merged.values() if found is not None]
+        return [merged[key] for key in sorted(merged) if merged[key] is not None]  # type: ignore[misc]
 
     def _put(self, found: ExitOrder) -> None:
         self.out.exits[found.client_order_id] = found
@@ -344,9 +356,7 @@ class Protect:
     def _check(self, found: ExitOrder) -> None:
         slot = self.slot(found.key)
         held = abs(slot.quantity)
-        reduces = slot.direction is not Direction.FLAT and found.side is exit_side(
-            slot.direction
-        )
+        reduces = slot.direction is not Direction.FLAT and found.side is exit_side(slot.direction)
         if found.leg:
             bracket = self.bracket(found.key)
             if bracket is None or bracket.bracket_id != found.bracket_id or not reduces:
@@ -423,6 +433,113 @@ class Protect:
             self._place(replace(leg, quantity=held))
 
 
-def legs_of(book: Book, key: SlotKey) -> list[ExitOrder]:
-    """The watched exit orders of one slot."""
-    return [found for found in book.exits.values() if found.key == key]
+class PlannedExit(NamedTuple):
+    """An exit order an open slot lacks, under a policy (``missing_exits``)."""
+
+    key: SlotKey
+    side: Side
+    quantity: Decimal
+    """What no active exit order of this kind covers yet."""
+    intent: Intent
+    order_type: OrderType
+    price: Decimal | None
+    stop_price: Decimal | None
+    at: int | None
+    """When to send it (``flatten`` at a time of day); None: now."""
+    note: str
+    """Why it is planned, or why its price could not be worked out."""
+
+
+POLICIES = ("bracket", "flatten")
+
+
+def plan_exits(
+    slots: Iterable[Slot],
+    exits: Iterable[ExitOrder],
+    strategies: Mapping[str, Strategy],
+    instruments: Mapping[str, Instrument],
+    policy: str,
+    at: int | None = None,
+) -> list[PlannedExit]:
+    """The exit orders every open slot lacks (docs/brackets.md, "Missing exits").
+
+    ``bracket``: a take-profit and a stop-loss covering the slot, priced from the entry at
+    the strategy's default distances (rounded to the tick towards the entry). ``flatten``:
+    a market exit of the whole slot at ``at``. Exit orders that are placing, live or
+    waiting count as cover; cancelling or stuck ones do not. EXTERNAL slots are nobody's
+    to protect and are left out.
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+    covered: dict[tuple[SlotKey, Intent], Decimal] = {}
+    for found in exits:
+        if found.state in ACTIVE and found.armed:
+            where = (found.key, found.intent)
+            covered[where] = covered.get(where, ZERO) + found.remaining
+    planned = []
+    for slot in sorted(slots, key=lambda slot: slot.key):
+        key = slot.key
+        if not slot.quantity or key.strategy == EXTERNAL:
+            continue
+        held = abs(slot.quantity)
+        side = exit_side(slot.direction)
+        if policy == "flatten":
+            lacking = held - covered.get((key, Intent.EXIT), ZERO)
+            if lacking > 0:
+                note = "flatten the slot" if at is None else "flatten the slot at the time given"
+                planned.append(
+                    PlannedExit(
+                        key, side, lacking, Intent.EXIT, OrderType.MARKET, None, None, at, note
+                    )
+                )
+            continue
+        strategy = strategies.get(key.strategy)
+        instrument = instruments[key.instrument]
+        for intent in LEG_INTENTS:
+            lacking = held - covered.get((key, intent), ZERO)
+            if lacking <= 0:
+                continue
+            distance = None
+            if strategy is not None:
+                distance = (
+                    strategy.take_profit if intent is Intent.TAKE_PROFIT else strategy.stop_loss
+                )
+            price, note = _priced(slot, instrument, intent, distance)
+            if intent is Intent.TAKE_PROFIT:
+                planned.append(
+                    PlannedExit(
+                        key, side, lacking, intent, OrderType.LIMIT, price, None, None, note
+                    )
+                )
+            else:
+                planned.append(
+                    PlannedExit(key, side, lacking, intent, OrderType.STOP, None, price, None, note)
+                )
+    return planned
+
+
+def _priced(
+    slot: Slot, instrument: Instrument, intent: Intent, distance: Distance | None
+) -> tuple[Decimal | None, str]:
+    what = intent.value.replace("_", "-")
+    if distance is None:
+        return None, f"{slot.key.strategy} has no default {what} distance (strategy {intent.value})"
+    entry = slot.avg_entry
+    if entry is None:
+        return None, "the slot has no entry price"
+    tick = instrument.tick_size
+    with exact():
+        if distance.unit == "ticks":
+            if tick is None:
+                return None, f"{instrument.instrument} has no tick_size to count {distance} in"
+            step = distance.amount * tick
+        else:
+            step = q18(entry * distance.amount / 100)
+        gains = (slot.direction is Direction.LONG) == (intent is Intent.TAKE_PROFIT)
+        price = entry + step if gains else entry - step
+        if tick is not None:
+            # Towards the entry: a target a little nearer, a stop a little tighter.
+            toward_entry = ROUND_FLOOR if price > entry else ROUND_CEILING
+            price = (price / tick).to_integral_value(rounding=toward_entry) * tick
+        price = q18(price)
+    return price, f"{what} {distance} from the entry {fmt(entry)}"

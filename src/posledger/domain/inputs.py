@@ -16,24 +16,26 @@ from .refdata import (
     Instrument,
     InvalidInput,
     Order,
+    OrderSpec,
     Strategy,
     check_identifier,
     plain_identifier,
 )
 
 __all__ = [
+    "COMMAND_KINDS",
     "BrokerPosition",
     "Cancel",
     "CommandAck",
     "CommandFailed",
-    "SetBracket",
-    "Sweep",
     "Fill",
     "Halt",
     "Input",
     "Mark",
     "Reconcile",
     "Resume",
+    "SetBracket",
+    "Sweep",
     "Transfer",
 ]
 
@@ -222,7 +224,8 @@ class SetBracket:
     instrument: str
     strategy: str
     position_side: PositionSide | None = None
-    bracket: BracketSpec | None = None
+    take_profit: OrderSpec | None = None
+    stop_loss: OrderSpec | None = None
     bracket_id: str | None = None
     ts: int | None = None
 
@@ -232,42 +235,70 @@ class SetBracket:
         check_identifier("strategy", self.strategy)
         if self.bracket_id is not None:
             check_identifier("bracket_id", self.bracket_id)
+        if self.take_profit is not None or self.stop_loss is not None:
+            BracketSpec(self.take_profit, self.stop_loss)  # checks the legs
+
+    @property
+    def bracket(self) -> BracketSpec | None:
+        """The legs asked for (None: remove the slot's bracket)."""
+        if self.take_profit is None and self.stop_loss is None:
+            return None
+        return BracketSpec(self.take_profit, self.stop_loss)
 
 
 @dataclass(frozen=True, slots=True)
 class CommandAck:
-    """An outbox command was carried out (``command_ack`` record). ``instrument`` is filled
-    in by the ledger from the command (the journal keeps it)."""
+    """An outbox command was carried out (``command_ack`` record).
+
+    ``instrument``, ``kind``, ``client_order_id`` and ``quantity`` are filled in by the
+    ledger from the command, so that the journal holds what a replay needs."""
 
     command_id: str
     broker_order_id: str | None = None
     instrument: str | None = None
+    kind: str | None = None
+    client_order_id: str | None = None
+    quantity: Decimal | None = None
     ts: int | None = None
 
     def __post_init__(self) -> None:
-        check_identifier("command_id", self.command_id)
+        _check_command(self.command_id, self.instrument, self.kind, self.client_order_id)
         if self.broker_order_id is not None:
             check_identifier("broker_order_id", self.broker_order_id)
-        if self.instrument is not None:
-            check_identifier("instrument", self.instrument)
 
 
 @dataclass(frozen=True, slots=True)
 class CommandFailed:
     """An outbox command could not be carried out; ``reason`` is the broker's
-    (``command_failed`` record)."""
+    (``command_failed`` record). The ledger fills in the rest as for :class:`CommandAck`."""
 
     command_id: str
     reason: str
     instrument: str | None = None
+    kind: str | None = None
+    client_order_id: str | None = None
+    quantity: Decimal | None = None
     ts: int | None = None
 
     def __post_init__(self) -> None:
-        check_identifier("command_id", self.command_id)
+        _check_command(self.command_id, self.instrument, self.kind, self.client_order_id)
         if not self.reason.strip():
             raise InvalidInput("reason must say why the command failed")
-        if self.instrument is not None:
-            check_identifier("instrument", self.instrument)
+
+
+COMMAND_KINDS = ("place", "amend", "cancel")
+
+
+def _check_command(
+    command_id: str, instrument: str | None, kind: str | None, client_order_id: str | None
+) -> None:
+    check_identifier("command_id", command_id)
+    if instrument is not None:
+        check_identifier("instrument", instrument)
+    if client_order_id is not None:
+        check_identifier("client_order_id", client_order_id)
+    if kind is not None and kind not in COMMAND_KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(COMMAND_KINDS)}, got {kind!r}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from .numbers import fmt
 __all__ = [
     "Account",
     "BracketSpec",
+    "Distance",
     "Instrument",
     "InvalidInput",
     "Order",
@@ -158,10 +159,49 @@ class Instrument:
 
 
 @dataclass(frozen=True, slots=True)
+class Distance:
+    """How far from the entry a strategy's default take-profit or stop-loss sits: a number
+    of ticks (``"20 ticks"``) or a percentage of the entry price (``"0.5%"``)."""
+
+    amount: Decimal
+    unit: str
+    """``ticks`` or ``percent``."""
+
+    def __post_init__(self) -> None:
+        if self.unit not in ("ticks", "percent"):
+            raise InvalidInput(f"a distance is in ticks or percent, got {self.unit!r}")
+        if not self.amount > 0:
+            raise InvalidInput(f"a distance must be positive, got {fmt(self.amount)}")
+
+    @staticmethod
+    def parse(text: str) -> Distance:
+        """``"20 ticks"``, ``"1 tick"`` or ``"0.5%"``."""
+        words = text.strip()
+        try:
+            if words.endswith("%"):
+                return Distance(Decimal(words[:-1].strip()), "percent")
+            number, _, unit = words.partition(" ")
+            if unit.strip() in ("tick", "ticks"):
+                return Distance(Decimal(number), "ticks")
+        except ArithmeticError:
+            pass
+        raise InvalidInput(f'a distance is "N ticks" or "N%", got {text!r}')
+
+    def __str__(self) -> str:
+        if self.unit == "percent":
+            return f"{fmt(self.amount)}%"
+        return f"{fmt(self.amount)} ticks"
+
+
+@dataclass(frozen=True, slots=True)
 class Strategy:
     strategy: str
     adopt_orphans: bool = False
     max_open_slots: int | None = None
+    take_profit: Distance | None = None
+    """The default take-profit distance the exits planner uses (``exits --policy bracket``)."""
+    stop_loss: Distance | None = None
+    """The default stop-loss distance the exits planner uses."""
 
     def __post_init__(self) -> None:
         check_identifier("strategy", self.strategy)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .numbers import quote
 
@@ -207,3 +208,24 @@ def format_ts(ns: int) -> str:
 
 def now_ns() -> int:
     return time.time_ns()
+
+
+def next_local_time(clock_time: str, tz: str, now: int) -> int:
+    """The first moment after ``now`` when the wall clock of time zone ``tz`` shows
+    ``clock_time`` (``HH:MM``): today's, or tomorrow's if today's has passed. Raises
+    ValueError for a malformed time or an unknown zone."""
+    try:
+        zone = ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {tz!r} (an IANA name such as Asia/Kolkata)") from None
+    hours, _, minutes = clock_time.partition(":")
+    if not (hours.isdigit() and minutes.isdigit() and len(minutes) == 2):
+        raise ValueError(f"a time of day is HH:MM, got {clock_time!r}")
+    hour, minute = int(hours), int(minutes)
+    if hour > 23 or minute > 59:
+        raise ValueError(f"a time of day is HH:MM, got {clock_time!r}")
+    local_now = datetime.fromtimestamp(now / 1e9, tz=zone)
+    candidate = local_now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if candidate <= local_now:
+        candidate = (candidate + timedelta(days=1)).replace(hour=hour, minute=minute)
+    return datetime_ns(candidate)

@@ -170,12 +170,14 @@ class PutExit(NamedTuple):
 
 
 class SettleCommand(NamedTuple):
-    """An outbox command acked or failed. Not a projection: replay leaves the outbox be."""
+    """An outbox command acked or failed, at ``ts``. Not a projection: replay leaves the
+    outbox be."""
 
     command_id: str
     status: str
     broker_order_id: str | None
     reason: str | None
+    ts: int
 
 
 class PutMark(NamedTuple):

@@ -9,26 +9,35 @@ Handlers never raise for bad input.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import fields, replace
+from decimal import Decimal
 from typing import Any, Literal, NamedTuple, TypeVar
 
 from ..adapters.jsonl import parse_line
 from ..adapters.records import digest, encode, record_type, to_record
-from ..domain.book import HaltState
+from ..domain.book import Book, HaltState
+from ..domain.brackets import Protect, Protection
 from ..domain.decide import decide_fill, decide_mark
 from ..domain.decisions import Duplicate, Rejection
-from ..domain.enums import Intent, OrderStatus
+from ..domain.enums import Direction, Intent, OrderStatus
+from ..domain.exits import Bracket
 from ..domain.guards import bracket_pending, check_order
 from ..domain.inputs import (
     BrokerPosition,
     Cancel,
+    CommandAck,
+    CommandFailed,
     Fill,
     Halt,
     Input,
     Mark,
     Reconcile,
     Resume,
+    SetBracket,
+    Sweep,
     Transfer,
 )
 from ..domain.numbers import fmt
@@ -44,11 +53,19 @@ from ..domain.writeset import (
     PutAccount,
     PutHalt,
     PutOrder,
+    SettleCommand,
     WriteSet,
 )
 from ..ports import Seen, UnitOfWork
 from .effects import fill_effects, mark_effects, reconcile_effects, transfer_effects
-from .writesets import fill_write_set, mark_write_set, reconcile_write_set, transfer_write_set
+from .writesets import (
+    commands_effect,
+    fill_write_set,
+    mark_write_set,
+    protected,
+    reconcile_write_set,
+    transfer_write_set,
+)
 
 __all__ = [
     "REFUSED",
@@ -109,6 +126,12 @@ def describe(item: Input) -> str:
         return item.instrument
     if isinstance(item, (BrokerPosition, Transfer, Halt, Resume, Reconcile)):
         return f"{item.account}/{item.instrument}"
+    if isinstance(item, SetBracket):
+        return f"{item.account}/{item.instrument}/{item.strategy}"
+    if isinstance(item, (CommandAck, CommandFailed)):
+        return item.command_id
+    if isinstance(item, Sweep):
+        return item.instrument
     raise TypeError(type(item).__name__)
 
 
@@ -152,6 +175,12 @@ def handle(tx: UnitOfWork, item: Input, clock: Clock, *, replaying: bool = False
             return _halt(tx, item, clock)
         if isinstance(item, Resume):
             return _resume(tx, item, clock)
+        if isinstance(item, SetBracket):
+            return _bracket(tx, item, clock)
+        if isinstance(item, (CommandAck, CommandFailed)):
+            return _settle(tx, item, clock, replaying)
+        if isinstance(item, Sweep):
+            return _sweep(tx, item, clock)
         if isinstance(item, Reconcile):
             if replaying:
                 return reconcile(tx, item, clock)
@@ -280,7 +309,15 @@ def _order(tx: UnitOfWork, order: Order, clock: Clock) -> Decided:
         # strategy, and an exit's excess goes to EXTERNAL.
         write_set = WriteSet(entry, (AddOrder(order, OrderStatus.REFUSED),))
         return Outcome("rejected", "order", key, REFUSED + "; ".join(reasons)), write_set
-    return Outcome("applied", "order", key), WriteSet(entry, (AddOrder(order, OrderStatus.OPEN),))
+    write_set = WriteSet(entry, (AddOrder(order, OrderStatus.OPEN),))
+    if order.intent.is_exit:
+        # Watched from now on: cancelled or resized should its slot change under it.
+        book = tx.book(order.instrument)
+        protect = Protect(book, entry.version)
+        protect.watch(order, account.resolve_position_side(order.position_side))
+        out = protect.finish()
+        write_set = _with(write_set, out, None, effects)
+    return Outcome("applied", "order", key), write_set
 
 
 def order_verdict(tx: UnitOfWork, order: Order) -> list[str]:
@@ -337,9 +374,14 @@ def _cancel(tx: UnitOfWork, cancel: Cancel, clock: Clock) -> Decided:
             "duplicate", "cancel", key, f"order {key} was refused: nothing to cancel"
         ), None
     entry = _entry(tx, _stream(order.instrument), cancel, {}, clock)
-    return Outcome("applied", "cancel", key), WriteSet(
-        entry, (PutOrder(order, OrderStatus.CANCELLED),)
-    )
+    write_set = WriteSet(entry, (PutOrder(order, OrderStatus.CANCELLED),))
+    book = tx.book(order.instrument)
+    if key in book.exits:
+        protect = Protect(book, entry.version)
+        protect.cancelled(key)
+        effects: dict[str, Any] = {}
+        write_set = _with(write_set, protect.finish(), None, effects)
+    return Outcome("applied", "cancel", key), write_set
 
 
 def _fill(tx: UnitOfWork, fill: Fill, clock: Clock) -> Decided:
@@ -370,9 +412,45 @@ def _fill(tx: UnitOfWork, fill: Fill, clock: Clock) -> Decided:
     if isinstance(decision, Rejection):
         return _refused("fill", key, decision.reason)
     effects = fill_effects(decision)
+    order = None if found is None else found[0]
+    out = None
+    if book.exits or book.brackets or (order is not None and order.bracket is not None):
+        protect = Protect(book, book.version + 1, decision.slots)
+        if fill.client_order_id is not None:
+            protect.filled(fill.client_order_id, fill.quantity)
+        if order is not None and order.bracket is not None:
+            protect.entry_filled(
+                order, book.key(fill.account, decision.strategy, decision.position_side)
+            )
+        out = protect.finish()
+        if out.commands:
+            effects["commands"] = commands_effect(out)
     entry = _entry(tx, _stream(fill.instrument), fill, effects, clock, record=text)
     outcome = Outcome("applied", "fill", key, effects=effects)
-    return outcome, fill_write_set(entry, decision, fingerprint)
+    write_set = fill_write_set(entry, decision, fingerprint)
+    if out is not None and out:
+        write_set = protected(write_set, out, fill.exec_id)
+    return outcome, write_set
+
+
+def _with(
+    write_set: WriteSet, out: Protection, exec_id: str | None, effects: dict[str, Any]
+) -> WriteSet:
+    """A write set whose entry is not written yet by its effects: the protection's changes
+    added, and its commands in the entry's effects."""
+    if not out:
+        return write_set
+    entry = write_set.entry
+    assert entry is not None
+    if out.commands:
+        effects["commands"] = commands_effect(out)
+        entry = entry._replace(effects=encode(effects))
+    return protected(write_set._replace(entry=entry), out, exec_id)
+
+
+def _guarded(book: Book) -> bool:
+    """Whether the book has exit orders or brackets to look after."""
+    return bool(book.exits or book.brackets)
 
 
 def _conflict(tx: UnitOfWork, fill: Fill, seen: Seen, record: dict[str, object]) -> str:
@@ -410,7 +488,7 @@ def _mark(tx: UnitOfWork, mark: Mark, clock: Clock) -> Decided:
     return Outcome("applied", "mark", key, effects=effects), mark_write_set(entry, decision)
 
 
-Stamped = TypeVar("Stamped", Mark, Transfer, Halt, Resume)
+Stamped = TypeVar("Stamped", Mark, Transfer, Halt, Resume, SetBracket, Sweep)
 
 
 def _stamped(item: Stamped, clock: Clock) -> Stamped:
@@ -455,6 +533,9 @@ def _transfer(tx: UnitOfWork, transfer: Transfer, clock: Clock) -> Decided:
     write_set = transfer_write_set(
         entry, decision, None if transfer.transfer_id is None else fingerprint
     )
+    if _guarded(book):
+        out = Protect(book, entry.version, decision.slots).finish()
+        write_set = _with(write_set, out, None, effects)
     return Outcome("applied", "transfer", key, effects=effects), write_set
 
 
@@ -535,4 +616,169 @@ def reconcile(
         )
         halted = PutHalt(check.account, check.instrument, state)
         write_set = write_set._replace(changes=(*write_set.changes, halted))
+    if _guarded(book):
+        out = Protect(book, entry.version, decision.slots).finish()
+        write_set = _with(write_set, out, None, effects)
     return Outcome("applied", "reconcile", key, effects=effects), write_set
+
+
+# -- brackets, commands and sweeps (docs/brackets.md) -----------------------------------
+
+
+def _bracket(tx: UnitOfWork, item: SetBracket, clock: Clock) -> Decided:
+    key_text = describe(item)
+    account = _require_account(tx, item.account)
+    instrument = _require_instrument(tx, item.instrument)
+    if tx.strategy(item.strategy) is None:
+        raise InvalidInput(f"unknown strategy {item.strategy}: register it first")
+    side = account.resolve_position_side(item.position_side)
+    book = tx.book(item.instrument)
+    key = book.key(item.account, item.strategy, side)
+    slot = book.slot(key)
+    current = book.brackets.get(key)
+    version = book.version + 1
+    protect = Protect(book, version)
+    where = f"{item.account}/{item.instrument}/{side}"
+    spec = item.bracket
+    stamped = _stamped(item, clock)
+    if spec is None:
+        if current is None:
+            return Outcome(
+                "duplicate", "bracket", key_text, f"{item.strategy} has no bracket on {where}"
+            ), None
+        protect.clear_bracket(key)
+    else:
+        if slot.direction is Direction.FLAT:
+            raise InvalidInput(
+                f"{item.strategy} holds no position on {where}: a bracket protects an open "
+                "position (send it with the entry order instead: `bracket` on the order line)"
+            )
+        for leg in (spec.take_profit, spec.stop_loss):
+            for price in () if leg is None else (leg.price, leg.stop_price):
+                problem = None if price is None else instrument.price_problem(price)
+                if problem is not None:
+                    raise InvalidInput(problem)
+        _check_bracket_prices(spec.take_profit, spec.stop_loss, slot.direction)
+        if current is not None and item.bracket_id == current.bracket_id:
+            if current.spec == spec:
+                reason = (
+                    f"{item.strategy}'s bracket {current.bracket_id} on {where} is already this"
+                )
+                return Outcome("duplicate", "bracket", key_text, reason), None
+            raise InvalidInput(
+                f"bracket_id {current.bracket_id} is {item.strategy}'s bracket on {where} "
+                "already: a new bracket needs a new id (or none)"
+            )
+        bracket_id = item.bracket_id
+        if bracket_id is None:
+            digest = hashlib.sha256(f"{item.instrument}\n{version}".encode()).hexdigest()
+            bracket_id = f"br-{digest[:20]}"
+            stamped = replace(stamped, bracket_id=bracket_id)
+        protect.set_bracket(Bracket(bracket_id, key, spec, slot.direction))
+    out = protect.finish()
+    effects: dict[str, Any] = {}
+    if out.commands:
+        effects["commands"] = commands_effect(out)
+    entry = _entry(tx, _stream(item.instrument), stamped, effects, clock)
+    write_set = protected(WriteSet(entry, ()), out, None)
+    return Outcome("applied", "bracket", key_text, effects=effects), write_set
+
+
+def _check_bracket_prices(take_profit: Any, stop_loss: Any, direction: Direction) -> None:
+    """A take-profit beyond the stop-loss, on the side the position gains."""
+    if take_profit is None or stop_loss is None:
+        return
+    target, stop = take_profit.price, stop_loss.stop_price
+    wrong = target <= stop if direction is Direction.LONG else target >= stop
+    if wrong:
+        relation = "above" if direction is Direction.LONG else "below"
+        raise InvalidInput(
+            f"take_profit {fmt(target)} must be {relation} stop_loss {fmt(stop)} for a "
+            f"{direction} position"
+        )
+
+
+def _settle(
+    tx: UnitOfWork, item: CommandAck | CommandFailed, clock: Clock, replaying: bool
+) -> Decided:
+    """An outbox command acked or failed: the command's row is settled, and the exit order
+    it concerns (if the ledger still watches it) moves on, journaled."""
+    acked = isinstance(item, CommandAck)
+    kind = "command_ack" if acked else "command_failed"
+    status = "acked" if acked else "failed"
+    key = item.command_id
+    if not replaying:
+        found = tx.command(item.command_id)
+        if found is None:
+            raise InvalidInput(f"unknown command {item.command_id}")
+        if found.status == status:
+            return Outcome("duplicate", kind, key, f"command {key} is already {status}"), None
+        if found.status in ("acked", "failed"):
+            raise InvalidInput(f"command {key} is already {found.status}")
+        payload = json.loads(found.payload)
+        total = payload.get("quantity")
+        # (A place's client order id is its command id.)
+        target = str(payload.get("client_order_id", found.command_id))
+        filled_in = {
+            "instrument": found.instrument,
+            "kind": found.kind,
+            "client_order_id": target,
+            "quantity": None if total is None else Decimal(total),
+        }
+        for name, value in filled_in.items():
+            given = getattr(item, name)
+            if given is not None and given != value:
+                raise InvalidInput(f"{name} {given} contradicts command {key}'s {value}")
+        item = replace(
+            _stamped_command(item, clock),
+            instrument=found.instrument,
+            kind=found.kind,
+            client_order_id=target,
+            quantity=None if total is None else Decimal(total),
+        )
+    if item.instrument is None or item.kind is None or item.client_order_id is None:
+        raise InvalidInput(f"{kind} {key} does not say which command it settles")
+    assert item.ts is not None
+    settle = SettleCommand(
+        key,
+        status,
+        item.broker_order_id if isinstance(item, CommandAck) else None,
+        None if isinstance(item, CommandAck) else item.reason,
+        item.ts,
+    )
+    book = tx.book(item.instrument)
+    protect = Protect(book, book.version + 1)
+    reason = None if isinstance(item, CommandAck) else item.reason
+    if not protect.settled(item.kind, item.client_order_id, item.quantity, acked, reason):
+        # It concerns no order the ledger watches any more: nothing to journal.
+        why = f"order {item.client_order_id} is no longer watched"
+        return Outcome("applied", kind, key, why), WriteSet(None, (settle,))
+    out = protect.finish()
+    effects: dict[str, Any] = {}
+    if out.commands:
+        effects["commands"] = commands_effect(out)
+    entry = _entry(tx, _stream(item.instrument), item, effects, clock)
+    write_set = protected(WriteSet(entry, (settle,)), out, None)
+    return Outcome("applied", kind, key, effects=effects), write_set
+
+
+def _stamped_command(item: CommandAck | CommandFailed, clock: Clock) -> CommandAck | CommandFailed:
+    return item if item.ts is not None else replace(item, ts=clock())
+
+
+def _sweep(tx: UnitOfWork, item: Sweep, clock: Clock) -> Decided:
+    """Look at every exit order of an instrument again, stuck ones included."""
+    _require_instrument(tx, item.instrument)
+    book = tx.book(item.instrument)
+    out = Protect(book, book.version + 1).finish(sweep=True)
+    if not out:
+        return Outcome(
+            "duplicate", "sweep", item.instrument, "every exit order fits its slot"
+        ), None
+    effects: dict[str, Any] = {}
+    if out.commands:
+        effects["commands"] = commands_effect(out)
+    entry = _entry(tx, _stream(item.instrument), _stamped(item, clock), effects, clock)
+    return Outcome("applied", "sweep", item.instrument, effects=effects), protected(
+        WriteSet(entry, ()), out, None
+    )

@@ -23,12 +23,13 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from ..adapters.jsonl import Line, parse_line, read_lines, storable
-from ..adapters.records import encode, parse_record, record_type, to_record
+from ..adapters.records import encode, parse_record, record_name, record_type, to_record
+from ..domain.brackets import POLICIES, plan_exits
 from ..domain.enums import ReconcilePolicy
-from ..domain.inputs import Fill, Halt, Input, Mark, Resume, Transfer
+from ..domain.inputs import CommandAck, CommandFailed, Fill, Halt, Input, Mark, Resume, Transfer
 from ..domain.numbers import exact
 from ..domain.refdata import InvalidInput, Order, check_identifier
-from ..domain.timestamps import now_ns
+from ..domain.timestamps import next_local_time, now_ns
 from ..domain.writeset import AddRejected, Rejected, WriteSet
 from ..errors import DatabaseError, NotFound, RebuildError, ReconcileError, UsageError
 from ..ports import FATAL, RECONNECT, CommandRow, DoctorReport, JournalRow, Store, UnitOfWork
@@ -36,9 +37,12 @@ from . import handlers
 from .handlers import Outcome, handle
 from .queries import (
     anomaly_views,
+    bracket_views,
     command_views,
+    exit_view,
     halt_views,
     journal_views,
+    planned_views,
     position_views,
     reconciliation_views,
     rejected_views,
@@ -121,6 +125,10 @@ _KEY_FIELD = {
     "transfer": "instrument",
     "halt": "instrument",
     "resume": "instrument",
+    "bracket": "strategy",
+    "command_ack": "command_id",
+    "command_failed": "command_id",
+    "sweep": "instrument",
 }
 
 
@@ -334,6 +342,79 @@ class Ledger:
         """Lift a halt (account, instrument, [ts])."""
         return self._record("resume", fields)
 
+    def set_bracket(self, **fields: Any) -> Outcome:
+        """Attach a take-profit and/or stop-loss to one strategy's open slot
+        (docs/brackets.md): account, instrument, strategy, [position_side, take_profit,
+        stop_loss, bracket_id, ts]. A leg is a price (a limit take-profit, a stop
+        stop-loss) or an :class:`~posledger.domain.refdata.OrderSpec`. It replaces the
+        slot's bracket; with neither leg it removes it. The legs go out as outbox
+        commands (:meth:`commands`)."""
+        return self._record("bracket", fields)
+
+    def sweep(self) -> list[Outcome]:
+        """Look at every watched exit order again (docs/brackets.md): orphans and stuck
+        orders get their cancel or amend command again, brackets their missing legs. One
+        outcome per instrument that has exit orders or brackets."""
+        instruments = sorted(
+            {b.key.instrument for b in self._reads.brackets({})}
+            | {found.key.instrument for found in self._reads.exits({})}
+        )
+        return [self._record("sweep", {"instrument": name}) for name in instruments]
+
+    def brackets(
+        self,
+        *,
+        account: str | None = None,
+        instrument: str | None = None,
+        strategy: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Each slot's bracket and its legs as they stand."""
+        filters = _filters(account, instrument, strategy, None)
+        with self.store.snapshot() as reads:
+            return bracket_views(reads.brackets(filters), reads.exits(filters))
+
+    def exit_orders(
+        self,
+        *,
+        account: str | None = None,
+        instrument: str | None = None,
+        strategy: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Every exit order the ledger watches (bracket legs and strategies' own)."""
+        filters = _filters(account, instrument, strategy, None)
+        return [exit_view(found) for found in self._reads.exits(filters)]
+
+    def missing_exits(
+        self,
+        *,
+        policy: str = "bracket",
+        at: str | None = None,
+        tz: str = "UTC",
+        account: str | None = None,
+        instrument: str | None = None,
+        strategy: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The exit orders every open slot lacks, under ``policy`` (docs/brackets.md):
+
+        - ``bracket``: a take-profit and a stop-loss at the strategy's default distances;
+        - ``flatten``: a market exit of the whole slot, at ``at`` (a local time of day,
+          ``HH:MM`` in ``tz``: the next such moment) or now.
+
+        Reads the database only. No open position: an empty list."""
+        if policy not in POLICIES:
+            raise UsageError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+        try:
+            when = None if at is None else next_local_time(at, tz, self._clock())
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        filters = _filters(account, instrument, strategy, None)
+        with self.store.snapshot() as reads:
+            slots = reads.open_slots(filters)
+            exits = reads.exits(filters)
+            instruments, strategies = reads.reference()
+        planned = plan_exits(slots, exits, strategies, instruments, policy, when)
+        return planned_views(planned)
+
     def _record(self, kind: str, fields: Mapping[str, Any]) -> Outcome:
         data = {"type": kind, **fields}
         try:
@@ -537,24 +618,37 @@ class Ledger:
         return command_views(rows)
 
     def ack(self, command_id: str, *, broker_order_id: str | None = None) -> dict[str, Any]:
-        """The command was carried out (the broker accepted it). Acking again is harmless."""
-        return self._settle(command_id, "acked", broker_order_id=broker_order_id)
+        """The command was carried out (the broker accepted it). Acking again is harmless.
+
+        Journaled (a ``command_ack``) when it moves an exit order the ledger watches on:
+        a placed leg is live, a cancelled one is gone (docs/brackets.md)."""
+        return self._settle(CommandAck, command_id, "acked", broker_order_id=broker_order_id)
 
     def fail(self, command_id: str, *, reason: str) -> dict[str, Any]:
-        """The command could not be carried out (the broker refused it): final."""
+        """The command could not be carried out (the broker refused it): final. A refused
+        cancel or amend leaves its order stuck, an anomaly until it is settled."""
         if not reason.strip():
             raise UsageError("say why the command failed")
-        return self._settle(command_id, "failed", reason=reason)
+        return self._settle(CommandFailed, command_id, "failed", reason=reason)
 
     def _settle(
         self,
+        kind: type[CommandAck] | type[CommandFailed],
         command_id: str,
         status: str,
         *,
         broker_order_id: str | None = None,
         reason: str | None = None,
     ) -> dict[str, Any]:
-        now = self._clock()
+        record: dict[str, Any] = {"type": record_name(kind), "command_id": command_id}
+        if broker_order_id is not None:
+            record["broker_order_id"] = broker_order_id
+        if reason is not None:
+            record["reason"] = reason
+        try:
+            item = parse_record(record, api=True)
+        except InvalidInput as exc:
+            raise UsageError(str(exc)) from None
 
         def work(uow: UnitOfWork) -> CommandRow:
             found = uow.command(command_id)
@@ -564,7 +658,12 @@ class Ledger:
                 return found  # settled before (a retry): nothing changes
             if found.status in ("acked", "failed"):
                 raise UsageError(f"command {command_id} is already {found.status}")
-            return uow.settle_command(found, status, now, broker_order_id, reason)
+            outcome = self._decide(uow, item, None, None, None)
+            if outcome.status == "rejected":
+                raise UsageError(outcome.reason or "refused")
+            settled = uow.command(command_id)
+            assert settled is not None
+            return settled
 
         (row,) = command_views([self._run(work)])
         return row

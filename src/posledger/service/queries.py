@@ -10,17 +10,23 @@ from typing import Any
 
 import msgspec
 
+from ..domain.brackets import PlannedExit
 from ..domain.enums import PositionSide
+from ..domain.exits import Bracket, ExitOrder
 from ..domain.numbers import exact, fmt, fmt_opt
 from ..domain.positions import Slot, SlotKey, unrealized
+from ..domain.refdata import OrderSpec
 from ..domain.timestamps import format_ts
 from ..ports import CommandRow, Filters, JournalRow, Reads
 
 __all__ = [
     "anomaly_views",
+    "bracket_views",
     "command_views",
+    "exit_view",
     "halt_views",
     "journal_views",
+    "planned_views",
     "position_views",
     "reconciliation_views",
     "rejected_views",
@@ -280,4 +286,74 @@ def journal_views(rows: list[JournalRow]) -> list[dict[str, Any]]:
             "effects": msgspec.json.decode(row.effects),
         }
         for row in rows
+    ]
+
+
+def _spec(spec: OrderSpec | None) -> dict[str, str] | None:
+    return None if spec is None else spec.as_record()
+
+
+def bracket_views(brackets: list[Bracket], exits: list[ExitOrder]) -> list[dict[str, Any]]:
+    """Each slot's bracket with its legs as they stand (docs/brackets.md)."""
+    legs: dict[tuple[SlotKey, str], list[dict[str, Any]]] = {}
+    for found in exits:
+        if found.bracket_id is not None and found.leg:
+            legs.setdefault((found.key, found.bracket_id), []).append(exit_view(found))
+    return [
+        {
+            "account": b.key.account,
+            "instrument": b.key.instrument,
+            "strategy": b.key.strategy,
+            "position_side": b.key.position_side.value,
+            "bracket_id": b.bracket_id,
+            "direction": b.direction.value,
+            "take_profit": _spec(b.spec.take_profit),
+            "stop_loss": _spec(b.spec.stop_loss),
+            "refused": [intent.value for intent in b.failed],
+            "legs": legs.get((b.key, b.bracket_id), []),
+        }
+        for b in brackets
+    ]
+
+
+def exit_view(found: ExitOrder) -> dict[str, Any]:
+    spec = found.spec
+    return {
+        "client_order_id": found.client_order_id,
+        "account": found.key.account,
+        "instrument": found.key.instrument,
+        "strategy": found.key.strategy,
+        "position_side": found.key.position_side.value,
+        "intent": found.intent.value,
+        "side": found.side.value,
+        "state": found.state.value,
+        "quantity": fmt(found.quantity),
+        "filled": fmt(found.filled),
+        "remaining": fmt(found.remaining),
+        "order_type": None if spec is None else spec.order_type.value,
+        "price": None if spec is None else fmt_opt(spec.price),
+        "stop_price": None if spec is None else fmt_opt(spec.stop_price),
+        "bracket_id": found.bracket_id,
+        "leg": found.leg,
+    }
+
+
+def planned_views(planned: list[PlannedExit]) -> list[dict[str, Any]]:
+    """Missing exits as JSON-able objects."""
+    return [
+        {
+            "account": p.key.account,
+            "instrument": p.key.instrument,
+            "strategy": p.key.strategy,
+            "position_side": p.key.position_side.value,
+            "side": p.side.value,
+            "quantity": fmt(p.quantity),
+            "intent": p.intent.value,
+            "order_type": p.order_type.value,
+            "price": fmt_opt(p.price),
+            "stop_price": fmt_opt(p.stop_price),
+            "at": None if p.at is None else format_ts(p.at),
+            "note": p.note,
+        }
+        for p in planned
     ]

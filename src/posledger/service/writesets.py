@@ -6,6 +6,9 @@ decisions into write sets here, so a replayed journal writes exactly what was wr
 
 from __future__ import annotations
 
+import json
+
+from ..domain.brackets import Protection
 from ..domain.decisions import FillDecision, MarkDecision, ReconcileDecision, TransferDecision
 from ..domain.enums import EXTERNAL
 from ..domain.inputs import Transfer
@@ -19,13 +22,18 @@ from ..domain.writeset import (
     AddTransfer,
     Change,
     JournalEntry,
+    PutBracket,
+    PutExit,
     PutMark,
+    PutOrder,
     WriteSet,
 )
 
 __all__ = [
+    "commands_effect",
     "fill_write_set",
     "mark_write_set",
+    "protected",
     "reconcile_write_set",
     "transfer_write_set",
 ]
@@ -103,3 +111,32 @@ def reconcile_write_set(
     if decision.legs:
         changes.append(AddLegs(decision.legs, rec.account, None, rec.ts))
     return WriteSet(entry, tuple(changes))
+
+
+def commands_effect(out: Protection) -> list[list[str]]:
+    """The commands a protection issued, as the journal's effects record them (command id,
+    kind, client order id): replay issues the same, and verify compares them."""
+    return [
+        [command.command_id, command.kind, str(json.loads(command.payload)["client_order_id"])]
+        for command in out.commands
+    ]
+
+
+def protected(write_set: WriteSet, out: Protection, exec_id: str | None) -> WriteSet:
+    """``write_set`` with what a protection changed: the leg orders it registered or
+    changed, the watched exits and brackets, its anomalies (with the input's own, in one
+    list) and its commands."""
+    changes: list[Change] = []
+    anomalies = tuple(out.anomalies)
+    for change in write_set.changes:
+        if type(change) is AddAnomalies:
+            assert isinstance(change, AddAnomalies)
+            anomalies = change.anomalies + anomalies
+            continue
+        changes.append(change)
+    changes.extend(PutOrder(order, status) for order, status in out.orders.values())
+    changes.extend(PutExit(cid, found) for cid, found in out.exits.items())
+    changes.extend(PutBracket(key, bracket) for key, bracket in out.brackets.items())
+    if anomalies:
+        changes.append(AddAnomalies(anomalies, exec_id))
+    return WriteSet(write_set.entry, tuple(changes), write_set.commands + tuple(out.commands))

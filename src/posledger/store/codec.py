@@ -24,18 +24,29 @@ from ..domain.decisions import Leg
 from ..domain.enums import (
     CloseReason,
     Direction,
+    ExitState,
     Intent,
     Kind,
     LotMethod,
     Mode,
+    OrderType,
     PositionMode,
     PositionSide,
     ReconcilePolicy,
     Side,
 )
+from ..domain.exits import Bracket, ExitOrder
 from ..domain.numbers import fmt
 from ..domain.positions import Lot, Slot, SlotKey, Trade, commissions
-from ..domain.refdata import Account, Instrument, Order, Strategy
+from ..domain.refdata import (
+    Account,
+    BracketSpec,
+    Distance,
+    Instrument,
+    Order,
+    OrderSpec,
+    Strategy,
+)
 from ..domain.writeset import (
     AddAccount,
     AddAdjustment,
@@ -53,9 +64,12 @@ from ..domain.writeset import (
     Command,
     JournalEntry,
     PutAccount,
+    PutBracket,
+    PutExit,
     PutHalt,
     PutMark,
     PutOrder,
+    SettleCommand,
 )
 from . import schema as s
 
@@ -80,6 +94,8 @@ KEYED: dict[str, tuple[str, ...]] = {
     "trades": ("trade_id",),
     "marks": ("instrument",),
     "halts": ("account", "instrument"),
+    "brackets": ("account", "instrument", "strategy", "position_side"),
+    "exits": ("client_order_id",),
 }
 """Tables whose rows are replaced as things change (the last write of a transaction wins);
 every other table only grows."""
@@ -203,7 +219,15 @@ def _instrument(change: AddInstrument, seq: int | None) -> Keyed:
 
 def _strategy(change: AddStrategy, seq: int | None) -> Keyed:
     t = change.strategy
-    return "strategies", t.strategy, (t.strategy, t.adopt_orphans, t.max_open_slots, seq)
+    row = (
+        t.strategy,
+        t.adopt_orphans,
+        t.max_open_slots,
+        seq,
+        None if t.take_profit is None else str(t.take_profit),
+        None if t.stop_loss is None else str(t.stop_loss),
+    )
+    return "strategies", t.strategy, row
 
 
 def _order(change: AddOrder | PutOrder, seq: int | None) -> Keyed:
@@ -221,8 +245,76 @@ def _order(change: AddOrder | PutOrder, seq: int | None) -> Keyed:
         o.ts,
         str(change.status),
         seq,
+        None if o.bracket is None else encode_bracket(o.bracket),
     )
     return "orders", o.client_order_id, row
+
+
+def encode_bracket(spec: BracketSpec) -> str:
+    return _json(spec.as_record())
+
+
+def _order_spec(data: Mapping[str, str] | None) -> OrderSpec | None:
+    if data is None:
+        return None
+    return OrderSpec(
+        OrderType(data["order_type"]), dec_opt(data.get("price")), dec_opt(data.get("stop_price"))
+    )
+
+
+def decode_bracket(text: str | None) -> BracketSpec | None:
+    if text is None:
+        return None
+    data = msgspec.json.decode(text)
+    return BracketSpec(_order_spec(data.get("take_profit")), _order_spec(data.get("stop_loss")))
+
+
+def _bracket(change: PutBracket, seq: int | None) -> Keyed:
+    key = change.key
+    pk = (key.account, key.instrument, key.strategy, str(key.position_side))
+    b = change.bracket
+    if b is None:
+        return "brackets", pk, None
+    tp, sl = b.spec.take_profit, b.spec.stop_loss
+    row = (
+        *pk,
+        b.bracket_id,
+        str(b.direction),
+        None if tp is None else _amount(tp.price),
+        None if sl is None else str(sl.order_type),
+        None if sl is None else _amount(sl.stop_price),
+        None if sl is None else _amount(sl.price),
+        ",".join(b.failed),
+        seq,
+    )
+    return "brackets", pk, row
+
+
+def _exit(change: PutExit, seq: int | None) -> Keyed:
+    e = change.exit
+    if e is None:
+        return "exits", (change.client_order_id,), None
+    key, spec = e.key, e.spec
+    row = (
+        e.client_order_id,
+        key.account,
+        key.instrument,
+        key.strategy,
+        str(key.position_side),
+        str(e.intent),
+        str(e.side),
+        fmt(e.quantity),
+        fmt(e.filled),
+        str(e.state),
+        None if spec is None else str(spec.order_type),
+        None if spec is None else _amount(spec.price),
+        None if spec is None else _amount(spec.stop_price),
+        e.bracket_id,
+        fmt(e.confirmed),
+        e.armed,
+        seq,
+    )
+    return "exits", (e.client_order_id,), row
 
 
 def _fill(change: AddFill, seq: int | None) -> Keyed:
@@ -451,6 +543,8 @@ _ONE: dict[type, Callable[[Any, int | None], Keyed]] = {
     AddCheck: _check,
     AddRun: _run,
     AddRejected: _rejected,
+    PutBracket: _bracket,
+    PutExit: _exit,
 }
 
 
@@ -461,6 +555,11 @@ KEY_OF: dict[type, tuple[str, Callable[[Any], Any]]] = {
     Trade: ("trades", lambda trade: trade.trade_id),
     PutMark: ("marks", lambda change: change.instrument),
     PutHalt: ("halts", lambda change: (change.account, change.instrument)),
+    PutBracket: (
+        "brackets",
+        lambda change: (*change.key[:3], str(change.key.position_side)),
+    ),
+    PutExit: ("exits", lambda change: (change.client_order_id,)),
 }
 """The changes that replace a keyed row: the table and the row's key. Only the last of a
 transaction's changes to one row needs a row built. (An ``Add...`` change inserts: the
@@ -486,6 +585,8 @@ def rows(change: Change, seq: int | None) -> list[Keyed]:
     if type(change) is AddAnomalies:
         assert isinstance(change, AddAnomalies)
         return [("anomalies", None, row) for row in _anomaly_rows(change, seq)]
+    if type(change) is SettleCommand:
+        return []  # the outbox is written by the unit of work as it stages the change
     raise TypeError(f"not a change: {type(change).__name__}")
 
 
@@ -523,7 +624,13 @@ def strategy_from_row(row: Mapping[str, Any]) -> Strategy:
         strategy=row["strategy"],
         adopt_orphans=bool(row["adopt_orphans"]),
         max_open_slots=row["max_open_slots"],
+        take_profit=_distance(row.get("take_profit")),
+        stop_loss=_distance(row.get("stop_loss")),
     )
+
+
+def _distance(text: str | None) -> Distance | None:
+    return None if text is None else Distance.parse(text)
 
 
 def order_from_row(row: Mapping[str, Any]) -> Order:
@@ -539,6 +646,47 @@ def order_from_row(row: Mapping[str, Any]) -> Order:
         position_side=None if side is None else PositionSide(side),
         bracket_id=row["bracket_id"],
         ts=row["ts"],
+        bracket=decode_bracket(row.get("bracket")),
+    )
+
+
+def bracket_from_row(row: Mapping[str, Any]) -> Bracket:
+    tp = row["take_profit_price"]
+    sl = row["stop_loss_type"]
+    spec = BracketSpec(
+        None if tp is None else OrderSpec(OrderType.LIMIT, dec(tp)),
+        None
+        if sl is None
+        else OrderSpec(
+            OrderType(sl), dec_opt(row["stop_loss_price"]), dec_opt(row["stop_loss_stop_price"])
+        ),
+    )
+    failed = row["failed"]
+    return Bracket(
+        row["bracket_id"],
+        slot_key_from_row(row),
+        spec,
+        Direction(row["direction"]),
+        tuple(Intent(name) for name in failed.split(",")) if failed else (),
+    )
+
+
+def exit_from_row(row: Mapping[str, Any]) -> ExitOrder:
+    kind = row["order_type"]
+    return ExitOrder(
+        client_order_id=row["client_order_id"],
+        key=slot_key_from_row(row),
+        intent=Intent(row["intent"]),
+        side=Side(row["side"]),
+        quantity=dec(row["quantity"]),
+        state=ExitState(row["state"]),
+        filled=dec(row["filled"]),
+        spec=None
+        if kind is None
+        else OrderSpec(OrderType(kind), dec_opt(row["price"]), dec_opt(row["stop_price"])),
+        bracket_id=row["bracket_id"],
+        confirmed=dec(row["confirmed"]),
+        armed=bool(row["armed"]),
     )
 
 

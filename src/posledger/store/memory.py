@@ -33,8 +33,9 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ..domain.book import Book
 from ..domain.enums import OrderStatus
+from ..domain.exits import Bracket, ExitOrder
 from ..domain.numbers import ZERO
-from ..domain.positions import SlotKey
+from ..domain.positions import Slot, SlotKey
 from ..domain.refdata import Account, Instrument, Order, Strategy
 from ..ports import (
     RETRY,
@@ -558,6 +559,14 @@ class MemoryUnitOfWork(StagingUnitOfWork):
         for row in self._rows("halts"):
             if row["instrument"] == instrument:
                 book.halts[row["account"]] = codec.halt_from_row(row)
+        for row in self._rows("brackets"):
+            if row["instrument"] == instrument:
+                bracket = codec.bracket_from_row(row)
+                book.brackets[bracket.key] = bracket
+        exits = [row for row in self._rows("exits") if row["instrument"] == instrument]
+        for row in sorted(exits, key=lambda row: (row["seq"], row["client_order_id"])):
+            found = codec.exit_from_row(row)
+            book.exits[found.client_order_id] = found
         mark = self._row("marks", instrument)
         if mark is not None:
             book.mark = codec.dec(mark["price"])
@@ -671,6 +680,18 @@ class _Reads(Reads):
 
     def halts(self, filters: Filters) -> list[dict[str, Any]]:
         return self._now().halts(filters)
+
+    def brackets(self, filters: Filters) -> list[Bracket]:
+        return self._now().brackets(filters)
+
+    def open_slots(self, filters: Filters) -> list[Slot]:
+        return self._now().open_slots(filters)
+
+    def reference(self) -> tuple[dict[str, Instrument], dict[str, Strategy]]:
+        return self._now().reference()
+
+    def exits(self, filters: Filters) -> list[ExitOrder]:
+        return self._now().exits(filters)
 
     def transfers(self, filters: Filters) -> list[dict[str, Any]]:
         return self._now().transfers(filters)

@@ -21,6 +21,8 @@ __all__ = ["Projections"]
 
 _REGISTERED = ("accounts", "instruments", "strategies", "orders")
 _KEYED_LATER = ("slots", "marks")
+_DELETABLE = ("halts", "brackets", "exits")
+"""Keyed tables whose rows a change may delete (a lifted halt, an ended bracket...)."""
 _APPENDED_LAST = (
     "trade_fills",
     "anomalies",
@@ -72,10 +74,13 @@ class Projections:
                 _many(cursor, sql.upsert[table], keyed[table].values())
         if "fills" in appended:
             _many(cursor, sql.insert["fills"], appended["fills"])
-        halts = keyed.get("halts")
-        if halts:
-            _many(cursor, sql.halt_delete, [key for key, row in halts.items() if row is None])
-            _many(cursor, sql.upsert["halts"], [row for row in halts.values() if row is not None])
+        for table in _DELETABLE:
+            rows_of_table = keyed.get(table)
+            if rows_of_table:
+                gone = [key for key, row in rows_of_table.items() if row is None]
+                kept = [row for row in rows_of_table.values() if row is not None]
+                _many(cursor, sql.delete[table], gone)
+                _many(cursor, sql.upsert[table], kept)
         if "trades" in keyed:
             self._trades(cursor, keyed["trades"])
         for table in _KEYED_LATER:

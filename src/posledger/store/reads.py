@@ -17,8 +17,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Select, String, Table, func, select
 
 from ..domain.enums import PositionMode, PositionSide, Side
+from ..domain.exits import Bracket, ExitOrder
 from ..domain.invariants import Position3, check_invariants, fill_delta
 from ..domain.numbers import exact
+from ..domain.positions import Slot
+from ..domain.refdata import Instrument, Strategy
 from ..ports import CommandRow, Filters, JournalRow, Reads
 from . import codec
 from . import schema as s
@@ -194,6 +197,33 @@ class SqlReads(Reads):
         table = s.halts
         query = select(table).order_by(table.c.account, table.c.instrument)
         return self._rows(_filtered(query, table, filters))
+
+    def open_slots(self, filters: Filters) -> list[Slot]:
+        table = s.slots
+        keys = [table.c[name] for name in ("account", "instrument", "strategy", "position_side")]
+        query = _filtered(select(table).order_by(*keys), table, filters)
+        found = [codec.slot_from_row(row) for row in self._rows(query)]
+        return [slot for slot in found if slot.quantity]
+
+    def reference(self) -> tuple[dict[str, Instrument], dict[str, Strategy]]:
+        instruments = [codec.instrument_from_row(row) for row in self._rows(select(s.instruments))]
+        strategies = [codec.strategy_from_row(row) for row in self._rows(select(s.strategies))]
+        return (
+            {found.instrument: found for found in instruments},
+            {found.strategy: found for found in strategies},
+        )
+
+    def brackets(self, filters: Filters) -> list[Bracket]:
+        table = s.brackets
+        keys = [table.c[name] for name in ("account", "instrument", "strategy", "position_side")]
+        query = _filtered(select(table).order_by(*keys), table, filters)
+        return [codec.bracket_from_row(row) for row in self._rows(query)]
+
+    def exits(self, filters: Filters) -> list[ExitOrder]:
+        table = s.exits
+        keys = [table.c[name] for name in ("account", "instrument", "strategy", "position_side")]
+        query = _filtered(select(table).order_by(*keys, table.c.client_order_id), table, filters)
+        return [codec.exit_from_row(row) for row in self._rows(query)]
 
     def transfers(self, filters: Filters) -> list[dict[str, Any]]:
         table = s.transfers

@@ -33,7 +33,7 @@ from ..domain.numbers import fmt
 
 __all__ = ["SCHEMA_REVISION", "Amount", "metadata"]
 
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 """The Alembic revision this code reads and writes; a test keeps it equal to the head."""
 
 ID = 128
@@ -121,6 +121,8 @@ strategies = Table(
     Column("adopt_orphans", Boolean, nullable=False),
     Column("max_open_slots", Integer),
     Column("seq", BigInteger, nullable=False),
+    Column("take_profit", String(ENUM * 2)),
+    Column("stop_loss", String(ENUM * 2)),
 )
 
 orders = Table(
@@ -138,6 +140,7 @@ orders = Table(
     Column("ts", BigInteger),
     Column("status", String(ENUM), nullable=False),
     Column("seq", BigInteger, nullable=False),
+    Column("bracket", Text),
     Index("ix_orders_account_instrument", "account", "instrument"),
     Index("ix_orders_strategy", "strategy"),
     Index("ix_orders_bracket_id", "bracket_id"),
@@ -413,6 +416,50 @@ halts = Table(
 )
 """Instruments halted on an account: entry orders there are refused until resumed."""
 
+brackets = Table(
+    "brackets",
+    metadata,
+    Column("account", String(ID), nullable=False),
+    Column("instrument", String(ID), nullable=False),
+    Column("strategy", String(ID), nullable=False),
+    Column("position_side", String(ENUM), nullable=False),
+    Column("bracket_id", String(ID), nullable=False),
+    Column("direction", String(ENUM), nullable=False),
+    Column("take_profit_price", Amount),
+    Column("stop_loss_type", String(ENUM)),
+    Column("stop_loss_stop_price", Amount),
+    Column("stop_loss_price", Amount),
+    Column("failed", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    PrimaryKeyConstraint("account", "instrument", "strategy", "position_side", name="pk_brackets"),
+)
+"""The bracket of each slot that has one (docs/brackets.md)."""
+
+exits = Table(
+    "exits",
+    metadata,
+    Column("client_order_id", String(ID), primary_key=True),
+    Column("account", String(ID), nullable=False),
+    Column("instrument", String(ID), nullable=False),
+    Column("strategy", String(ID), nullable=False),
+    Column("position_side", String(ENUM), nullable=False),
+    Column("intent", String(ENUM), nullable=False),
+    Column("side", String(ENUM), nullable=False),
+    Column("quantity", Amount, nullable=False),
+    Column("filled", Amount, nullable=False),
+    Column("state", String(ENUM), nullable=False),
+    Column("order_type", String(ENUM)),
+    Column("price", Amount),
+    Column("stop_price", Amount),
+    Column("bracket_id", String(ID)),
+    Column("confirmed", Amount, nullable=False),
+    Column("armed", Boolean, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Index("ix_exits_instrument", "instrument"),
+)
+"""Exit orders the ledger watches: bracket legs and strategies' own exit orders, with where
+each stands with the broker (docs/brackets.md)."""
+
 outbox = Table(
     "outbox",
     metadata,
@@ -452,6 +499,8 @@ PROJECTIONS = (
     reconciliation_checks,
     reconciliation_runs,
     halts,
+    brackets,
+    exits,
 )
 """Tables ``rebuild`` rewrites from the journal. (The outbox is not one of them: what was
 sent to a broker, and acknowledged, is not in the journal and cannot be rewritten.)"""

@@ -30,9 +30,12 @@ from ..domain.writeset import (
     Command,
     JournalEntry,
     PutAccount,
+    PutBracket,
+    PutExit,
     PutHalt,
     PutMark,
     PutOrder,
+    SettleCommand,
     WriteSet,
 )
 from ..ports import Seen, UnitOfWork
@@ -321,6 +324,24 @@ class StagingUnitOfWork(UnitOfWork):
     def _stage_halt(self, change: PutHalt, entry: JournalEntry | None) -> None:
         self._books[change.instrument].set_halt(change.account, change.halt)
 
+    def _stage_bracket(self, change: PutBracket, entry: JournalEntry | None) -> None:
+        self._books[change.key.instrument].put_bracket(change.key, change.bracket)
+
+    def _stage_exit(self, change: PutExit, entry: JournalEntry | None) -> None:
+        instrument = entry.stream[len(INSTRUMENT) :] if entry is not None else None
+        if change.exit is not None:
+            instrument = change.exit.key.instrument
+        assert instrument is not None, "an exit changes with its instrument's journal entry"
+        self._books[instrument].put_exit(change.client_order_id, change.exit)
+
+    def _stage_settle(self, change: SettleCommand, entry: JournalEntry | None) -> None:
+        if self._replay:
+            return  # the outbox is not replayed
+        found = self.command(change.command_id)
+        if found is None:
+            raise KeyError(f"no outbox command {change.command_id}")
+        self.settle_command(found, change.status, change.ts, change.broker_order_id, change.reason)
+
     def _stage_transfer(self, change: AddTransfer, entry: JournalEntry | None) -> None:
         transfer = change.transfer
         if transfer.transfer_id is not None and change.digest is not None:
@@ -349,4 +370,7 @@ _STAGE: dict[type, Callable[[StagingUnitOfWork, Any, JournalEntry | None], None]
     PutHalt: StagingUnitOfWork._stage_halt,
     AddTransfer: StagingUnitOfWork._stage_transfer,
     AddRun: StagingUnitOfWork._stage_run,
+    PutBracket: StagingUnitOfWork._stage_bracket,
+    PutExit: StagingUnitOfWork._stage_exit,
+    SettleCommand: StagingUnitOfWork._stage_settle,
 }

@@ -47,6 +47,10 @@ class Statements:
         # Only what changes is updated, so that an open trade's update touches no index.
         self.trade_open = Update(backend, "trades", s.TRADE_MUTABLE_OPEN, "trade_id")
         self.trade_close = Update(backend, "trades", s.TRADE_MUTABLE_CLOSE, "trade_id")
-        self.halt_delete = f"DELETE FROM halts WHERE account = {mark} AND instrument = {mark}"
+        self.delete = {
+            table: f"DELETE FROM {table} WHERE " + " AND ".join(f"{name} = {mark}" for name in keys)
+            for table, keys in KEYED.items()
+        }
+        """Of a keyed row, given its key in the order of :data:`~.codec.KEYED`."""
         self.rejected = backend.insert_new("rejected_inputs", COLUMNS["rejected_inputs"], "digest")
         self.stream_version = f"UPDATE streams SET version = {mark} WHERE stream = {mark}"

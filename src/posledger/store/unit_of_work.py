@@ -344,6 +344,14 @@ class SqlUnitOfWork(StagingUnitOfWork):
             stored.add(trade.trade_id)
         for row in self._all("SELECT * FROM halts WHERE instrument = ?", (instrument,)):
             book.halts[row["account"]] = codec.halt_from_row(row)
+        for row in self._all("SELECT * FROM brackets WHERE instrument = ?", (instrument,)):
+            bracket = codec.bracket_from_row(row)
+            book.brackets[bracket.key] = bracket
+        for row in self._all(
+            "SELECT * FROM exits WHERE instrument = ? ORDER BY seq, client_order_id", (instrument,)
+        ):
+            found = codec.exit_from_row(row)
+            book.exits[found.client_order_id] = found
         mark = self._one("SELECT price, ts FROM marks WHERE instrument = ?", (instrument,))
         if mark is not None:
             book.mark = codec.dec(mark["price"])
