@@ -104,6 +104,19 @@ def _filters(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def _where(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--account, --instrument and --strategy filters."""
+    for option in reversed(
+        [
+            click.option("--account", help="Only this account."),
+            click.option("--instrument", help="Only this instrument."),
+            click.option("--strategy", help="Only this strategy."),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
 def exit_status(exc: LedgerError) -> int:
     """The exit status of a command the ledger refused or could not carry out."""
     if isinstance(exc, ReconcileError):
@@ -920,6 +933,236 @@ def fail(ctx: click.Context, command_id: str, reason: str) -> None:
     click.echo(f"failed {row['kind']} {row['command_id']}: {reason}")
 
 
+# -- brackets and exits -------------------------------------------------------------------
+
+
+@cli.group()
+def bracket() -> None:
+    """Take-profit and stop-loss legs kept at a strategy's own position size.
+
+    A bracket belongs to one strategy's slot; posledger places its legs and keeps them
+    sized to that slot (amend on a scale-in or partial exit, cancel when it goes flat or
+    flips, cancel the sibling when a leg fills) through outbox commands (docs/brackets.md).
+
+    \b
+    Example:
+      posledger bracket set --account NET-1 --instrument MESH6.CME --strategy orb \\
+          --take-profit 6875.00 --stop-loss 6838.25
+    """
+
+
+def _slot_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(
+        [
+            click.option("--account", required=True, help="The account."),
+            click.option("--instrument", required=True, help="The instrument."),
+            click.option("--strategy", required=True, help="The strategy whose slot it is."),
+            click.option(
+                "--position-side",
+                type=click.Choice(["BOTH", "LONG", "SHORT"]),
+                help="LONG or SHORT on a hedge account (default BOTH: netting).",
+            ),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+@bracket.command(name="set")
+@_slot_options
+@click.option("--take-profit", metavar="PRICE", help="A limit order at PRICE.")
+@click.option("--stop-loss", metavar="PRICE", help="A stop order triggered at PRICE.")
+@click.option(
+    "--stop-limit",
+    metavar="PRICE",
+    help="Make the stop-loss a stop-limit order with this limit price.",
+)
+@click.option("--id", "bracket_id", help="The bracket's id (default: one is made).")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.pass_context
+def bracket_set(
+    ctx: click.Context,
+    account: str,
+    instrument: str,
+    strategy: str,
+    position_side: str | None,
+    take_profit: str | None,
+    stop_loss: str | None,
+    stop_limit: str | None,
+    bracket_id: str | None,
+    as_json: bool,
+) -> None:
+    """Attach a take-profit and/or stop-loss to a strategy's open position.
+
+    It replaces the slot's bracket if it has one (the old legs are cancelled first; the
+    new ones are placed once those cancels are acked). The legs go out as `place`
+    commands: see `posledger commands`.
+
+    \b
+    Example:
+      posledger bracket set --account NET-1 --instrument MESH6.CME --strategy orb \\
+          --take-profit 6875.00 --stop-loss 6838.25
+    """
+    if take_profit is None and stop_loss is None:
+        raise click.UsageError("give --take-profit and/or --stop-loss")
+    if stop_limit is not None and stop_loss is None:
+        raise click.UsageError("--stop-limit goes with --stop-loss")
+    fields: dict[str, Any] = {"account": account, "instrument": instrument, "strategy": strategy}
+    if position_side is not None:
+        fields["position_side"] = position_side
+    if take_profit is not None:
+        fields["take_profit"] = take_profit
+    if stop_loss is not None:
+        fields["stop_loss"] = (
+            stop_loss
+            if stop_limit is None
+            else {"order_type": "stop_limit", "stop_price": stop_loss, "price": stop_limit}
+        )
+    if bracket_id is not None:
+        fields["bracket_id"] = bracket_id
+    with _ledger(ctx) as ledger:
+        outcome = ledger.set_bracket(**fields)
+    _outcome_exit(ctx, outcome, as_json)
+
+
+@bracket.command(name="clear")
+@_slot_options
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.pass_context
+def bracket_clear(
+    ctx: click.Context,
+    account: str,
+    instrument: str,
+    strategy: str,
+    position_side: str | None,
+    as_json: bool,
+) -> None:
+    """Remove a strategy's bracket: its legs are cancelled.
+
+    \b
+    Example:
+      posledger bracket clear --account NET-1 --instrument MESH6.CME --strategy orb
+    """
+    fields: dict[str, Any] = {"account": account, "instrument": instrument, "strategy": strategy}
+    if position_side is not None:
+        fields["position_side"] = position_side
+    with _ledger(ctx) as ledger:
+        outcome = ledger.set_bracket(**fields)
+    _outcome_exit(ctx, outcome, as_json)
+
+
+@bracket.command(name="list")
+@_where
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def bracket_list(
+    ctx: click.Context,
+    account: str | None,
+    instrument: str | None,
+    strategy: str | None,
+    as_json: bool,
+) -> None:
+    """Every slot's bracket, and where each leg stands with the broker.
+
+    \b
+    Example:
+      posledger bracket list --strategy orb --json
+    """
+    with _ledger(ctx) as ledger:
+        rows = ledger.brackets(account=account, instrument=instrument, strategy=strategy)
+    if as_json:
+        _json(rows)
+    else:
+        _render().console().print(_render().brackets_table(rows))
+
+
+@cli.command()
+@click.option(
+    "--policy",
+    type=click.Choice(["bracket", "flatten"]),
+    default="bracket",
+    show_default=True,
+    help="bracket: a take-profit and a stop-loss at the strategy's default distances; "
+    "flatten: a market exit of the whole position.",
+)
+@click.option("--at", metavar="HH:MM", help="flatten: when, a local time of day (default now).")
+@click.option("--tz", default="UTC", show_default=True, help="The time zone of --at.")
+@click.option("--watched", is_flag=True, help="List the exit orders posledger watches instead.")
+@_where
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def exits(
+    ctx: click.Context,
+    policy: str,
+    at: str | None,
+    tz: str,
+    watched: bool,
+    account: str | None,
+    instrument: str | None,
+    strategy: str | None,
+    as_json: bool,
+) -> None:
+    """The exit orders each open position lacks: what to place so that none is left
+    unprotected.
+
+    Read from the database alone. An open position is covered by exit orders posledger
+    watches (its bracket legs, and exit orders the strategy registered) that are placing,
+    live or waiting. Exits 0 whether or not something is missing; an empty list means
+    every position is covered.
+
+    \b
+    Examples:
+      posledger exits --policy bracket --json
+      posledger exits --policy flatten --at 09:15 --tz Asia/Kolkata
+    """
+    where = {"account": account, "instrument": instrument, "strategy": strategy}
+    with _ledger(ctx) as ledger:
+        if watched:
+            rows = ledger.exit_orders(**where)
+        else:
+            rows = ledger.missing_exits(policy=policy, at=at, tz=tz, **where)
+    if as_json:
+        _json(rows)
+    elif watched:
+        _render().console().print(_render().watched_table(rows))
+    else:
+        _render().console().print(_render().missing_exits_table(rows, policy))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the outcomes as JSON.")
+@click.pass_context
+def sweep(ctx: click.Context, as_json: bool) -> None:
+    """Look at every exit order again: orphans and stuck orders get their command again.
+
+    An exit order whose position went flat, or that is larger than its position, is
+    cancelled or amended as soon as it happens; one whose cancel or amend the broker
+    refused is stuck (an anomaly) until a sweep sends it again. Run it at start-up.
+
+    \b
+    Example:
+      posledger sweep
+    """
+    with _ledger(ctx) as ledger:
+        outcomes = ledger.sweep()
+    if as_json:
+        _json(
+            [
+                {"status": o.status, "instrument": o.key, "seq": o.seq, "reason": o.reason}
+                for o in outcomes
+            ]
+        )
+        return
+    for outcome in outcomes:
+        if outcome.status == "applied":
+            sent = len((outcome.effects or {}).get("commands", []))
+            click.echo(f"{outcome.key}: {sent} command(s) sent (seq {outcome.seq})")
+        else:
+            click.echo(f"{outcome.key}: {outcome.reason}")
+    if not outcomes:
+        click.echo("no exit orders or brackets to look at")
+
+
 # -- demo ------------------------------------------------------------------------------
 
 
@@ -960,7 +1203,15 @@ def _db_after_the_command(value: str | None, ctx: click.Context) -> None:
         ctx.obj["db"] = value
 
 
-for _command in cli.commands.values():
+def _leaves(group: click.Group) -> Iterator[click.Command]:
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            yield from _leaves(command)
+        else:
+            yield command
+
+
+for _command in _leaves(cli):
     # `posledger positions --db URL` works as `posledger --db URL positions` does.
     _command.params.append(
         click.Option(

@@ -280,10 +280,28 @@ def doctor_text(findings: list[dict[str, Any]], checks_run: list[str]) -> str:
     return "\n".join(lines)
 
 
+def order_text(kind: str, payload: dict[str, Any]) -> str:
+    """What a command asks for, in a few words."""
+    if kind == "place":
+        price = []
+        if payload.get("stop_price") is not None:
+            price.append(f"stop {payload['stop_price']}")
+        if payload.get("price") is not None:
+            price.append(f"limit {payload['price']}")
+        return (
+            f"{payload.get('side', '')} {payload.get('quantity', '')} "
+            f"{' '.join(price) or payload.get('order_type', '')} ({payload.get('intent', '')})"
+        ).strip()
+    if kind == "amend":
+        return f"{payload.get('client_order_id', '')} to {payload.get('quantity', '')}"
+    return str(payload.get("client_order_id", ""))
+
+
 def commands_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title="Outbox commands")
-    for name in ("command", "kind", "status", "account", "instrument", "strategy", "seq"):
-        table.add_column(name, justify="right" if name == "seq" else "left")
+    for name in ("command", "kind", "order", "status", "account", "instrument", "strategy"):
+        table.add_column(name, overflow="fold")
+    table.add_column("seq", justify="right")
     table.add_column("worker / lease")
     table.add_column("broker id / reason")
     for row in rows:
@@ -292,6 +310,7 @@ def commands_table(rows: list[dict[str, Any]]) -> Table:
         table.add_row(
             row["command_id"],
             row["kind"],
+            order_text(row["kind"], row["payload"]),
             row["status"],
             row["account"],
             row["instrument"],
@@ -300,4 +319,84 @@ def commands_table(rows: list[dict[str, Any]]) -> Table:
             lease if row["status"] == "claimed" else (row["worker"] or ""),
             settled,
         )
+    return table
+
+
+def _leg_text(spec: dict[str, str] | None) -> str:
+    if spec is None:
+        return "-"
+    if spec["order_type"] == "stop_limit":
+        return f"stop {spec['stop_price']} limit {spec['price']}"
+    if spec["order_type"] == "stop":
+        return f"stop {spec['stop_price']}"
+    return f"limit {spec['price']}"
+
+
+def brackets_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="Brackets", title_justify="left")
+    for name in ("account", "instrument", "strategy", "side", "take-profit", "stop-loss", "legs"):
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        legs = ", ".join(
+            f"{leg['intent']} {leg['remaining']} {leg['state']}" for leg in row["legs"]
+        )
+        if row["refused"]:
+            legs += f" (refused: {', '.join(row['refused'])})"
+        table.add_row(
+            row["account"],
+            row["instrument"],
+            row["strategy"],
+            f"{row['direction']} {row['position_side']}",
+            _leg_text(row["take_profit"]),
+            _leg_text(row["stop_loss"]),
+            legs or "-",
+        )
+    return table
+
+
+def watched_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="Watched exit orders", title_justify="left")
+    for name in ("client order id", "account", "instrument", "strategy", "intent", "order"):
+        table.add_column(name, overflow="fold")
+    table.add_column("left", justify="right")
+    table.add_column("state")
+    for row in rows:
+        spec = None
+        if row["order_type"] is not None:
+            spec = {k: row[k] for k in ("order_type", "price", "stop_price")}
+        table.add_row(
+            row["client_order_id"],
+            row["account"],
+            row["instrument"],
+            row["strategy"],
+            row["intent"],
+            f"{row['side']} {_leg_text(spec) if spec else 'own order'}",
+            row["remaining"],
+            row["state"],
+        )
+    return table
+
+
+def missing_exits_table(rows: list[dict[str, Any]], policy: str) -> Table:
+    table = Table(title=f"Missing exits (policy {policy})", title_justify="left")
+    for name in ("account", "instrument", "strategy", "pos side", "exit"):
+        table.add_column(name, overflow="fold")
+    table.add_column("qty", justify="right")
+    for name in ("price", "at", "note"):
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        price = row["price"] if row["price"] is not None else row["stop_price"]
+        table.add_row(
+            row["account"],
+            row["instrument"],
+            row["strategy"],
+            row["position_side"],
+            f"{row['side']} {row['order_type']} ({row['intent']})",
+            row["quantity"],
+            price or "-",
+            row["at"] or "now",
+            row["note"],
+        )
+    if not rows:
+        table.caption = "every open position is covered"
     return table
