@@ -411,9 +411,19 @@ class UnitOfWork(ABC):
     # -- the outbox -------------------------------------------------------------------------
 
     @abstractmethod
-    def claim_commands(self, worker: str, limit: int, now: int, lease_ns: int) -> list[CommandRow]:
+    def claim_commands(
+        self,
+        worker: str,
+        limit: int,
+        now: int,
+        lease_ns: int,
+        accounts: tuple[str, ...] | None = None,
+        own: bool = False,
+    ) -> list[CommandRow]:
         """Claim up to ``limit`` commands for ``worker`` until ``now + lease_ns``: pending
-        ones and those whose lease ran out, oldest first; none another worker holds."""
+        ones and those whose lease ran out, oldest first; none another worker holds.
+        ``accounts``: of these accounts only. ``own``: also those ``worker`` holds already
+        (it restarted, and takes its claims back at once)."""
 
     @abstractmethod
     def command(self, command_id: str) -> CommandRow | None:
@@ -549,6 +559,14 @@ class Store(ABC):
     def clear_damage(self) -> DamageMark | None:
         """Delete the damage mark (after a repair); the mark there was, if any."""
         return None
+
+    @abstractmethod
+    def venue_state(self, venue: str) -> str | None:
+        """A simulated venue's saved state (JSON), None before its first save."""
+
+    @abstractmethod
+    def save_venue_state(self, venue: str, state: str, now: int) -> None:
+        """Save a simulated venue's state, in a transaction of its own."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -14,6 +14,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -1161,6 +1162,146 @@ def sweep(ctx: click.Context, as_json: bool) -> None:
             click.echo(f"{outcome.key}: {outcome.reason}")
     if not outcomes:
         click.echo("no exit orders or brackets to look at")
+
+
+# -- the paper venue -----------------------------------------------------------------------
+
+
+@cli.group()
+def paper() -> None:
+    """A simulated venue that carries out the ledger's commands against a price stream.
+
+    It talks to the ledger only as a broker adapter does: it claims outbox commands,
+    fills them against prices (ticks or OHLC bars; within a bar a stop is taken before a
+    target), sends its fills back and acks each command. Its own order book is kept in
+    the database, so a run killed at any moment goes on where it stopped.
+
+    \b
+    Example:
+      posledger paper run --prices bars.csv --db sqlite:///paper.db
+    """
+
+
+@paper.command(name="run")
+@click.option(
+    "--prices",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Price events: CSV or JSONL with ts, instrument and price (ticks) or "
+    "open, high, low, close (bars).",
+)
+@click.option("--instrument", help="The instrument of every price (when the file has none).")
+@click.option(
+    "--account",
+    "accounts",
+    multiple=True,
+    help="Serve this account's commands (repeatable; default: every PAPER account).",
+)
+@click.option("--venue", default="paper", show_default=True, help="The venue's name (its book).")
+@click.option("--worker", default="paper", show_default=True, help="The worker id it claims as.")
+@click.option(
+    "--slippage", default="0", show_default=True, help="Price slippage of market and stop fills."
+)
+@click.option("--commission-per-unit", default="0", show_default=True, help="Commission per unit.")
+@click.option(
+    "--commission-rate", default="0", show_default=True, help="Commission per price x quantity."
+)
+@click.option("--no-marks", is_flag=True, help="Do not mark the ledger at each price.")
+@click.option(
+    "--snapshot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the venue's positions here at the end, as broker_position lines.",
+)
+@click.pass_context
+def paper_run(
+    ctx: click.Context,
+    prices: Path,
+    instrument: str | None,
+    accounts: tuple[str, ...],
+    venue: str,
+    worker: str,
+    slippage: str,
+    commission_per_unit: str,
+    commission_rate: str,
+    no_marks: bool,
+    snapshot: Path | None,
+) -> None:
+    """Run the paper venue over a price stream.
+
+    First a sweep (every exit order is looked at again) and the commands already due;
+    then, for each price event, the commands due, the event itself (fills go back to the
+    ledger) and the commands those fills caused. Events the venue has seen (a restarted
+    run) are skipped. Exits 1 if a command had to be failed.
+
+    \b
+    Example:
+      posledger paper run --prices bars.csv --snapshot broker.jsonl
+    """
+    from ..paper.engine import CommissionModel, SlippageModel
+    from ..paper.prices import PriceError, read_prices
+    from ..paper.runner import PaperRun, snapshot_lines
+
+    try:
+        amount = parse_decimal(slippage)
+        # One "tick" of the given size: market and stop fills are that much worse.
+        slip = SlippageModel(ticks=Decimal(1), tick_size=amount) if amount else SlippageModel()
+        costs = CommissionModel(
+            per_unit=parse_decimal(commission_per_unit), rate=parse_decimal(commission_rate)
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    with _ledger(ctx) as ledger, _long_run():
+        served = list(accounts) or ledger.accounts(mode="PAPER")
+        if not served:
+            raise click.UsageError("no PAPER account to serve: register one, or give --account")
+        progress = _render().Progress(True, "paper", "events")
+        run = PaperRun(
+            ledger,
+            venue=venue,
+            worker=worker,
+            accounts=served,
+            slippage=slip,
+            commission=costs,
+            marks=not no_marks,
+            progress=lambda report: progress.tick(report.events),
+        )
+        try:
+            report = run.run(read_prices(prices, instrument=instrument))
+        except PriceError as exc:
+            raise click.BadParameter(str(exc), param_hint="--prices") from None
+        finally:
+            progress.done()
+        if snapshot is not None:
+            snapshot.write_text("".join(line + "\n" for line in snapshot_lines(run.venue)))
+    click.echo(
+        f"paper: {report.events} price events ({report.skipped} seen before), "
+        f"{report.commands} commands carried out, {report.fills} fills sent"
+    )
+    for problem in report.failed:
+        click.echo(f"  failed: {problem}")
+    if report.failed:
+        ctx.exit(EXIT_PROBLEM)
+
+
+@paper.command(name="positions")
+@click.option("--venue", default="paper", show_default=True, help="The venue's name.")
+@click.pass_context
+def paper_positions(ctx: click.Context, venue: str) -> None:
+    """The venue's positions, as broker_position lines that `reconcile` reads.
+
+    \b
+    Example:
+      posledger paper positions > broker.jsonl && posledger reconcile broker.jsonl
+    """
+    from ..paper.engine import Venue
+    from ..paper.runner import snapshot_lines
+
+    with _ledger(ctx) as ledger:
+        saved = ledger.store.venue_state(venue)
+    if saved is None:
+        raise click.UsageError(f"no paper venue {venue!r} has run on this database")
+    for line in snapshot_lines(Venue.from_state(json.loads(saved)["venue"])):
+        click.echo(line)
 
 
 # -- demo ------------------------------------------------------------------------------

@@ -161,6 +161,18 @@ class Ledger:
 
     # -- lifecycle ----------------------------------------------------------------------
 
+    def now(self) -> int:
+        """The ledger's clock (nanoseconds since the epoch, UTC)."""
+        return self._clock()
+
+    def accounts(self, *, mode: str | None = None) -> list[str]:
+        """The registered accounts (of ``mode`` only: LIVE, SIM or PAPER)."""
+        return [
+            str(row["account"])
+            for row in self._reads.table("accounts")
+            if mode is None or row["mode"] == mode.upper()
+        ]
+
     def close(self) -> None:
         self._uow.close()
         self.store.close()
@@ -597,13 +609,17 @@ class Ledger:
         limit: int = 100,
         status: str | None = "pending",
         lease_ns: int = LEASE_NS,
+        accounts: Iterable[str] | None = None,
+        own: bool = False,
     ) -> list[dict[str, Any]]:
         """Outbox commands, oldest first (DESIGN §8).
 
         Without ``claim``: the commands of ``status`` (``pending`` by default; None for
         every command). With ``claim`` (a worker id): claim up to ``limit`` commands for
         that worker, for ``lease_ns`` (30 s): pending ones, and claimed ones whose lease
-        ran out; nobody else is given them until the lease runs out.
+        ran out; nobody else is given them until the lease runs out. ``accounts``: claim
+        only those accounts' commands. ``own``: take back the worker's own claims too (it
+        restarted: they need not wait for their lease to run out).
         """
         if limit < 1:
             raise UsageError("limit must be at least 1")
@@ -614,7 +630,8 @@ class Ledger:
         except InvalidInput as exc:
             raise UsageError(str(exc)) from None
         now = self._clock()
-        rows = self._run(lambda uow: uow.claim_commands(claim, limit, now, lease_ns))
+        only = None if accounts is None else tuple(accounts)
+        rows = self._run(lambda uow: uow.claim_commands(claim, limit, now, lease_ns, only, own))
         return command_views(rows)
 
     def ack(self, command_id: str, *, broker_order_id: str | None = None) -> dict[str, Any]:

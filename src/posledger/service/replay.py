@@ -169,7 +169,15 @@ class Replaying(UnitOfWork):
     def bracket(self, bracket_id: str) -> list[tuple[Order, OrderStatus, Decimal]]:
         return self.inner.bracket(bracket_id)
 
-    def claim_commands(self, worker: str, limit: int, now: int, lease_ns: int) -> list[CommandRow]:
+    def claim_commands(
+        self,
+        worker: str,
+        limit: int,
+        now: int,
+        lease_ns: int,
+        accounts: tuple[str, ...] | None = None,
+        own: bool = False,
+    ) -> list[CommandRow]:
         raise AssertionError("replay claims no commands")
 
     def command(self, command_id: str) -> CommandRow | None:

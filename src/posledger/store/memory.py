@@ -115,6 +115,8 @@ class MemoryStore(Store):
         self.lock = threading.RLock()
         """Held by the unit of work in a transaction: one writer at a time."""
         self._reads: tuple[int, SqlReads] | None = None
+        self.venues: dict[str, str] = {}
+        """Simulated venues' saved states (posledger.paper)."""
 
     @classmethod
     def named(cls, name: str) -> MemoryStore:
@@ -168,6 +170,14 @@ class MemoryStore(Store):
         engine = self._materialized().engine
         with inspecting(engine, self.display_url, copy=True) as inspection:
             yield inspection
+
+    def venue_state(self, venue: str) -> str | None:
+        with self.lock:
+            return self.venues.get(venue)
+
+    def save_venue_state(self, venue: str, state: str, now: int) -> None:
+        with self.lock:
+            self.venues[venue] = state
 
     def close(self) -> None:
         pass
@@ -605,12 +615,26 @@ class MemoryUnitOfWork(StagingUnitOfWork):
         for pk, row in self.store.tables["outbox"].items():
             yield self._outbox.get(pk[0]) or command_from_row(row)
 
-    def claim_commands(self, worker: str, limit: int, now: int, lease_ns: int) -> list[CommandRow]:
+    def claim_commands(
+        self,
+        worker: str,
+        limit: int,
+        now: int,
+        lease_ns: int,
+        accounts: tuple[str, ...] | None = None,
+        own: bool = False,
+    ) -> list[CommandRow]:
         due = [
             command
             for command in self._commands()
-            if command.status == PENDING
-            or (command.status == CLAIMED and (command.lease_until or 0) <= now)
+            if (
+                command.status == PENDING
+                or (
+                    command.status == CLAIMED
+                    and ((command.lease_until or 0) <= now or (own and command.worker == worker))
+                )
+            )
+            and (accounts is None or command.account in accounts)
         ]
         due.sort(key=lambda command: (command.seq, command.command_id))
         claimed = []

@@ -91,10 +91,12 @@ class Outbox:
         self.sql = statements
         q = backend.placeholder
         lock = " FOR UPDATE SKIP LOCKED" if backend.has_streams_table_locks else ""
+        self._q = q
+        self._lock = lock
         self._due = (
-            f"SELECT {_COLUMNS} FROM outbox WHERE status = '{PENDING}' "
-            f"OR (status = '{CLAIMED}' AND lease_until <= {q}) ORDER BY seq, command_id "
-            f"LIMIT {q}{lock}"
+            f"SELECT {_COLUMNS} FROM outbox WHERE (status = '{PENDING}' "
+            f"OR (status = '{CLAIMED}' AND (lease_until <= {q} OR worker = {q}))){{accounts}} "
+            f"ORDER BY seq, command_id LIMIT {q}{lock}"
         )
         self._claim = (
             f"UPDATE outbox SET status = '{CLAIMED}', worker = {q}, lease_until = {q}, "
@@ -115,9 +117,26 @@ class Outbox:
             )
 
     def claim(
-        self, cursor: Any, worker: str, limit: int, now: int, lease_ns: int
+        self,
+        cursor: Any,
+        worker: str,
+        limit: int,
+        now: int,
+        lease_ns: int,
+        accounts: tuple[str, ...] | None = None,
+        own: bool = False,
     ) -> list[CommandRow]:
-        cursor.execute(self._due, (now, limit))
+        """Pending commands, and claimed ones whose lease ran out (or, ``own``, that
+        ``worker`` holds already: a worker that restarted takes its claims back at once)."""
+        mine = worker if own else None  # worker = NULL matches nothing
+        params: tuple[object, ...]
+        if accounts is None:
+            sql, params = self._due.format(accounts=""), (now, mine, limit)
+        else:
+            marks = ", ".join([self._q] * len(accounts))
+            sql = self._due.format(accounts=f" AND account IN ({marks})")
+            params = (now, mine, *accounts, limit)
+        cursor.execute(sql, params)
         due = [command_from_row(row) for row in cursor.fetchall()]
         until = now + lease_ns
         if due:

@@ -505,6 +505,16 @@ PROJECTIONS = (
 """Tables ``rebuild`` rewrites from the journal. (The outbox is not one of them: what was
 sent to a broker, and acknowledged, is not in the journal and cannot be rewritten.)"""
 
+paper_venues = Table(
+    "paper_venues",
+    metadata,
+    Column("venue", String(ID), primary_key=True),
+    Column("state", LongText(), nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+"""The paper venue's own book (posledger.paper): its orders, executions not yet sent to
+the ledger, prices and positions. Not a projection: the venue is the broker's side."""
+
 storage_damage = Table(
     "storage_damage",
     metadata,

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sqlalchemy import insert, select, update
+
 from ..ports import DamageMark, Inspection, Reads, Store, UnitOfWork
 from . import damage
 from . import schema as s
@@ -84,6 +86,21 @@ class SqlStore(Store):
 
     def clear_damage(self) -> DamageMark | None:
         return damage.clear_mark(self.database.engine)
+
+    def venue_state(self, venue: str) -> str | None:
+        table = s.paper_venues
+        with self.database.engine.connect() as conn:
+            found = conn.execute(select(table.c.state).where(table.c.venue == venue)).first()
+        return None if found is None else str(found[0])
+
+    def save_venue_state(self, venue: str, state: str, now: int) -> None:
+        table = s.paper_venues
+        with self.database.engine.begin() as conn:
+            changed = conn.execute(
+                update(table).where(table.c.venue == venue).values(state=state, updated_at=now)
+            )
+            if not changed.rowcount:
+                conn.execute(insert(table).values(venue=venue, state=state, updated_at=now))
 
     def close(self) -> None:
         self.database.dispose()

@@ -439,8 +439,16 @@ class SqlUnitOfWork(StagingUnitOfWork):
 
     # -- the outbox -------------------------------------------------------------------
 
-    def claim_commands(self, worker: str, limit: int, now: int, lease_ns: int) -> list[CommandRow]:
-        return self._outbox.claim(self._cur, worker, limit, now, lease_ns)
+    def claim_commands(
+        self,
+        worker: str,
+        limit: int,
+        now: int,
+        lease_ns: int,
+        accounts: tuple[str, ...] | None = None,
+        own: bool = False,
+    ) -> list[CommandRow]:
+        return self._outbox.claim(self._cur, worker, limit, now, lease_ns, accounts, own)
 
     def command(self, command_id: str) -> CommandRow | None:
         return self._outbox.get(self._cur, command_id)

@@ -1,5 +1,6 @@
 """Brackets and watched exit orders (docs/brackets.md), the bracket an entry order
-carries, and a strategy's default take-profit and stop-loss distances.
+carries, a strategy's default take-profit and stop-loss distances, and the paper venue's
+own book.
 
 Every step checks what is already there first (migrations/steps.py): MariaDB cannot roll
 DDL back, so a ``migrate`` killed half-way must be able to run again from where it stopped.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
 
 from posledger.store.migrations.steps import add_column, create_index, create_table, table_options
 
@@ -21,6 +23,7 @@ branch_labels = None
 depends_on = None
 
 AMOUNT = sa.Numeric(38, 18).with_variant(sa.Text(), "sqlite")
+LONG_TEXT = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 
 
 def upgrade() -> None:
@@ -69,9 +72,18 @@ def upgrade() -> None:
         **table_options(),
     )
     create_index("ix_exits_instrument", "exits", ["instrument"])
+    create_table(
+        "paper_venues",
+        sa.Column("venue", sa.String(length=128), nullable=False),
+        sa.Column("state", LONG_TEXT, nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("venue"),
+        **table_options(),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("paper_venues")
     op.drop_index("ix_exits_instrument", table_name="exits")
     op.drop_table("exits")
     op.drop_table("brackets")
