@@ -27,10 +27,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench setup.py
 	$(BIN)/mypy
 
-# Everything compiled (what users run), then the domain's tests once more as pure Python
-# (what runs where nothing could be compiled).
+# Everything compiled (what users run), two tests at a time (most of a test's time is
+# spent waiting for a database or a child process), then alone the tests that restart a
+# shared server; then the domain's tests once more as pure Python (what runs where
+# nothing could be compiled).
 test: lint
-	POSLEDGER_EXPECT_COMPILED=1 $(BIN)/pytest
+	POSLEDGER_EXPECT_COMPILED=1 $(BIN)/pytest -n 2 -m "not exclusive"
+	POSLEDGER_EXPECT_COMPILED=1 $(BIN)/pytest -m exclusive
 	POSLEDGER_PURE=1 $(BIN)/pytest -q tests/unit tests/test_compiled.py
 
 bench: $(STAMP)

@@ -61,6 +61,7 @@ from workloads import (
     as_fields,
     as_fill,
     as_line,
+    bracket_workload,
     dec,
     jsonl,
     one_slot_fills,
@@ -81,6 +82,7 @@ GOAL_HELP = 0.25  # s
 GOAL_POSITIONS = 0.5  # s
 GOAL_REPLAY_FPS = 50_000
 GOAL_REPLAY_RSS = 300 * 2**20
+GOAL_BRACKETS_RATIO = 0.7  # brackets cost at most 30% of throughput
 
 BATCH = 1_000  # --batch-size of the batched ingests
 BIG_BATCH = 10_000  # --batch-size that builds the big database
@@ -93,11 +95,12 @@ class Sizes:
     server_durable: int  # the same on each server
     session: int  # fills of the realistic session of the batched ingests
     big: int  # fills of the database of start-up, positions, verify and rebuild
+    brackets: int  # fills of the bracket workload, with and without brackets
     repeat: int
 
 
-FULL = Sizes(200_000, 5_000, 3_000, 50_000, 1_000_000, repeat=3)
-QUICK = Sizes(2_000, 100, 50, 1_000, 5_000, repeat=1)
+FULL = Sizes(200_000, 5_000, 3_000, 50_000, 1_000_000, 20_000, repeat=3)
+QUICK = Sizes(2_000, 100, 50, 1_000, 5_000, 500, repeat=1)
 
 # -- measuring ----------------------------------------------------------------------------
 
@@ -302,6 +305,27 @@ def decimal_floor(count: int) -> None:
         for _ in range(count):
             ((avg * held + price * add) / (held + add)).quantize(q18)
     record("domain floor", count / (time.perf_counter() - start))
+
+
+# -- brackets ----------------------------------------------------------------------------
+
+
+def brackets_run(key: str, url: str, setup: list[str], fills: list[str]) -> None:
+    """The set-up lines (with or without brackets), then the fills, timed, through
+    ``ledger.ingest(fills, batch_size=BATCH)``: the commands each fill causes are written
+    in its transaction."""
+    with posledger.open_ledger(url) as ledger:
+        done = ledger.ingest(setup)
+        if done.rejected:
+            raise SystemExit(f"{key}: set-up rejected: {done.rejections[:3]}")
+        start = time.perf_counter()
+        report = ledger.ingest(fills, batch_size=BATCH)
+        elapsed = time.perf_counter() - start
+        if report.applied != len(fills):
+            raise SystemExit(f"{key}: {report.rejected} rejected: {report.rejections[:3]}")
+        commands = len(ledger.commands(status=None, limit=10**9))
+    results[f"{key} commands"].append(commands)
+    record(key, len(fills) / elapsed)
 
 
 # -- durable per fill ---------------------------------------------------------------------
@@ -604,6 +628,7 @@ FORMATS: list[tuple[str, Callable[[float], str]]] = [
     (" s", secs),
     (" ratio", lambda v: f"{v:.0%}"),
     (" load", lambda v: f"{v:.2f}"),
+    (" commands", lambda v: f"{v:,.0f}"),
     ("", lambda v: f"{v:,.0f}/s"),
 ]
 
@@ -695,6 +720,8 @@ def summary_rows(servers: list[Server], big_name: str) -> list[Row]:
         Row("`verify` peak RSS", "verify rss", "scan floor rss", GOAL_REPLAY_RSS, higher=False),
         Row(f"`rebuild`, {big_name} journal", "rebuild fps", "scan floor fps", GOAL_REPLAY_FPS),
         Row("`rebuild` peak RSS", "rebuild rss", "scan floor rss", GOAL_REPLAY_RSS, higher=False),
+        Row("Brackets on every slot / none, SQLite batched",
+            "brackets fps", "no brackets fps", GOAL_BRACKETS_RATIO, on_ratio=True),
     ]
     # fmt: on
 
@@ -866,6 +893,20 @@ def report(
                 "journal scan peak RSS": "scan floor rss",
             },
         ),
+        *section(
+            "8. Brackets on every slot",
+            f"Four strategies on one MES contract, each holding 3 to 9 lots; "
+            f"{sizes.brackets:,} fills move one of them by 1 or 2 lots (never flat), through "
+            f"`ledger.ingest(fills, batch_size={BATCH})` on a fresh SQLite file. With a bracket "
+            "on every slot each fill resizes both its legs: two `amend` commands, written "
+            "with the fill, and the watched legs updated. The same fills without brackets, "
+            "on another fresh file, are the floor.",
+            {
+                "with brackets": "brackets fps",
+                "commands written": "brackets fps commands",
+                "without brackets (floor)": "no brackets fps",
+            },
+        ),
     ]
     return "\n".join(out)
 
@@ -926,6 +967,7 @@ def main() -> int:
         server_rows = bare_rows(bare[: sizes.server_durable], Decimal)
         server_lines = durable_lines[: sizes.server_durable]
         session = write_session(workdir / "session.jsonl", sizes.session, seed=4)
+        plain, bracket_lines, bracket_fills = bracket_workload(sizes.brackets, seed=6)
         big = write_session(workdir / "big.jsonl", sizes.big, seed=5)
 
         say(f"building the {big.fills:,}-fill database ...")
@@ -948,6 +990,10 @@ def main() -> int:
             remove_db(db)
             cli_ingest("sqlite batched", f"sqlite:///{db}", session, workdir)
             remove_db(db)
+            brackets_run("no brackets fps", f"sqlite:///{db}", plain, bracket_fills)
+            remove_db(db)
+            brackets_run("brackets fps", f"sqlite:///{db}", plain + bracket_lines, bracket_fills)
+            remove_db(db)
             for server in active:
                 server_repetition(server, server_rows, server_lines, session, workdir)
             big_repetition(big_db, big, workdir)
@@ -957,6 +1003,7 @@ def main() -> int:
         pair_ratios("sqlite apply_fill fps", "sqlite bare tx")
         for server in active:
             pair_ratios(f"{server.label} durable fps", f"{server.label} bare tx")
+        pair_ratios("brackets fps", "no brackets fps")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

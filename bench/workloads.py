@@ -341,3 +341,48 @@ def session_lines(fills: int, seed: int, counts: Counter[str]) -> Iterator[str]:
                 yield jsonl(mark | {"ts": iso(ts)})
             if counts["fill"] >= fills:
                 break
+
+
+# -- brackets on every slot ----------------------------------------------------------------
+
+BRACKET_STRATEGIES = ("b-orb", "b-fade", "b-trend", "b-mean")
+
+
+def bracket_workload(count: int, seed: int) -> tuple[list[str], list[str], list[str]]:
+    """Four strategies on one MES contract, each holding 3 to 9 lots and moving by 1 or 2
+    a fill, never flat: with a bracket on every slot, every fill resizes two legs (two
+    ``amend`` commands). Returns (set-up lines without brackets, the bracket lines, the
+    fills)."""
+    rng = random.Random(seed)
+    setup = [jsonl(r) for r in REFDATA_ONE_SLOT[:2]]
+    setup += [jsonl({"type": "strategy", "strategy": name}) for name in BRACKET_STRATEGIES]
+    held = {}
+    ts, ticks = START_NS, 27_400
+    for name in BRACKET_STRATEGIES:
+        held[name] = 5
+        ts += 1_000_000
+        setup.append(_bracket_fill(f"open-{name}", name, Side.BUY, 5, ticks * TICK, ts))
+    brackets = [
+        jsonl({"type": "bracket", "account": ACCOUNT, "instrument": INSTRUMENT, "strategy": name,
+               "take_profit": dec((ticks + 400) * TICK), "stop_loss": dec((ticks - 400) * TICK)})
+        for name in BRACKET_STRATEGIES
+    ]  # fmt: skip
+    fills = []
+    for n in range(count):
+        name = rng.choice(BRACKET_STRATEGIES)
+        step = rng.choice((1, 2))
+        up = held[name] + step <= 9 and (held[name] - step < 3 or rng.random() < 0.5)
+        held[name] += step if up else -step
+        ticks = max(4, ticks + rng.randint(-4, 4))
+        ts += rng.randint(1, 2_000) * 1_000_000
+        side = Side.BUY if up else Side.SELL
+        fills.append(_bracket_fill(f"bf-{n}", name, side, step, ticks * TICK, ts))
+    return setup, brackets, fills
+
+
+def _bracket_fill(
+    exec_id: str, strategy: str, side: Side, qty: int, price: Decimal, ts: int
+) -> str:
+    return jsonl({"type": "fill", "exec_id": exec_id, "account": ACCOUNT,
+                  "instrument": INSTRUMENT, "side": str(side), "quantity": str(qty),
+                  "price": dec(price), "ts": iso(ts), "strategy": strategy})  # fmt: skip

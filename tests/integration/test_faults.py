@@ -642,6 +642,7 @@ def restart_postgres() -> None:
                 _wait_until_it_answers("PostgreSQL answering after starting it again")
 
 
+@pytest.mark.exclusive
 @pytest.mark.skipif(
     not RESTART,
     reason="restarts the PostgreSQL server: opt in with POSLEDGER_TEST_RESTART_SERVER=1",

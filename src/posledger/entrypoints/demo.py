@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 
@@ -12,11 +13,17 @@ from ..adapters.jsonl import parse_line
 from ..adapters.records import encode, to_record
 from ..bootstrap import open_ledger
 from ..errors import UsageError
+from ..service.ledger import Ledger
 from . import render
 
 SESSION = "session.jsonl"
 BROKER_POSITIONS = "broker_positions.jsonl"
 BROKER_FILLS = "broker_fills.jsonl"
+PAPER_SESSION = "paper_session.jsonl"
+"""A PAPER account: two strategies enter MES with brackets on their entry orders."""
+PAPER_BARS = "mes_bars.csv"
+"""Five-minute MES bars the paper venue fills the brackets against: the fade's stop is
+hit first, then the breakout's target."""
 
 
 def demo_lines(name: str) -> list[str]:
@@ -66,6 +73,35 @@ def demo_target(path: Path | None, url: str | None) -> str:
     return f"sqlite:///{path}"
 
 
+def _paper_session(ledger: Ledger, console: Console) -> None:
+    """Brackets carried out by the paper venue (docs/brackets.md): each strategy's entry
+    order carries its take-profit and stop-loss; the venue places the legs, fills one of
+    each bracket against the bars, and the ledger cancels the sibling."""
+    from ..paper.engine import CommissionModel
+    from ..paper.prices import read_prices
+    from ..paper.runner import PaperRun
+
+    report = ledger.ingest(demo_lines(PAPER_SESSION), source=f"demo/{PAPER_SESSION}")
+    console.print(render.summary_text(report, f"demo/{PAPER_SESSION}"))
+    bars = resources.files("posledger.demo").joinpath(PAPER_BARS)
+    with resources.as_file(bars) as path:
+        run = PaperRun(
+            ledger,
+            accounts=["PAPER-1"],
+            commission=CommissionModel(per_unit=Decimal("0.62")),
+        )
+        paper = run.run(read_prices(path))
+    console.print(
+        f"paper venue, demo/{PAPER_BARS}: {paper.events} bars, {paper.commands} commands "
+        f"carried out, {paper.fills} fills sent back"
+    )
+    console.print(render.commands_table(ledger.commands(status=None, limit=1000)))
+    console.print()
+    trades = ledger.trades(account="PAPER-1", with_fills=False)
+    console.print(render.trades_table(trades, "Paper trades (closed by their brackets)"))
+    console.print()
+
+
 def run_demo(url: str, console: Console) -> int:
     with open_ledger(url) as ledger:
         if ledger.journal(limit=1):
@@ -101,6 +137,7 @@ def run_demo(url: str, console: Console) -> int:
         console.print()
         console.print(render.anomalies_table(ledger.anomalies()))
         console.print()
+        _paper_session(ledger, console)
         check = ledger.verify()
     if check.ok:
         console.print(

@@ -298,7 +298,7 @@ def order_text(kind: str, payload: dict[str, Any]) -> str:
 
 
 def commands_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="Outbox commands")
+    table = Table(title="Outbox commands", title_justify="left")
     for name in ("command", "kind", "order", "status", "account", "instrument", "strategy"):
         table.add_column(name, overflow="fold")
     table.add_column("seq", justify="right")
