@@ -190,13 +190,30 @@ def test_demo_creates_the_file_and_shows_the_session(tmp_path: Path) -> None:
     assert "books agree: 2 positions compared" in out
     assert url(path) in out
     trades = run_json("trades", db=path)
-    assert len(trades) == 6
+    assert len(trades) == 8
+    # The paper session: two strategies with brackets, one closed by its target, one by
+    # its stop, each sibling leg cancelled (docs/brackets.md).
+    assert "6 bars, 6 commands carried out, 2 fills sent back" in out
+    paper = {t["strategy"]: t for t in trades if t["account"] == "PAPER-1"}
+    assert {s: (t["status"], t["close_reason"]) for s, t in paper.items()} == {
+        "orb-paper": ("closed", "take_profit"),
+        "fade-paper": ("closed", "stop_loss"),
+    }
+    commands = run_json("commands", "--status", "all", db=path)
+    assert sorted((c["kind"], c["status"]) for c in commands) == [
+        ("cancel", "acked"),
+        ("cancel", "acked"),
+        *[("place", "acked")] * 4,
+    ]
+    assert run_json("exits", "--watched", db=path) == []
     assert run("verify", db=path).returncode == 0
     # Running it again starts from a fresh file rather than adding to the old one.
     again = run("demo", "--file", str(path))
     assert again.returncode == 0
     assert "38 applied, 1 duplicate, 2 rejected" in again.stdout
-    assert sql(path, "SELECT count(*) FROM journal") == [(42,)]
+    # 42 entries of the session, 21 of the paper session: its 7 lines, the venue's 2
+    # fills, a mark per bar (6), and the 6 acks that moved a leg on (4 places, 2 cancels).
+    assert sql(path, "SELECT count(*), max(seq) FROM journal") == [(63, 63)]
 
 
 def test_demo_default_file_is_in_the_working_directory(tmp_path: Path) -> None:
