@@ -1008,9 +1008,12 @@ def bracket_set(
         raise click.UsageError("give --take-profit and/or --stop-loss")
     if stop_limit is not None and stop_loss is None:
         raise click.UsageError("--stop-limit goes with --stop-loss")
-    fields: dict[str, Any] = {"account": account, "instrument": instrument, "strategy": strategy}
-    if position_side is not None:
-        fields["position_side"] = position_side
+    fields: dict[str, Any] = {
+        "account": account,
+        "instrument": instrument,
+        "strategy": strategy,
+        "position_side": position_side,
+    }
     if take_profit is not None:
         fields["take_profit"] = take_profit
     if stop_loss is not None:
@@ -1021,8 +1024,14 @@ def bracket_set(
         )
     if bracket_id is not None:
         fields["bracket_id"] = bracket_id
+    _set_bracket(ctx, fields, as_json)
+
+
+def _set_bracket(ctx: click.Context, fields: dict[str, Any], as_json: bool) -> None:
+    """Apply a ``bracket`` input (without legs: remove the slot's bracket)."""
+    given = {name: value for name, value in fields.items() if value is not None}
     with _ledger(ctx) as ledger:
-        outcome = ledger.set_bracket(**fields)
+        outcome = ledger.set_bracket(**given)
     _outcome_exit(ctx, outcome, as_json)
 
 
@@ -1044,12 +1053,8 @@ def bracket_clear(
     Example:
       posledger bracket clear --account NET-1 --instrument MESH6.CME --strategy orb
     """
-    fields: dict[str, Any] = {"account": account, "instrument": instrument, "strategy": strategy}
-    if position_side is not None:
-        fields["position_side"] = position_side
-    with _ledger(ctx) as ledger:
-        outcome = ledger.set_bracket(**fields)
-    _outcome_exit(ctx, outcome, as_json)
+    slot = {"account": account, "instrument": instrument, "strategy": strategy}
+    _set_bracket(ctx, {**slot, "position_side": position_side}, as_json)
 
 
 @bracket.command(name="list")
