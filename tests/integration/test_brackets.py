@@ -3,6 +3,7 @@ the fills of their legs, replay and rebuild (docs/brackets.md)."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -152,4 +153,35 @@ def test_missing_exits_lists_every_unprotected_slot(db_url: str) -> None:
             ("gamma", "SELL", "2", "market"),
         }
         assert all(p["at"].endswith(":45:00Z") for p in flatten)  # 09:15 IST is 03:45 UTC
+        replays(ledger)
+
+
+def test_an_adoption_at_reconciliation_resizes_the_legs_and_acks_come_as_lines(
+    db_url: str,
+) -> None:
+    with open_ledger(db_url) as ledger:
+        setup(ledger)
+        ledger.register_strategy(strategy="keeper", adopt_orphans=True)
+        assert fill(ledger, "k1", "BUY", "1", "100", strategy="keeper", minute=1).applied
+        assert ledger.set_bracket(
+            account="ACC", instrument="FUT", strategy="keeper", take_profit="110", stop_loss="95"
+        ).applied
+        ack_all(ledger)
+        assert fill(ledger, "x1", "BUY", "2", "101", strategy="EXTERNAL", minute=2).applied
+        snapshot = ['{"type":"broker_position","account":"ACC","instrument":"FUT","quantity":"3"}']
+        report = ledger.reconcile(snapshot, policy="adopt")
+        assert report.checks[0]["orphan"]["strategy"] == "keeper"
+        amends = ledger.commands(limit=10)
+        assert sorted((c["kind"], c["payload"]["quantity"]) for c in amends) == [
+            ("amend", "3"),
+            ("amend", "3"),
+        ]
+        # The executing side acks them with command_ack lines; one again is a duplicate.
+        lines = [json.dumps({"type": "command_ack", "command_id": c["command_id"]}) for c in amends]
+        done = ledger.ingest([*lines, lines[0]])
+        assert (done.applied, done.duplicate, done.rejected) == (2, 1, 0)
+        assert ledger.commands(limit=10) == []
+        assert legs(ledger, "keeper") == {"take_profit": ("live", "3"), "stop_loss": ("live", "3")}
+        unknown = ledger.ingest(['{"type":"command_failed","command_id":"pl-x","reason":"?"}'])
+        assert unknown.rejections == [(1, "unknown command pl-x")]
         replays(ledger)
