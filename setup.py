@@ -30,6 +30,7 @@ COMPILED = [
     "src/posledger/domain/inputs.py",
     "src/posledger/domain/positions.py",
     "src/posledger/domain/exits.py",
+    "src/posledger/domain/brackets.py",
     "src/posledger/domain/decisions.py",
     "src/posledger/domain/book.py",
     "src/posledger/domain/booking.py",

@@ -34,10 +34,10 @@ leg's client order id is the id of the command that places it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from json.encoder import encode_basestring_ascii
 from typing import NamedTuple
 
 from .book import Book
@@ -61,11 +61,25 @@ from .writeset import Command
 __all__ = ["POLICIES", "PlannedExit", "Protect", "Protection", "plan_exits"]
 
 
+def _payload(fields: dict[str, object]) -> str:
+    """A command's payload as compact JSON: its values are text, ``None`` or ``True``."""
+    parts = []
+    for name, value in fields.items():
+        if value is None:
+            text = "null"
+        elif value is True:
+            text = "true"
+        else:
+            text = encode_basestring_ascii(str(value))
+        parts.append(f'"{name}":{text}')
+    return "{" + ",".join(parts) + "}"
+
+
 class Protection:
     """What :class:`Protect` concluded: changes to the watched exits and brackets, the leg
     orders it registered or changed, its commands and its anomalies."""
 
-    __slots__ = ("anomalies", "brackets", "commands", "exits", "orders")
+    __slots__ = ("anomalies", "brackets", "commands", "exits", "orders", "targets")
 
     def __init__(self) -> None:
         self.exits: dict[str, ExitOrder | None] = {}
@@ -74,6 +88,8 @@ class Protection:
         """By slot: the new bracket, or None when the slot's bracket ended."""
         self.orders: dict[str, tuple[Order, OrderStatus]] = {}
         self.commands: list[Command] = []
+        self.targets: list[str] = []
+        """The client order id each command concerns."""
         self.anomalies: list[Anomaly] = []
 
     def __bool__(self) -> bool:
@@ -99,6 +115,7 @@ class Protect:
         self.version = version
         self.slots = {slot.key: slot for slot in slots}
         self.out = Protection()
+        self._ids: list[str] = []
 
     # -- what the book holds, as this input leaves it ---------------------------------
 
@@ -136,8 +153,14 @@ class Protect:
 
     # -- commands -----------------------------------------------------------------------
 
+    def _next_id(self) -> str:
+        """The id of the next command: :func:`~.exits.command_id`, its digest made once."""
+        if not self._ids:
+            self._ids.append(command_id(self.instrument, self.version, 0)[:-3])
+        return f"{self._ids[0]}{len(self.out.commands):03d}"
+
     def _command(self, kind: str, found: ExitOrder, payload: dict[str, object]) -> str:
-        cid = command_id(self.instrument, self.version, len(self.out.commands))
+        cid = self._next_id()
         key = found.key
         self.out.commands.append(
             Command(
@@ -146,13 +169,14 @@ class Protect:
                 key.account,
                 key.instrument,
                 key.strategy,
-                json.dumps(payload, separators=(",", ":")),
+                _payload(payload),
             )
         )
+        self.out.targets.append(str(payload["client_order_id"]))
         return cid
 
     def _place(self, found: ExitOrder) -> ExitOrder:
-        cid = command_id(self.instrument, self.version, len(self.out.commands))
+        cid = self._next_id()
         placed = replace(found, client_order_id=cid, state=ExitState.PLACING)
         assert placed.spec is not None
         key = placed.key
@@ -183,7 +207,7 @@ class Protect:
             "remaining": fmt(total - found.filled),
         }
         self._command("amend", found, payload)
-        amended = replace(found, quantity=total)
+        amended = found.resized(total)
         self._put(amended)
         if found.leg:
             self.out.orders[found.client_order_id] = (amended.order(), OrderStatus.OPEN)
@@ -193,7 +217,7 @@ class Protect:
             self._forget(found)
             return
         self._command("cancel", found, {"client_order_id": found.client_order_id})
-        self._put(replace(found, state=ExitState.CANCELLING))
+        self._put(found.in_state(ExitState.CANCELLING))
 
     def _anomaly(self, kind: str, found: ExitOrder, quantity: Decimal, detail: str) -> None:
         self.out.anomalies.append(Anomaly(kind, found.key, quantity, detail))
@@ -334,13 +358,19 @@ class Protect:
     # -- the rules ------------------------------------------------------------------------
 
     def finish(self, *, sweep: bool = False) -> Protection:
-        """Apply the rules to every watched exit and bracket of the instrument.
-
-        ``sweep``: stuck orders are looked at again too (and get their command again)."""
+        """Apply the rules to the exit orders and brackets of every slot this input
+        touched (its slots, the exits and brackets it changed): the others were settled by
+        the inputs before. ``sweep``: every slot of the instrument, and stuck orders are
+        looked at again too (they get their command again)."""
+        touched = None if sweep else self._touched()
         for bracket in self.brackets():
+            if touched is not None and bracket.key not in touched:
+                continue
             if self.slot(bracket.key).direction is not bracket.direction:
                 self.out.brackets[bracket.key] = None  # flat or flipped: the bracket ends
         for found in self.exits():
+            if touched is not None and found.key not in touched:
+                continue
             if found.state is ExitState.CANCELLING:
                 continue
             if found.state is ExitState.STUCK:
@@ -349,9 +379,26 @@ class Protect:
                 found = replace(found, state=ExitState.LIVE)
                 self._put(found)  # looked at again: a command follows if it still needs one
             self._check(found)
-        for bracket in self.brackets():
-            self._complete(bracket)
+        brackets = [b for b in self.brackets() if touched is None or b.key in touched]
+        if brackets:
+            legs: dict[SlotKey, list[ExitOrder]] = {}
+            for found in self.exits():
+                if found.leg:
+                    legs.setdefault(found.key, []).append(found)
+            for bracket in brackets:
+                self._complete(bracket, legs.get(bracket.key, []))
         return self.out
+
+    def _touched(self) -> set[SlotKey]:
+        """The slots whose exit orders or bracket this input may have put out of line."""
+        keys = set(self.slots)
+        keys.update(self.out.brackets)
+        for cid, found in self.out.exits.items():
+            if found is None:
+                found = self.book.exits.get(cid)
+            if found is not None:
+                keys.add(found.key)
+        return keys
 
     def _check(self, found: ExitOrder) -> None:
         slot = self.slot(found.key)
@@ -363,7 +410,7 @@ class Protect:
                 self._cancel(found)
             elif found.remaining != held:
                 if found.state is ExitState.WAITING:
-                    self._put(replace(found, quantity=held))
+                    self._put(found.resized(held))
                 else:
                     self._amend(found, found.filled + held)
             return
@@ -394,10 +441,10 @@ class Protect:
             )
             self._amend(found, found.filled + held)
 
-    def _complete(self, bracket: Bracket) -> None:
-        """Place the legs the bracket lacks, or let them wait for the old legs' cancels."""
+    def _complete(self, bracket: Bracket, mine: list[ExitOrder]) -> None:
+        """Place the legs the bracket lacks, or let them wait for the old legs' cancels.
+        ``mine``: the slot's legs, by client order id."""
         held = abs(self.slot(bracket.key).quantity)
-        mine = [found for found in self.exits() if found.key == bracket.key and found.leg]
         busy = any(
             found.state in (ExitState.CANCELLING, ExitState.STUCK)
             and found.bracket_id != bracket.bracket_id

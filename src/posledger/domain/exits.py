@@ -86,6 +86,38 @@ class ExitOrder:
     def leg(self) -> bool:
         return self.spec is not None
 
+    def resized(self, quantity: Decimal) -> ExitOrder:
+        """This order with a new total quantity (what an amend asks for)."""
+        return ExitOrder(
+            self.client_order_id,
+            self.key,
+            self.intent,
+            self.side,
+            quantity,
+            self.state,
+            self.filled,
+            self.spec,
+            self.bracket_id,
+            self.confirmed,
+            self.armed,
+        )
+
+    def in_state(self, state: ExitState) -> ExitOrder:
+        """This order in another state."""
+        return ExitOrder(
+            self.client_order_id,
+            self.key,
+            self.intent,
+            self.side,
+            self.quantity,
+            state,
+            self.filled,
+            self.spec,
+            self.bracket_id,
+            self.confirmed,
+            self.armed,
+        )
+
     @property
     def remaining(self) -> Decimal:
         return self.quantity - self.filled

@@ -6,8 +6,6 @@ decisions into write sets here, so a replayed journal writes exactly what was wr
 
 from __future__ import annotations
 
-import json
-
 from ..domain.brackets import Protection
 from ..domain.decisions import FillDecision, MarkDecision, ReconcileDecision, TransferDecision
 from ..domain.enums import EXTERNAL
@@ -117,8 +115,8 @@ def commands_effect(out: Protection) -> list[list[str]]:
     """The commands a protection issued, as the journal's effects record them (command id,
     kind, client order id): replay issues the same, and verify compares them."""
     return [
-        [command.command_id, command.kind, str(json.loads(command.payload)["client_order_id"])]
-        for command in out.commands
+        [command.command_id, command.kind, target]
+        for command, target in zip(out.commands, out.targets, strict=True)
     ]
 
 
