@@ -185,3 +185,23 @@ def test_an_adoption_at_reconciliation_resizes_the_legs_and_acks_come_as_lines(
         unknown = ledger.ingest(['{"type":"command_failed","command_id":"pl-x","reason":"?"}'])
         assert unknown.rejections == [(1, "unknown command pl-x")]
         replays(ledger)
+
+
+def test_the_same_bracket_again_is_a_duplicate_unless_a_leg_was_refused(db_url: str) -> None:
+    with open_ledger(db_url) as ledger:
+        setup(ledger)
+        assert fill(ledger, "a1", "BUY", "2", "100", minute=1).applied
+        legs_of = {"account": "ACC", "instrument": "FUT", "strategy": "alpha"}
+        assert ledger.set_bracket(**legs_of, take_profit="110", stop_loss="95").applied
+        again = ledger.set_bracket(**legs_of, take_profit="110", stop_loss="95")
+        assert again.status == "duplicate", again
+        places = {c["payload"]["intent"]: c for c in ledger.commands(claim="w", limit=10)}
+        ledger.fail(places["take_profit"]["command_id"], reason="price outside band")
+        ledger.ack(places["stop_loss"]["command_id"])
+        assert legs(ledger, "alpha") == {"stop_loss": ("live", "2")}
+        assert ledger.missing_exits(policy="bracket")[0]["intent"] == "take_profit"
+        # Set again: only the refused take-profit goes out again; the live stop stays.
+        assert ledger.set_bracket(**legs_of, take_profit="110", stop_loss="95").applied
+        ((_, kind, payload),) = sent(ledger)
+        assert (kind, payload["intent"], payload["quantity"]) == ("place", "take_profit", "2")
+        replays(ledger)

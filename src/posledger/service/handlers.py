@@ -659,21 +659,32 @@ def _bracket(tx: UnitOfWork, item: SetBracket, clock: Clock) -> Decided:
                 if problem is not None:
                     raise InvalidInput(problem)
         _check_bracket_prices(spec.take_profit, spec.stop_loss, slot.direction)
-        if current is not None and item.bracket_id == current.bracket_id:
-            if current.spec == spec:
+        if (
+            current is not None
+            and current.spec == spec
+            and item.bracket_id
+            in (
+                None,
+                current.bracket_id,
+            )
+        ):
+            if not current.failed:
                 reason = (
                     f"{item.strategy}'s bracket {current.bracket_id} on {where} is already this"
                 )
                 return Outcome("duplicate", "bracket", key_text, reason), None
+            bracket_id = current.bracket_id  # set again: the refused legs go out again
+        elif current is not None and item.bracket_id == current.bracket_id:
             raise InvalidInput(
                 f"bracket_id {current.bracket_id} is {item.strategy}'s bracket on {where} "
                 "already: a new bracket needs a new id (or none)"
             )
-        bracket_id = item.bracket_id
-        if bracket_id is None:
+        elif item.bracket_id is not None:
+            bracket_id = item.bracket_id
+        else:
             digest = hashlib.sha256(f"{item.instrument}\n{version}".encode()).hexdigest()
             bracket_id = f"br-{digest[:20]}"
-            stamped = replace(stamped, bracket_id=bracket_id)
+        stamped = replace(stamped, bracket_id=bracket_id)
         protect.set_bracket(Bracket(bracket_id, key, spec, slot.direction))
     out = protect.finish()
     effects: dict[str, Any] = {}
