@@ -170,19 +170,41 @@ class PostgresBackend(Backend):
         self._pipeline = self.connection.pipeline()
         self._pipeline.__enter__()
 
-    def _end(self, end: Any) -> None:
+    def _end(self, commit: bool) -> None:
+        """COMMIT or ROLLBACK, then leave the transaction's pipeline.
+
+        In a pipeline the server skips everything after a failed statement up to the
+        next sync, this COMMIT or ROLLBACK included: the transaction is then still open
+        (aborted) when psycopg reports the failure, and leaving the pipeline reports
+        "pipeline aborted" for each skipped statement. So on a failure the pipeline is
+        left *with* that error (psycopg then keeps it, where leaving as if nothing had
+        happened would raise "pipeline aborted" instead and hide it: a unique key another
+        writer took first is a retry, not a lost connection), and the transaction is
+        rolled back outside the pipeline. A ROLLBACK that only failed that way has
+        done its work then; a failed COMMIT raises its error."""
         pipeline, self._pipeline = self._pipeline, None
+        end = self.connection.commit if commit else self.connection.rollback
+        if pipeline is None:
+            end()
+            return
         try:
             end()
-        finally:
-            if pipeline is not None:
-                pipeline.__exit__(None, None, None)
+        except BaseException as exc:
+            pipeline.__exit__(type(exc), exc, exc.__traceback__)
+            try:
+                self.connection.rollback()
+            except Exception:
+                raise exc from None
+            if commit or not isinstance(exc, Exception):
+                raise
+            return
+        pipeline.__exit__(None, None, None)
 
     def commit(self, cursor: Any) -> None:
-        self._end(self.connection.commit)
+        self._end(commit=True)
 
     def rollback(self, cursor: Any) -> None:
-        self._end(self.connection.rollback)
+        self._end(commit=False)
 
     def data_version(self, cursor: Any) -> int | None:
         return None
@@ -219,6 +241,13 @@ class PostgresBackend(Backend):
 
         if is_damage(exc):
             return FATAL
+        if isinstance(exc, psycopg.errors.PipelineAborted):
+            # A statement before this one in the pipeline failed; the connection is
+            # fine. The failure itself is what to classify, where psycopg kept it.
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, psycopg.Error) and cause is not exc:
+                return self.classify(cause)
+            return RETRY
         # Before the connection errors: psycopg files a deadlock, a lock timeout and a
         # serialization failure under OperationalError too, but the connection is fine.
         if isinstance(
