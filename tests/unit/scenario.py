@@ -264,9 +264,21 @@ class Scenario:
         assert decision.reason
         return decision.reason
 
-    def mark(self, price: str, at: int | None = None) -> MarkDecision | Duplicate | Rejection:
+    def mark(
+        self,
+        price: str,
+        at: int | None = None,
+        high: str | None = None,
+        low: str | None = None,
+    ) -> MarkDecision | Duplicate | Rejection:
         decision = decide_mark(
-            Mark(self.instrument.instrument, D(price), self._tick(at)),
+            Mark(
+                self.instrument.instrument,
+                D(price),
+                self._tick(at),
+                None if high is None else D(high),
+                None if low is None else D(low),
+            ),
             instrument=self.instrument,
             book=self.book,
         )

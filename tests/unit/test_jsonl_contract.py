@@ -176,9 +176,10 @@ def test_session_trades(ledger: Ledger):
         "closed_at": None,
         "duration_seconds": None,
         "close_reason": None,
-        # one mark at 5002.50 with 2 held: (5002.5 - 5000) * 2 * 5 = 25
+        # prices seen: 5000 (e1), the mark at 5002.50, 5010 (e2); valued at the peak (2):
+        # the best (5010 - 5000) * 2 * 5 = 100, the worst 5000: 0
         "mae": "0",
-        "mfe": "25",
+        "mfe": "100",
     }
     assert [(f["exec_id"], f["role"], f["quantity"], f["price"]) for f in mes["fills"]] == [
         ("e1", "open", "2", "5000"),
@@ -194,7 +195,8 @@ def test_session_trades(ledger: Ledger):
         "open",
         None,
     )
-    assert external["mae"] is None  # opened after the only mark
+    # opened after the only mark: its one price seen is the fill's own, 5004
+    assert (external["mae"], external["mfe"]) == ("0", "0")
     assert external["realized_return"] is None
 
     stopped = trades[2]

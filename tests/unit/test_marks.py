@@ -1,4 +1,4 @@
-"""Unrealized P&L at a mark, and MAE/MFE of open trades (DESIGN §4, §5)."""
+"""Unrealized P&L at a mark, and MAE/MFE of trades (docs/accounting.md)."""
 
 from __future__ import annotations
 
@@ -42,12 +42,15 @@ def test_unrealized_of_a_flat_slot_is_zero():
 def test_mae_mfe_of_a_long_trade():
     book = Scenario(instrument=future("MES", multiplier="5"))
     book.fill("s1", "BUY 2 @ 100", at=120)
+    # the fill's price is the first price seen: no excursion yet, but not unknown
+    trade = book.trade("s1")
+    assert (trade.mae, trade.mfe, trade.mae_price, trade.mfe_price) == (0, 0, 100, 100)
 
     # a mark timestamped before the trade opened does not count for it
     early = book.mark("90", at=90)
     assert isinstance(early, MarkDecision)
     assert early.trades == ()
-    assert book.trade("s1").mae is None
+    assert book.trade("s1").mae_price == D(100)
 
     # (98 - 100) * 2 * 5 = -20
     decision = book.mark("98", at=180)
@@ -55,7 +58,7 @@ def test_mae_mfe_of_a_long_trade():
     assert [t.trade_id for t in decision.trades] == [book.trade("s1").trade_id]
     trade = book.trade("s1")
     assert (trade.mae, trade.mfe) == (D(-20), D(0))
-    assert (trade.mae_price, trade.mfe_price) == (D(98), D(98))
+    assert (trade.mae_price, trade.mfe_price) == (D(98), D(100))
 
     # (104 - 100) * 2 * 5 = 40
     book.mark("104", at=240)
@@ -68,22 +71,48 @@ def test_mae_mfe_of_a_long_trade():
     assert isinstance(quiet, MarkDecision)
     assert quiet.trades == ()
 
-    # the excursion is of the whole position at that moment:
-    # increase to 3 at avg (200 + 103) / 3 = 101; at 99: (99 - 101) * 3 * 5 = -30
+    # money is at the peak quantity and the average entry: an increase to 3 at
+    # (200 + 103) / 3 = 101 values the same prices again:
+    # MAE (98 - 101) * 3 * 5 = -45, MFE (104 - 101) * 3 * 5 = 45
     book.fill("s1", "BUY 1 @ 103", at=360)
-    book.mark("99", at=420)
     trade = book.trade("s1")
-    assert trade.mae == D(-30)
-    assert trade.mae_price == D(98)  # the worst price seen is still 98
+    assert (trade.mae, trade.mfe) == (D(-45), D(45))
+    book.mark("99", at=420)  # inside [98, 104]
+    assert book.trade("s1") == trade
 
-    book.fill("s1", "SELL 3 @ 102", at=480)
+    # a partial exit keeps the peak (3): nothing changes but what the fill sold
+    book.fill("s1", "SELL 1 @ 102", at=450)
+    assert (book.trade("s1").mae, book.trade("s1").mfe) == (D(-45), D(45))
+    book.fill("s1", "SELL 2 @ 102", at=480)
     closed = book.trade("s1")
     after = book.mark("80", at=540)
     assert isinstance(after, MarkDecision)
     assert after.trades == ()
     assert book.trade("s1") == closed
-    assert closed.mae == D(-30)
-    assert closed.mfe == D(40)
+    assert (closed.mae, closed.mfe, closed.mae_price, closed.mfe_price) == (-45, 45, 98, 104)
+
+
+def test_a_mark_high_and_low_count_as_prices_seen():
+    book = Scenario(instrument=future("MES", multiplier="5"))
+    book.fill("s1", "BUY 2 @ 100", at=60)
+    # a mark at 101 whose range since the last mark went from 97 to 106:
+    # MAE (97 - 100) * 2 * 5 = -30, MFE (106 - 100) * 2 * 5 = 60
+    book.mark("101", at=120, high="106", low="97")
+    trade = book.trade("s1")
+    assert (trade.mae, trade.mfe, trade.mae_price, trade.mfe_price) == (-30, 60, 97, 106)
+    assert book.book.mark == D(101)
+
+
+def test_a_trade_with_no_marks_has_mae_and_mfe_from_its_fills():
+    # short 2 @ 50, add 2 @ 54 (average 52, peak 4), cover 4 @ 49: prices seen 49..54
+    # MAE (54 - 52) * 4 * -1 = -8, MFE (49 - 52) * 4 * -1 = 12
+    book = Scenario()
+    book.fill("s1", "SELL 2 @ 50", at=60)
+    book.fill("s1", "SELL 2 @ 54", at=120)
+    book.fill("s1", "BUY 4 @ 49", at=180)
+    trade = book.trade("s1")
+    assert trade.closed_at is not None
+    assert (trade.mae, trade.mfe, trade.mae_price, trade.mfe_price) == (-8, 12, 54, 49)
 
 
 def test_mae_mfe_of_a_short_trade():
@@ -115,8 +144,8 @@ def test_marks_must_move_forward_in_time():
         assert "stale" in stale.reason
     # a stale mark changed nothing
     assert book.book.mark == D(101)
-    assert book.trade("s1").mae == D(0)
-    assert book.trade("s1").mae_price == D(101)
+    assert book.trade("s1").mfe == D(1)
+    assert (book.trade("s1").mae_price, book.trade("s1").mfe_price) == (D(100), D(101))
 
 
 def test_mark_refused_where_the_price_is_impossible():

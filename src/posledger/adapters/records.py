@@ -182,6 +182,8 @@ _SPECS: dict[str, tuple[type[Any], tuple[Spec, ...]]] = {
             ("instrument", _Kind.ID, True),
             ("price", _Kind.DECIMAL, True),
             ("ts", _Kind.TS, False),
+            ("high", _Kind.DECIMAL, False),
+            ("low", _Kind.DECIMAL, False),
         ),
     ),
     "broker_position": (

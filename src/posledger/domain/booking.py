@@ -450,6 +450,17 @@ class Booking:
             self._peaks[trade_id] = trade.peak_quantity
         return trade
 
+    def _observed(self, trade: Trade) -> Trade:
+        """``trade`` with the price it is booked at seen for its MAE/MFE, valued at its
+        peak and average as this step leaves them (docs/accounting.md)."""
+        instrument = self.instrument
+        price = self.price
+        seen = trade.observe(price, price, instrument.multiplier, instrument.inverse)
+        if seen.mae is not None and seen.mfe is not None:
+            self._check(seen.mae, "MAE", trade.trade_id)
+            self._check(seen.mfe, "MFE", trade.trade_id)
+        return seen
+
     def _commissions(self, trade: Trade, amount: Decimal) -> Mapping[str, Decimal]:
         totals = dict(trade.commissions)
         total = totals[self.currency] = totals.get(self.currency, ZERO) + amount
@@ -490,17 +501,19 @@ class Booking:
         trade_id = self.new_trade_id()
         self.opened.append(trade_id)
         self._peaks[trade_id] = ZERO
-        self._trades[trade_id] = Trade(
-            trade_id,
-            key,
-            Direction.LONG if delta > 0 else Direction.SHORT,
-            self.ts,
-            self.instrument.settlement_currency,
-            size,
-            size,
-            price,
-            size,
-            commissions=MappingProxyType({self.currency: commission}),
+        self._trades[trade_id] = self._observed(
+            Trade(
+                trade_id,
+                key,
+                Direction.LONG if delta > 0 else Direction.SHORT,
+                self.ts,
+                self.instrument.settlement_currency,
+                size,
+                size,
+                price,
+                size,
+                commissions=MappingProxyType({self.currency: commission}),
+            )
         )
         self._slots[key] = Slot(key, delta, price, self.policy.opened(size, price), trade_id, price)
         self._leg(
@@ -518,19 +531,21 @@ class Booking:
             entered += size
         quantity = trade.quantity + size
         self._check(entered, "quantity", trade.trade_id)
-        self._trades[trade.trade_id] = _changed(
-            trade,
-            quantity,
-            max(self._peaks[trade.trade_id], quantity),
-            avg_entry,
-            entered,
-            trade.avg_exit,
-            trade.exit_quantity,
-            trade.gross_realized,
-            self._commissions(trade, commission),
-            trade.realized_return,
-            trade.closed_at,
-            trade.close_reason,
+        self._trades[trade.trade_id] = self._observed(
+            _changed(
+                trade,
+                quantity,
+                max(self._peaks[trade.trade_id], quantity),
+                avg_entry,
+                entered,
+                trade.avg_exit,
+                trade.exit_quantity,
+                trade.gross_realized,
+                self._commissions(trade, commission),
+                trade.realized_return,
+                trade.closed_at,
+                trade.close_reason,
+            )
         )
         key = slot.key
         self._slots[key] = Slot(key, slot.quantity + delta, avg, lots, slot.trade_id, price)
@@ -567,19 +582,21 @@ class Booking:
             if not self._peaks[trade.trade_id]:
                 peak = trade.peak_quantity  # opened and closed here: keeps what it opened with
         commissions = self._commissions(trade, commission)
-        self._trades[trade.trade_id] = _changed(
-            trade,
-            remaining,
-            peak,
-            trade.avg_entry,
-            trade.entry_quantity,
-            avg_exit,
-            exits,
-            gross,
-            commissions,
-            returned,
-            closed_at,
-            reason,
+        self._trades[trade.trade_id] = self._observed(
+            _changed(
+                trade,
+                remaining,
+                peak,
+                trade.avg_entry,
+                trade.entry_quantity,
+                avg_exit,
+                exits,
+                gross,
+                commissions,
+                returned,
+                closed_at,
+                reason,
+            )
         )
         self._check(
             minus(gross, commissions.get(trade.pnl_currency, ZERO)), "realized P&L", trade.trade_id

@@ -17,7 +17,7 @@ from .decisions import Anomaly, Duplicate, FillDecision, Leg, MarkDecision, Reje
 from .enums import Kind, Side
 from .inputs import Fill, Mark
 from .numbers import PRECISION, ZERO, exact, fmt
-from .positions import Trade, trade_out_of_range, unrealized
+from .positions import Trade, trade_out_of_range
 from .refdata import Account, Instrument, InvalidInput, Order
 from .timestamps import format_ts
 
@@ -31,6 +31,7 @@ __all__ = [
     "Rejection",
     "decide_fill",
     "decide_mark",
+    "mark_problem",
 ]
 
 
@@ -128,10 +129,29 @@ def _decide_fill(
     )
 
 
+def mark_problem(mark: Mark, instrument: Instrument, now: int | None) -> str | None:
+    """Why a mark (its ``ts`` set) cannot be applied, or None: a price the instrument
+    cannot have, or a time more than :data:`MARK_MAX_AHEAD_NS` after ``now``, when it was
+    received."""
+    assert mark.ts is not None
+    for price in (mark.price, mark.high, mark.low):
+        problem = None if price is None else instrument.price_problem(price)
+        if problem is not None:
+            return problem
+    if now is not None and mark.ts > now + MARK_MAX_AHEAD_NS:
+        return (
+            f"mark time {format_ts(mark.ts)} is more than {MARK_MAX_AHEAD_NS // 10**9 // 60} "
+            f"minutes ahead of the ledger's clock ({format_ts(now)}): marks only move "
+            "forward, so one from the future would make every later mark stale"
+        )
+    return None
+
+
 def decide_mark(
     mark: Mark, *, instrument: Instrument, book: Book, now: int | None = None
 ) -> MarkDecision | Duplicate | Rejection:
-    """Fold a mark into the MAE/MFE of every trade open on the instrument.
+    """Fold a mark (its price, and its high and low when given) into the MAE/MFE of every
+    trade open on the instrument.
 
     ``mark.ts`` must be set (the service stamps marks that arrive without one). Marks move
     forward in time: one not newer than the last applied mark changes nothing. ``now`` is
@@ -140,28 +160,23 @@ def decide_mark(
     """
     if mark.ts is None:
         raise ValueError("decide_mark needs a timestamped mark")
-    problem = instrument.price_problem(mark.price)
+    problem = mark_problem(mark, instrument, now)
     if problem is not None:
         return Rejection(problem)
-    if now is not None and mark.ts > now + MARK_MAX_AHEAD_NS:
-        return Rejection(
-            f"mark time {format_ts(mark.ts)} is more than {MARK_MAX_AHEAD_NS // 10**9 // 60} "
-            f"minutes ahead of the ledger's clock ({format_ts(now)}): marks only move "
-            "forward, so one from the future would make every later mark stale"
-        )
     if book.mark_ts is not None and mark.ts <= book.mark_ts:
         if mark.ts == book.mark_ts and mark.price == book.mark:
             return Duplicate("mark already applied")
         return Duplicate("stale mark: not newer than the last mark applied")
+    low = mark.price if mark.low is None else mark.low
+    high = mark.price if mark.high is None else mark.high
+    multiplier, inverse = instrument.multiplier, instrument.inverse
     updated: list[Trade] = []
     with exact():
         for trade_id in sorted(book.open_trades):
             trade = book.open_trades[trade_id]
             if trade.opened_at > mark.ts:
                 continue
-            slot = book.slots[trade.key]
-            excursion = unrealized(slot, mark.price, instrument.multiplier, instrument.inverse)
-            observed = trade.observe(mark.price, excursion)
+            observed = trade.observe(low, high, multiplier, inverse)
             if observed is not trade:
                 problem = trade_out_of_range(observed)
                 if problem is not None:

@@ -76,14 +76,24 @@ class Fill:
 
 @dataclass(frozen=True, slots=True)
 class Mark:
-    """A price observation used for unrealized P&L and MAE/MFE."""
+    """A price observation used for unrealized P&L and MAE/MFE.
+
+    ``high`` and ``low``, when given, are the highest and lowest prices seen since the
+    instrument's previous mark (a bar's high and low; the ledger writes them when it
+    persists marks it kept in memory): they count for MAE/MFE as ``price`` does."""
 
     instrument: str
     price: Decimal
     ts: int | None = None
+    high: Decimal | None = None
+    low: Decimal | None = None
 
     def __post_init__(self) -> None:
         check_identifier("instrument", self.instrument)
+        if self.high is not None and self.high < self.price:
+            raise InvalidInput(f"mark high {self.high} is below its price {self.price}")
+        if self.low is not None and self.low > self.price:
+            raise InvalidInput(f"mark low {self.low} is above its price {self.price}")
 
 
 @dataclass(frozen=True, slots=True)

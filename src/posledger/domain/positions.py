@@ -125,23 +125,32 @@ class Trade(NamedTuple):
     def duration_ns(self) -> int | None:
         return None if self.closed_at is None else self.closed_at - self.opened_at
 
-    def observe(self, mark: Decimal, excursion: Decimal) -> Trade:
-        """Fold one mark (and the unrealized P&L it gives) into MAE/MFE.
+    def observe(self, low: Decimal, high: Decimal, multiplier: Decimal, inverse: bool) -> Trade:
+        """Fold prices seen while the trade is open into its MAE/MFE (docs/accounting.md).
 
-        Returns ``self`` when nothing changes, else a new trade.
-        """
-        adverse = min(excursion, ZERO)
-        favourable = max(excursion, ZERO)
+        ``low`` to ``high`` is what was seen: a price it was booked at (then both are that
+        price), or the range of the marks since the last one persisted. The worst and best
+        prices seen are kept; MAE and MFE in money are what the trade's peak quantity,
+        entered at its average entry, would make at them (at most zero and at least zero).
+        They are valued again on every call, so a fill that changes the peak or the
+        average changes them too. Returns ``self`` when nothing changes."""
         long = self.direction is Direction.LONG
-        mae = adverse if self.mae is None else min(self.mae, adverse)
-        mfe = favourable if self.mfe is None else max(self.mfe, favourable)
-        mae_price = self.mae_price
-        if mae_price is None or (mark < mae_price if long else mark > mae_price):
-            mae_price = mark
-        mfe_price = self.mfe_price
-        if mfe_price is None or (mark > mfe_price if long else mark < mfe_price):
-            mfe_price = mark
-        if (mae, mfe, mae_price, mfe_price) == (self.mae, self.mfe, self.mae_price, self.mfe_price):
+        worst, best = (low, high) if long else (high, low)
+        mae_price, mfe_price = self.mae_price, self.mfe_price
+        if mae_price is None or (worst < mae_price if long else worst > mae_price):
+            mae_price = worst
+        if mfe_price is None or (best > mfe_price if long else best < mfe_price):
+            mfe_price = best
+        sign = 1 if long else -1
+        entry, peak = self.avg_entry, self.peak_quantity
+        mae = min(pnl(entry, mae_price, peak, sign, multiplier, inverse), ZERO)
+        mfe = max(pnl(entry, mfe_price, peak, sign, multiplier, inverse), ZERO)
+        if (
+            mae == self.mae
+            and mfe == self.mfe
+            and mae_price == self.mae_price
+            and mfe_price == self.mfe_price
+        ):
             return self
         return self._replace(mae=mae, mfe=mfe, mae_price=mae_price, mfe_price=mfe_price)
 

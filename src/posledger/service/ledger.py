@@ -25,8 +25,10 @@ from typing import Any, TypeVar
 from ..adapters.jsonl import Line, parse_line, read_lines, storable
 from ..adapters.records import encode, parse_record, record_name, record_type, to_record
 from ..domain.brackets import POLICIES, plan_exits
+from ..domain.decide import mark_problem
 from ..domain.enums import ReconcilePolicy
 from ..domain.inputs import CommandAck, CommandFailed, Fill, Halt, Input, Mark, Resume, Transfer
+from ..domain.marks import MarkPolicy, Window
 from ..domain.numbers import exact
 from ..domain.refdata import InvalidInput, Order, check_identifier
 from ..domain.timestamps import next_local_time, now_ns
@@ -151,13 +153,25 @@ class Ledger:
     its journal entry and all its effects commit together or not at all.
     """
 
-    def __init__(self, store: Store, clock: Callable[[], int] = now_ns) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], int] = now_ns,
+        marks: MarkPolicy | None = None,
+    ) -> None:
         self.store = store
         self._clock = clock
         self._uow = store.unit_of_work()
         self._reads = store.reads()
         self._entries = 0
         """Journal entries added in the current transaction."""
+        self.mark_policy = MarkPolicy() if marks is None else marks
+        """How often marks kept in memory are written (docs/accounting.md, Marks)."""
+        self._windows: dict[str, Window] = {}
+        """Each instrument's marks since the last one written, as committed."""
+        self._changed_windows: dict[str, Window | None] = {}
+        """The windows the current transaction changed (``None``: dropped); they replace
+        the committed ones when it commits, and are forgotten when it rolls back."""
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -174,8 +188,12 @@ class Ledger:
         ]
 
     def close(self) -> None:
-        self._uow.close()
-        self.store.close()
+        """Write the marks kept in memory, then close the database."""
+        try:
+            self.flush_marks()
+        finally:
+            self._uow.close()
+            self.store.close()
 
     def __enter__(self) -> Ledger:
         return self
@@ -215,6 +233,7 @@ class Ledger:
             try:
                 uow.begin(txid)
                 self._entries = 0
+                self._changed_windows = {}
                 try:
                     with exact():
                         result = work(uow)
@@ -223,6 +242,7 @@ class Ledger:
                 except BaseException:
                     uow.rollback()
                     raise
+                self._keep_windows()
                 return result, seqs
             except Exception as exc:
                 cure = uow.classify(exc)
@@ -243,6 +263,7 @@ class Ledger:
                         if committing:
                             done = uow.committed(txid)
                             if done is not None:
+                                self._keep_windows()
                                 return result, done
                     except Exception as failed:  # the server is still away: try again later
                         if uow.classify(failed) is None:
@@ -270,13 +291,89 @@ class Ledger:
         source: str | None,
         line_no: int | None,
     ) -> Outcome:
-        outcome, write_set = handle(uow, item, self._clock)
-        outcome = self._stage(uow, outcome, write_set)
+        if isinstance(item, Mark):
+            outcome = self._mark(uow, item)
+        else:
+            if isinstance(item, Fill | Transfer):
+                self._write_window(uow, item.instrument)
+            outcome, write_set = handle(uow, item, self._clock)
+            outcome = self._stage(uow, outcome, write_set)
         if outcome.status == "rejected":
             assert outcome.reason is not None
             text = raw if raw is not None else encode(to_record(item))
             self._keep(uow, text, outcome.reason, source, line_no)
         return outcome
+
+    # -- marks kept in memory (docs/accounting.md, Marks) --------------------------------
+
+    def _window(self, uow: UnitOfWork, instrument: str) -> Window:
+        """The instrument's window as this transaction sees it (a copy it may change)."""
+        changed = self._changed_windows
+        window = changed.get(instrument)
+        if window is None:
+            known = None if instrument in changed else self._windows.get(instrument)
+            window = Window(instrument, uow.book(instrument)) if known is None else known.copy()
+            changed[instrument] = window
+        return window
+
+    def _mark(self, uow: UnitOfWork, mark: Mark) -> Outcome:
+        """Apply a mark in memory; write its instrument's window when the policy says so."""
+        instrument = uow.instrument(mark.instrument)
+        now = self._clock()
+        if mark.ts is None:
+            mark = Mark(mark.instrument, mark.price, now, mark.high, mark.low)
+        problem = None if instrument is None else mark_problem(mark, instrument, now)
+        if instrument is None or problem is not None:
+            # Refused as a written mark would be: the handler says why.
+            outcome, write_set = handle(uow, mark, self._clock)
+            return self._stage(uow, outcome, write_set)
+        window = self._window(uow, mark.instrument)
+        duplicate = window.offer(mark)
+        if duplicate is not None:
+            return Outcome("duplicate", "mark", mark.instrument, duplicate)
+        if not window.due(self.mark_policy):
+            return Outcome("applied", "mark", mark.instrument)
+        return self._write(uow, window)
+
+    def _write(self, uow: UnitOfWork, window: Window) -> Outcome:
+        outcome, write_set = handle(uow, window.take(), self._clock)
+        if outcome.status != "applied":
+            # Another writer wrote a newer mark meanwhile: start again from the book.
+            self._changed_windows[window.instrument] = None
+        return self._stage(uow, outcome, write_set)
+
+    def _write_window(self, uow: UnitOfWork, instrument: str) -> None:
+        """Write the instrument's unwritten marks before its trades change, then forget
+        the window (it is made again from the book at the next mark)."""
+        if instrument not in self._windows and instrument not in self._changed_windows:
+            return
+        window = self._window(uow, instrument)
+        if window.count:
+            self._write(uow, window)
+        self._changed_windows[instrument] = None
+
+    def _keep_windows(self) -> None:
+        windows = self._windows
+        for instrument, window in self._changed_windows.items():
+            if window is None:
+                windows.pop(instrument, None)
+            else:
+                windows[instrument] = window
+        self._changed_windows = {}
+
+    def flush_marks(self) -> int:
+        """Write every mark kept in memory now (``ingest`` does at its end, ``close`` too);
+        returns how many instruments' marks were written."""
+        pending = sorted(name for name, window in self._windows.items() if window.count)
+        if not pending:
+            return 0
+
+        def work(uow: UnitOfWork) -> int:
+            for name in pending:
+                self._write_window(uow, name)
+            return len(pending)
+
+        return self._run(work)
 
     def _keep(
         self, uow: UnitOfWork, raw: str, reason: str, source: str | None, line_no: int | None
@@ -495,6 +592,7 @@ class Ledger:
                     report.rejections.append((line.number, outcome.reason or ""))
             if on_commit is not None:
                 on_commit(batch)
+        self.flush_marks()
         return report
 
     def _ingest_line(self, uow: UnitOfWork, line: Line, source: str | None) -> Outcome:
@@ -578,6 +676,7 @@ class Ledger:
                 # The run was unused when this transaction began: its first check takes the
                 # name, and a run of the same name committing meanwhile makes that fail.
                 first = index == 0
+                self._write_window(uow, item.instrument)
                 outcome, write_set = handlers.reconcile(uow, item, self._clock, first_of_run=first)
                 if not outcome.applied:
                     raise ReconcileError([(None, outcome.reason or "refused")])
