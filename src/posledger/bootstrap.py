@@ -8,16 +8,17 @@ process) and hands it, with the clock, to :class:`~posledger.service.ledger.Ledg
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from .domain.timestamps import now_ns
 
 if TYPE_CHECKING:  # imported when a ledger is opened: `posledger --help` needs none of it
+    from .domain.marks import MarkPolicy
     from .ports import Store
     from .service.ledger import Ledger
 
-__all__ = ["DEFAULT_URL", "MEMORY", "open_ledger", "open_store", "resolve_url"]
+__all__ = ["DEFAULT_URL", "MEMORY", "mark_policy", "open_ledger", "open_store", "resolve_url"]
 
 DEFAULT_URL = "sqlite:///posledger.db"
 MEMORY = "memory://"
@@ -51,17 +52,51 @@ def open_store(url: str, *, create: bool = True, persistent: bool = False) -> St
     return SqlStore(open_database(url, create=create, persistent=persistent))
 
 
+def mark_policy(environ: Mapping[str, str] | None = None) -> MarkPolicy:
+    """The mark policy (docs/accounting.md, Marks): its defaults, or what
+    ``$POSLEDGER_MARK_PERSIST_MS`` and ``$POSLEDGER_MARK_EXTREME_MS`` say."""
+    from .domain.marks import MarkPolicy
+    from .errors import UsageError
+
+    env = os.environ if environ is None else environ
+    given: dict[str, int] = {}
+    for name, field in (
+        ("POSLEDGER_MARK_PERSIST_MS", "persist_ms"),
+        ("POSLEDGER_MARK_EXTREME_MS", "extreme_ms"),
+    ):
+        text = env.get(name)
+        if not text:
+            continue
+        try:
+            given[field] = int(text)
+        except ValueError:
+            raise UsageError(
+                f"{name} must be a whole number of milliseconds, got {text!r}"
+            ) from None
+    default = MarkPolicy()
+    if "extreme_ms" in given and "persist_ms" not in given:
+        given["persist_ms"] = max(given["extreme_ms"], default.persist_ms)
+    if "persist_ms" in given and "extreme_ms" not in given:
+        given["extreme_ms"] = min(given["persist_ms"], default.extreme_ms)
+    try:
+        return MarkPolicy(**given)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def open_ledger(
     url: str | None = None,
     *,
     clock: Callable[[], int] = now_ns,
     create: bool = True,
     persistent: bool = False,
+    marks: MarkPolicy | None = None,
 ) -> Ledger:
     """Open (and, if empty, create) the ledger database at ``url``.
 
     ``create`` and ``persistent`` as for :func:`open_store`: a command that only reads
-    passes ``create=False``; a command line passes ``persistent=True``.
+    passes ``create=False``; a command line passes ``persistent=True``. ``marks`` is how
+    often marks kept in memory are written (default: :func:`mark_policy`).
 
     Raises :class:`posledger.DatabaseError` when the database cannot be used (a
     :class:`posledger.SchemaError` when it holds no schema this posledger reads), and
@@ -69,4 +104,6 @@ def open_ledger(
     """
     from .service.ledger import Ledger
 
-    return Ledger(open_store(resolve_url(url), create=create, persistent=persistent), clock=clock)
+    policy = mark_policy() if marks is None else marks
+    store = open_store(resolve_url(url), create=create, persistent=persistent)
+    return Ledger(store, clock=clock, marks=policy)

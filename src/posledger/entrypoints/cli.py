@@ -188,6 +188,8 @@ def cli(ctx: click.Context, db: str | None) -> None:
 
 def _say_outcome(line: Line, outcome: Outcome) -> str:
     what = f"{outcome.kind} {outcome.key}" if outcome.kind else "input"
+    if outcome.status == "applied" and outcome.seq is None:
+        return f"line {line.number}: applied {what} (in memory: see docs/accounting.md, Marks)"
     if outcome.status == "applied":
         return f"line {line.number}: applied {what} (seq {outcome.seq})"
     return f"line {line.number}: {outcome.status} {what}: {outcome.reason}"
@@ -416,6 +418,8 @@ def _outcome_exit(ctx: click.Context, outcome: Outcome, as_json: bool) -> None:
                 "seq": outcome.seq,
             }
         )
+    elif outcome.status == "applied" and outcome.seq is None:
+        click.echo(f"applied {outcome.kind} {outcome.key}")
     elif outcome.status == "applied":
         click.echo(f"applied {outcome.kind} {outcome.key} (seq {outcome.seq})")
     else:
@@ -663,6 +667,46 @@ def check_order(ctx: click.Context, file: IO[bytes], as_json: bool) -> None:
             click.echo(f"  {reason}")
     if not verdict.allowed:
         ctx.exit(EXIT_PROBLEM)
+
+
+@cli.command()
+@click.argument("instrument")
+@click.argument("price")
+@click.option("--ts", help="When the price was seen (ISO 8601 with an offset). Default: now.")
+@click.option("--high", help="The highest price seen since the previous mark.")
+@click.option("--low", help="The lowest price seen since the previous mark.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.pass_context
+def mark(
+    ctx: click.Context,
+    instrument: str,
+    price: str,
+    ts: str | None,
+    high: str | None,
+    low: str | None,
+    as_json: bool,
+) -> None:
+    """Record a price seen for INSTRUMENT: unrealized P&L and MAE/MFE.
+
+    It updates the unrealized P&L of every open slot on the instrument and the best and
+    worst prices of each open trade (docs/accounting.md, Marks). A price feed sends
+    `mark` lines to `ingest` instead, or calls `Ledger.apply_marks`.
+
+    \b
+    Example:
+      posledger mark MESH6.CME 6871.25
+      posledger mark MESH6.CME 6871.25 --ts 2026-03-02T15:00:00Z --high 6874 --low 6866.5
+    """
+    fields = {"instrument": instrument, "price": price}
+    for name, value in (("ts", ts), ("high", high), ("low", low)):
+        if value is not None:
+            fields[name] = value
+    from ..domain.marks import MarkPolicy
+
+    with _ledger(ctx) as ledger:
+        ledger.mark_policy = MarkPolicy(persist_ms=0, extreme_ms=0)  # nothing kept in memory
+        outcome = ledger.apply_mark(**fields)
+    _outcome_exit(ctx, outcome, as_json)
 
 
 @cli.command()

@@ -434,7 +434,24 @@ class Ledger:
         return self._record("fill", fields)
 
     def apply_mark(self, **fields: Any) -> Outcome:
+        """One mark: instrument, price, [ts, high, low]. It is kept in memory and written
+        as :attr:`mark_policy` says (docs/accounting.md, Marks); :meth:`close` and
+        :meth:`flush_marks` write what is left."""
         return self._record("mark", fields)
+
+    def apply_marks(self, marks: Iterable[Mark]) -> list[Outcome]:
+        """Many marks (values of :class:`~posledger.domain.inputs.Mark`, already checked)
+        in one transaction: each is applied in memory, and the windows the policy says are
+        due are written together. The fast way for a price feed."""
+
+        batch = list(marks)
+
+        def work(uow: UnitOfWork) -> list[Outcome]:
+            apply = self._mark
+            return [apply(uow, mark) for mark in batch]
+
+        outcomes, seqs = self._transact(work)
+        return [numbered(outcome, seqs) for outcome in outcomes]
 
     def transfer(self, **fields: Any) -> Outcome:
         """Move quantity between two strategies' slots (DESIGN §7 ``transfer``): account,
