@@ -48,12 +48,14 @@ from posledger.domain.book import Book
 from posledger.domain.decide import decide_fill
 from posledger.domain.decisions import Rejection
 from posledger.domain.enums import Kind, Mode, PositionMode
-from posledger.domain.inputs import Fill
+from posledger.domain.inputs import Fill, Mark
+from posledger.domain.marks import MarkPolicy
 from posledger.domain.numbers import exact
 from posledger.domain.refdata import Account, Instrument
 from workloads import (
     ACCOUNT,
     INSTRUMENT,
+    MARK_SPACING_NS,
     REFDATA_ONE_SLOT,
     SLOT_STRATEGY,
     TICK,
@@ -65,6 +67,7 @@ from workloads import (
     bracket_workload,
     dec,
     jsonl,
+    marks_workload,
     one_slot_fills,
     slot_mix,
     write_session,
@@ -84,6 +87,7 @@ GOAL_POSITIONS = 0.5  # s
 GOAL_REPLAY_FPS = 50_000
 GOAL_REPLAY_RSS = 300 * 2**20
 GOAL_BRACKETS_RATIO = 0.7  # brackets cost at most 30% of throughput
+GOAL_MARKS_FPS = 100_000  # marks applied per second (in memory, written by the policy)
 
 BATCH = 1_000  # --batch-size of the batched ingests
 BIG_BATCH = 10_000  # --batch-size that builds the big database
@@ -97,11 +101,12 @@ class Sizes:
     session: int  # fills of the realistic session of the batched ingests
     big: int  # fills of the database of start-up, positions, verify and rebuild
     brackets: int  # fills of the bracket workload, with and without brackets
+    marks: int  # marks over 1,000 open slots on 100 instruments
     repeat: int
 
 
-FULL = Sizes(200_000, 5_000, 3_000, 50_000, 1_000_000, 20_000, repeat=3)
-QUICK = Sizes(2_000, 100, 50, 1_000, 5_000, 500, repeat=1)
+FULL = Sizes(200_000, 5_000, 3_000, 50_000, 1_000_000, 20_000, 500_000, repeat=3)
+QUICK = Sizes(2_000, 100, 50, 1_000, 5_000, 500, 20_000, repeat=1)
 
 # -- measuring ----------------------------------------------------------------------------
 
@@ -337,6 +342,46 @@ def brackets_run(key: str, url: str, setup: list[str], fills: list[str]) -> None
         commands = len(ledger.commands(status=None, limit=10**9))
     results[f"{key} commands"].append(commands)
     record(key, len(fills) / elapsed)
+
+
+# -- marks ----------------------------------------------------------------------------------
+
+MARK_BATCH = 10_000
+
+
+def marks_run(url: str, setup: list[str], marks: list[Mark]) -> None:
+    """The set-up lines, then the marks (values: parsing excluded) through
+    ``ledger.apply_marks`` in batches of :data:`MARK_BATCH`, under the default mark policy:
+    each is applied in memory, and the windows the policy says are due are written in the
+    batch's transaction. Also counted: the marks written, per second of mark time and of
+    wall time."""
+    with posledger.open_ledger(url, marks=MarkPolicy()) as ledger:
+        done = ledger.ingest(setup, batch_size=BATCH)
+        if done.rejected:
+            raise SystemExit(f"marks: set-up rejected: {done.rejections[:3]}")
+        gc.collect()
+        written = 0
+        start = time.perf_counter()
+        for at in range(0, len(marks), MARK_BATCH):
+            for outcome in ledger.apply_marks(marks[at : at + MARK_BATCH]):
+                written += outcome.seq is not None
+        elapsed = time.perf_counter() - start
+    first, last = marks[0].ts, marks[-1].ts
+    assert first is not None and last is not None
+    record("marks mps", len(marks) / elapsed)
+    results["marks written count"].append(written)
+    results["mark writes per mark second"].append(written / ((last - first) / 1e9))
+    results["mark writes per wall second"].append(written / elapsed)
+
+
+def marks_floor(marks: list[Mark]) -> None:
+    """The floor of keeping marks in memory: the latest price and time per instrument in a
+    dict, nothing else."""
+    latest: dict[str, tuple[Decimal, int | None]] = {}
+    start = time.perf_counter()
+    for mark in marks:
+        latest[mark.instrument] = (mark.price, mark.ts)
+    record("marks floor mps", len(marks) / (time.perf_counter() - start))
 
 
 # -- durable per fill ---------------------------------------------------------------------
@@ -640,6 +685,8 @@ FORMATS: list[tuple[str, Callable[[float], str]]] = [
     (" ratio", lambda v: f"{v:.0%}"),
     (" load", lambda v: f"{v:.2f}"),
     (" commands", lambda v: f"{v:,.0f}"),
+    (" count", lambda v: f"{v:,.0f}"),
+    (" mps", lambda v: f"{v:,.0f} marks/s"),
     ("", lambda v: f"{v:,.0f}/s"),
 ]
 
@@ -733,6 +780,8 @@ def summary_rows(servers: list[Server], big_name: str) -> list[Row]:
         Row("`rebuild` peak RSS", "rebuild rss", "scan floor rss", GOAL_REPLAY_RSS, higher=False),
         Row("Brackets on every slot / none, SQLite batched",
             "brackets fps", "no brackets fps", GOAL_BRACKETS_RATIO, on_ratio=True),
+        Row("Marks on 1,000 open slots, applied in memory",
+            "marks mps", "marks floor mps", GOAL_MARKS_FPS),
     ]
     # fmt: on
 
@@ -919,6 +968,25 @@ def report(
                 "without brackets (floor)": "no brackets fps",
             },
         ),
+        *section(
+            "9. Marks on 1,000 open slots",
+            f"1,000 open slots (10 strategies on each of 100 instruments) on a fresh SQLite "
+            f"file; {sizes.marks:,} marks, round-robin over the instruments and "
+            f"{MARK_SPACING_NS // 1000} µs of mark time apart (100,000 a second of mark "
+            "time), already parsed, through `ledger.apply_marks` in batches of "
+            f"{MARK_BATCH:,} under the default mark policy (docs/accounting.md, Marks: a "
+            "mark a second per instrument, a new extreme every 100 ms). Each is applied in "
+            "memory; the marks the policy writes go into the batch's transaction, and their "
+            "time is in the figure. Floor: the latest price and time per instrument put in a "
+            "dict, nothing else.",
+            {
+                "marks applied": "marks mps",
+                "marks written count": "marks written count",
+                "written per second of mark time": "mark writes per mark second",
+                "written per second of wall time": "mark writes per wall second",
+                "dict update per mark (floor)": "marks floor mps",
+            },
+        ),
     ]
     return "\n".join(out)
 
@@ -980,6 +1048,7 @@ def main() -> int:
         server_lines = durable_lines[: sizes.server_durable]
         session = write_session(workdir / "session.jsonl", sizes.session, seed=4)
         plain, bracket_lines, bracket_fills = bracket_workload(sizes.brackets, seed=6)
+        mark_setup, marks = marks_workload(sizes.marks, seed=7)
         big = write_session(workdir / "big.jsonl", sizes.big, seed=5)
 
         say(f"building the {big.fills:,}-fill database ...")
@@ -1005,6 +1074,9 @@ def main() -> int:
             brackets_run("no brackets fps", f"sqlite:///{db}", plain, bracket_fills)
             remove_db(db)
             brackets_run("brackets fps", f"sqlite:///{db}", plain + bracket_lines, bracket_fills)
+            remove_db(db)
+            marks_floor(marks)
+            marks_run(f"sqlite:///{db}", mark_setup, marks)
             remove_db(db)
             for server in active:
                 server_repetition(server, server_rows, server_lines, session, workdir)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from posledger.domain.enums import Side
-from posledger.domain.inputs import Fill
+from posledger.domain.inputs import Fill, Mark
 
 START_NS = int(datetime(2026, 3, 2, 14, 30, tzinfo=UTC).timestamp()) * 1_000_000_000
 
@@ -386,3 +386,43 @@ def _bracket_fill(
     return jsonl({"type": "fill", "exec_id": exec_id, "account": ACCOUNT,
                   "instrument": INSTRUMENT, "side": str(side), "quantity": str(qty),
                   "price": dec(price), "ts": iso(ts), "strategy": strategy})  # fmt: skip
+
+
+# -- marks on many open slots ----------------------------------------------------------------
+
+MARK_INSTRUMENTS, MARK_STRATEGIES = 100, 10
+MARK_SPACING_NS = 10_000
+"""Mark time between two marks: 100,000 marks per second of mark time across the
+instruments, 1,000 per instrument."""
+
+
+def marks_workload(count: int, seed: int) -> tuple[list[str], list[Mark]]:
+    """1,000 open slots: 10 strategies on each of 100 instruments, each long or short from
+    a fill at 100. Then ``count`` marks (values, parsed already), round-robin over the
+    instruments, each a random walk in quarter ticks. Returns (set-up lines, marks)."""
+    rng = random.Random(seed)
+    setup = [jsonl({"type": "account", "account": "MK-1", "venue": "X", "mode": "SIM",
+                    "position_mode": "netting"})]  # fmt: skip
+    names = [f"MK{i:03d}.X" for i in range(MARK_INSTRUMENTS)]
+    for name in names:
+        setup.append(jsonl({"type": "instrument", "instrument": name, "kind": "future",
+                            "multiplier": "5", "quote_currency": "USD",
+                            "settlement_currency": "USD", "tick_size": "0.25"}))  # fmt: skip
+    setup += [jsonl({"type": "strategy", "strategy": f"mk-{s}"}) for s in range(MARK_STRATEGIES)]
+    ts = START_NS
+    for i, name in enumerate(names):
+        for s in range(MARK_STRATEGIES):
+            ts += 1_000_000
+            setup.append(jsonl({"type": "fill", "exec_id": f"mk-{i}-{s}", "account": "MK-1",
+                                "instrument": name, "side": rng.choice(("BUY", "SELL")),
+                                "quantity": str(rng.randint(1, 5)), "price": "100",
+                                "ts": iso(ts), "strategy": f"mk-{s}"}))  # fmt: skip
+    prices = [Decimal(400)] * MARK_INSTRUMENTS  # in quarter ticks
+    quarter = Decimal("0.25")
+    marks = []
+    start = ts + 1_000_000_000
+    for n in range(count):
+        i = n % MARK_INSTRUMENTS
+        prices[i] += rng.choice((-1, 0, 0, 1))
+        marks.append(Mark(names[i], prices[i] * quarter, start + n * MARK_SPACING_NS))
+    return setup, marks
