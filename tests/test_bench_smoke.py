@@ -30,7 +30,7 @@ HEADINGS = [
     "## 8. Brackets on every slot",
     "## 9. Marks on 1,000 open slots",
 ]
-NUMBER = r"[\d,.]+ ?(fills/s|/s|s|ms|MiB|%)"
+NUMBER = r"[\d,.]+ ?(fills/s|marks/s|/s|s|ms|MiB|%)"
 VERDICT = r"(met|\*\*not met\*\*) \(×[\d.]+\)"
 
 
