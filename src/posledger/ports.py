@@ -475,6 +475,11 @@ class Reads(ABC):
         """Journal entries numbered after ``after_seq``, in order (at most ``limit``)."""
 
     @abstractmethod
+    def last_seq_at(self, recorded_at: int) -> int:
+        """The number of the last journal entry recorded at or before ``recorded_at``
+        (nanoseconds since the epoch), 0 when there is none."""
+
+    @abstractmethod
     def commands(self, status: str | None = None, limit: int | None = None) -> list[CommandRow]:
         """Outbox commands, oldest first."""
 

@@ -31,7 +31,7 @@ from ..domain.inputs import CommandAck, CommandFailed, Fill, Halt, Input, Mark, 
 from ..domain.marks import MarkPolicy, Window
 from ..domain.numbers import exact
 from ..domain.refdata import InvalidInput, Order, check_identifier
-from ..domain.timestamps import next_local_time, now_ns
+from ..domain.timestamps import next_local_time, now_ns, parse_ts
 from ..domain.writeset import AddRejected, Rejected, WriteSet
 from ..errors import DatabaseError, NotFound, RebuildError, ReconcileError, UsageError
 from ..ports import FATAL, RECONNECT, CommandRow, DoctorReport, JournalRow, Store, UnitOfWork
@@ -61,7 +61,7 @@ from .reconciliation import (
     read_snapshot,
     validate,
 )
-from .replay import RebuildReport, VerifyReport, rebuild, verify
+from .replay import RebuildReport, VerifyReport, rebuild, replay_prefix, verify
 
 __all__ = [
     "LEASE_NS",
@@ -890,6 +890,33 @@ class Ledger:
         return anomaly_views(self._reads, filters)
 
     # -- replay -----------------------------------------------------------------------
+
+    def as_of(
+        self,
+        when: str | int | None = None,
+        *,
+        seq: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> Ledger:
+        """The ledger as it stood at ``when`` (ISO 8601 with an offset, or nanoseconds since
+        the epoch): a separate, read-only ledger made by replaying the journal up to its
+        last entry recorded at or before then (or up to entry ``seq``). Its positions,
+        trades and P&L are what they were then (it holds the books, not the journal);
+        close it when done (docs/format.md, As of a time). Writing to it changes nothing
+        here."""
+        if (when is None) == (seq is None):
+            raise UsageError("as_of needs a time or a journal seq, not both")
+        if seq is None:
+            try:
+                at = parse_ts(when) if isinstance(when, str) else when
+            except ValueError as exc:
+                raise UsageError(f"as of: {exc}") from None
+            assert at is not None
+            seq = self._reads.last_seq_at(at)
+        elif seq < 0:
+            raise UsageError(f"as of: a journal seq is not negative, got {seq}")
+        past = replay_prefix(self.store, seq, progress)
+        return Ledger(past, clock=self._clock, marks=self.mark_policy)
 
     def verify(self, progress: Callable[[int], None] | None = None) -> VerifyReport:
         """Replay the journal in memory, compare with the stored projections, check invariants."""

@@ -31,7 +31,15 @@ from ..errors import RebuildError
 from ..ports import CommandRow, JournalRow, Reads, Seen, Store, UnitOfWork
 from .handlers import REFUSED, handle
 
-__all__ = ["RebuildReport", "Replaying", "VerifyReport", "rebuild", "replay", "verify"]
+__all__ = [
+    "RebuildReport",
+    "Replaying",
+    "VerifyReport",
+    "rebuild",
+    "replay",
+    "replay_prefix",
+    "verify",
+]
 
 MAX_REPORTED = 20
 PAGE = 2000
@@ -194,11 +202,40 @@ class Replaying(UnitOfWork):
         raise AssertionError("replay settles no commands")
 
 
-def _pages(reads: Reads) -> Iterator[JournalRow]:
+def _pages(reads: Reads, until_seq: int | None = None) -> Iterator[JournalRow]:
+    """The journal in order, a page at a time (up to entry ``until_seq``)."""
     after = 0
     while page := reads.journal(after, PAGE):
-        yield from page
+        for entry in page:
+            if until_seq is not None and entry.seq > until_seq:
+                return
+            yield entry
         after = page[-1].seq
+
+
+def replay_prefix(
+    store: Store, until_seq: int, progress: Callable[[int], None] | None = None
+) -> Store:
+    """A new scratch store holding the ledger as it stood once journal entry ``until_seq``
+    was applied: the journal up to it, replayed (docs/format.md, As of a time). The caller
+    closes it. Raises :class:`RebuildError` if that part of the journal does not replay
+    cleanly."""
+    scratch = store.scratch()
+    try:
+        with store.snapshot() as stored:
+            uow = scratch.replay_unit_of_work()
+            try:
+                uow.begin("as-of")
+                _, problems = replay(_pages(stored, until_seq), uow, progress)
+                if problems:
+                    raise RebuildError(problems)
+                uow.commit()
+            finally:
+                uow.close()
+    except BaseException:
+        scratch.close()
+        raise
+    return scratch
 
 
 def replay(

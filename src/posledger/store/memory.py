@@ -728,6 +728,9 @@ class _Reads(Reads):
     def journal(self, after_seq: int = 0, limit: int | None = None) -> list[JournalRow]:
         return self._now().journal(after_seq, limit)
 
+    def last_seq_at(self, recorded_at: int) -> int:
+        return self._now().last_seq_at(recorded_at)
+
     def commands(self, status: str | None = None, limit: int | None = None) -> list[CommandRow]:
         return self._now().commands(status, limit)
 

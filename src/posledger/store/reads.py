@@ -151,6 +151,12 @@ class SqlReads(Reads):
             for row in result:
                 yield dict(row._mapping)
 
+    def last_seq_at(self, recorded_at: int) -> int:
+        jr = s.journal
+        query = select(func.max(jr.c.seq)).where(jr.c.recorded_at <= recorded_at)
+        with self._connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
     def journal(self, after_seq: int = 0, limit: int | None = None) -> list[JournalRow]:
         jr = s.journal
         query = (
