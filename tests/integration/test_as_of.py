@@ -38,6 +38,7 @@ def test_as_of_equals_a_database_built_from_the_journal_prefix(db_url: str, tmp_
         journal = full.journal(limit=None)
         assert len(journal) > 100
         cuts = [len(lines) // 5, len(lines) // 2, len(lines) - 1]
+        at = [0]  # the reference's clock
         for cut in cuts:
             when = T0 + cut * SECOND
             prefix = [entry for entry in journal if entry.recorded_at <= when]
@@ -45,7 +46,6 @@ def test_as_of_equals_a_database_built_from_the_journal_prefix(db_url: str, tmp_
             with full.as_of(format_ts(when)) as past:
                 seen = _views(past)
             with fresh_database("memory") as reference_url:
-                at = [0]
                 with open_ledger(
                     reference_url, clock=lambda: at[0], marks=MarkPolicy(0, 0)
                 ) as reference:
