@@ -45,18 +45,18 @@ def test_as_of_equals_a_database_built_from_the_journal_prefix(db_url: str, tmp_
             assert prefix and prefix[-1].seq == len(prefix)  # a prefix, numbered 1..n
             with full.as_of(format_ts(when)) as past:
                 seen = _views(past)
-            with fresh_database("memory") as reference_url:
-                with open_ledger(
+            with (
+                fresh_database("memory") as reference_url,
+                open_ledger(
                     reference_url, clock=lambda: at[0], marks=MarkPolicy(0, 0)
-                ) as reference:
-                    for entry in prefix:
-                        at[0] = entry.recorded_at
-                        report = reference.ingest([entry.input])
-                        assert report.applied == 1, (entry, report.rejections)
-                    assert [e.input for e in reference.journal(limit=None)] == [
-                        e.input for e in prefix
-                    ]
-                    expected = _views(reference)
+                ) as reference,
+            ):
+                for entry in prefix:
+                    at[0] = entry.recorded_at
+                    report = reference.ingest([entry.input])
+                    assert report.applied == 1, (entry, report.rejections)
+                assert [e.input for e in reference.journal(limit=None)] == [e.input for e in prefix]
+                expected = _views(reference)
             assert seen == expected, f"as of line {cut}"
         # the first cut is not the end: as-of is not the present
         with full.as_of(seq=len(journal) // 5) as early:
