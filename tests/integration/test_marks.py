@@ -200,3 +200,35 @@ def test_ingest_writes_what_it_kept_in_memory_at_its_end(db_url: str) -> None:
         assert trade["mae_price"] == "95"
         # the same file again: every mark is stale now
         assert ledger.ingest(lines, batch_size=10).duplicate == 3
+
+
+def test_marks_journaled_by_the_earlier_mae_rule_replay_by_the_current_one(db_url: str) -> None:
+    """A database written before MAE/MFE counted fills at the peak quantity: its mark
+    entries' effects recorded other values (and no ``mae_rule``). ``rebuild`` values them
+    by the current rule, after which ``verify`` passes; their effects are not compared."""
+    import sqlalchemy
+
+    if db_url.startswith("memory://"):
+        import pytest
+
+        pytest.skip("memory: no journal rows to rewrite as an earlier version wrote them")
+    clock = [T]
+    with _setup(db_url, clock) as ledger:
+        ledger.apply_mark(instrument="MES", price="98", ts="2026-03-02T14:30:00Z")
+        assert ledger.verify().ok
+    old = json.dumps({"trades": [{"trade_id": 1, "mae": "-20", "mfe": "0", "mae_price": "98",
+                                  "mfe_price": "98"}]})  # fmt: skip
+    engine = sqlalchemy.create_engine(db_url.replace("sqlite:", "sqlite+pysqlite:", 1))
+    with engine.begin() as conn:
+        conn.execute(
+            sqlalchemy.text("UPDATE journal SET effects = :old WHERE kind = 'mark'"), {"old": old}
+        )
+        conn.execute(sqlalchemy.text("UPDATE trades SET mfe_price = '98', mfe = '0'"))
+    engine.dispose()
+    with open_ledger(db_url, clock=lambda: clock[0]) as ledger:
+        report = ledger.verify()
+        assert not report.ok and all("trades" in p for p in report.problems), report.problems
+        ledger.rebuild()
+        assert ledger.verify().ok
+        [trade] = ledger.trades()
+        assert (trade["mfe_price"], trade["mae_price"]) == ("100", "98")

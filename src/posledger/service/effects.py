@@ -69,8 +69,15 @@ def fill_effects(decision: FillDecision) -> dict[str, Any]:
     return effects
 
 
+MAE_RULE = 2
+"""How MAE/MFE are valued (docs/accounting.md, Trades): 2 counts every price a trade saw,
+its fills' included, at its peak quantity. Mark entries journaled before rule 2 carry no
+``mae_rule``: replay values them by the current rule and does not compare their effects."""
+
+
 def mark_effects(decision: MarkDecision) -> dict[str, Any]:
     return {
+        "mae_rule": MAE_RULE,
         "trades": [
             {
                 "trade_id": t.trade_id,
@@ -80,7 +87,7 @@ def mark_effects(decision: MarkDecision) -> dict[str, Any]:
                 "mfe_price": fmt_opt(t.mfe_price),
             }
             for t in decision.trades
-        ]
+        ],
     }
 
 
