@@ -28,6 +28,7 @@ from ..domain.brackets import POLICIES, plan_exits
 from ..domain.enums import ReconcilePolicy
 from ..domain.inputs import CommandAck, CommandFailed, Fill, Halt, Input, Mark, Resume, Transfer
 from ..domain.numbers import exact
+from ..domain.pnl import PERIODS, parse_groups
 from ..domain.refdata import InvalidInput, Order, check_identifier
 from ..domain.timestamps import next_local_time, now_ns
 from ..domain.writeset import AddRejected, Rejected, WriteSet
@@ -60,6 +61,7 @@ from .reconciliation import (
     validate,
 )
 from .replay import RebuildReport, VerifyReport, rebuild, verify
+from .reporting import pnl_views, stats_views, window
 
 __all__ = [
     "LEASE_NS",
@@ -714,6 +716,90 @@ class Ledger:
         """Trades as DESIGN §7 ``trades --json`` objects, in the order they were opened."""
         filters = _filters(account, instrument, strategy, mode)
         return trade_views(self._reads, filters, status, with_fills)
+
+    def pnl(
+        self,
+        *,
+        by: str | Iterable[str] = "strategy",
+        period: str | None = None,
+        tz: str = "UTC",
+        session_start: str = "00:00",
+        since: str | None = None,
+        until: str | None = None,
+        account: str | None = None,
+        instrument: str | None = None,
+        strategy: str | None = None,
+        mode: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Realized (per trade-fill leg, net of commissions) and unrealized (at the latest
+        marks) P&L per group, currency and period, as docs/pnl.md describes. ``by`` is a
+        comma list or names from strategy, account, mode, instrument; ``period`` day, week,
+        month or None (one row per group). ``since``/``until``: dates (trading days) or ISO
+        times, read in ``tz``. ``progress`` is told how many legs were read."""
+        return self.pnl_report(
+            by=by,
+            period=period,
+            tz=tz,
+            session_start=session_start,
+            since=since,
+            until=until,
+            account=account,
+            instrument=instrument,
+            strategy=strategy,
+            mode=mode,
+            progress=progress,
+        )[0]
+
+    def pnl_report(
+        self,
+        *,
+        by: str | Iterable[str] = "strategy",
+        period: str | None = None,
+        tz: str = "UTC",
+        session_start: str = "00:00",
+        since: str | None = None,
+        until: str | None = None,
+        account: str | None = None,
+        instrument: str | None = None,
+        strategy: str | None = None,
+        mode: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """:meth:`pnl`'s rows and how many open positions had no mark (left out)."""
+        try:
+            groups = parse_groups(by if isinstance(by, str) else ",".join(by))
+            found = window(tz, session_start, since, until)
+            if period is not None and period not in PERIODS:
+                raise ValueError(f"a period is one of {', '.join(PERIODS)}, got {period!r}")
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        filters = _filters(account, instrument, strategy, mode)
+        with self.store.snapshot() as reads:
+            return pnl_views(reads, filters, groups, period, found, progress)
+
+    def stats(
+        self,
+        *,
+        tz: str = "UTC",
+        session_start: str = "00:00",
+        since: str | None = None,
+        until: str | None = None,
+        account: str | None = None,
+        instrument: str | None = None,
+        strategy: str | None = None,
+        mode: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Per strategy and currency, statistics of the trades closed in the window (win
+        rate, average win and loss, profit factor, expectancy, drawdown, MAE/MFE,
+        duration), as docs/pnl.md defines them."""
+        try:
+            found = window(tz, session_start, since, until)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        filters = _filters(account, instrument, strategy, mode)
+        with self.store.snapshot() as reads:
+            return stats_views(reads, filters, found)
 
     def halts(
         self, *, account: str | None = None, instrument: str | None = None
