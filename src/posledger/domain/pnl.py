@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .numbers import ZERO, exact, q18
 
 __all__ = [
+    "CURVE_POINTS",
     "GROUPS",
     "INFINITY",
     "PERIODS",
@@ -32,6 +33,7 @@ __all__ = [
     "TradeResult",
     "parse_groups",
     "period_of",
+    "thin",
 ]
 
 GROUPS = ("strategy", "account", "mode", "instrument")
@@ -43,6 +45,24 @@ INFINITY = "inf"
 _NS = 1_000_000_000
 _HOUR_NS = 3600 * _NS
 _HUNDRED = Decimal(100)
+
+CURVE_POINTS = 2000
+"""A kept equity curve holds at most twice this many points (see :func:`thin`)."""
+
+
+def thin(
+    points: list[tuple[int, Decimal, Decimal]], limit: int = CURVE_POINTS
+) -> list[tuple[int, Decimal, Decimal]]:
+    """At most ``limit`` points of a curve of ``(time, equity, drawdown)``: while there are
+    more, each pair of neighbours becomes the one with the deeper drawdown (the later one
+    when equal), so the troughs and the largest drawdown stay drawn; the last point stays."""
+    while len(points) > limit:
+        last = points[-1]
+        merged = [a if a[2] > b[2] else b for a, b in zip(points[0::2], points[1::2], strict=False)]
+        if merged[-1] is not last:
+            merged.append(last)
+        points = merged
+    return points
 
 
 def parse_groups(text: str) -> tuple[str, ...]:
@@ -275,7 +295,8 @@ class Stats:
     first_close: int | None = None
     last_close: int | None = None
     curve: list[tuple[int, Decimal, Decimal]] = field(default_factory=list)
-    """(closed_at, cumulative P&L, drawdown) per trade, when the book keeps curves."""
+    """(closed_at, cumulative P&L, drawdown) per trade when the book keeps curves, thinned
+    (:func:`thin`) whenever it reaches twice :data:`CURVE_POINTS`."""
 
     def add(self, trade: TradeResult, keep_curve: bool = False) -> None:
         """The next trade in close order."""
@@ -309,6 +330,8 @@ class Stats:
         self.last_close = trade.closed_at
         if keep_curve:
             self.curve.append((trade.closed_at, self.net_pnl, drawdown))
+            if len(self.curve) >= 2 * CURVE_POINTS:
+                self.curve = thin(self.curve)
 
     @staticmethod
     def _mean(total: Decimal, count: int) -> Decimal | None:

@@ -61,7 +61,7 @@ from .reconciliation import (
     validate,
 )
 from .replay import RebuildReport, VerifyReport, rebuild, verify
-from .reporting import pnl_views, stats_views, window
+from .reporting import ReportData, pnl_views, report_data, stats_views, window
 
 __all__ = [
     "LEASE_NS",
@@ -800,6 +800,30 @@ class Ledger:
         filters = _filters(account, instrument, strategy, mode)
         with self.store.snapshot() as reads:
             return stats_views(reads, filters, found)
+
+    def report_data(
+        self,
+        *,
+        tz: str = "UTC",
+        session_start: str = "00:00",
+        since: str | None = None,
+        until: str | None = None,
+        account: str | None = None,
+        instrument: str | None = None,
+        strategy: str | None = None,
+        mode: str | None = None,
+        max_trades: int = 500,
+        progress: Callable[[int], None] | None = None,
+    ) -> ReportData:
+        """What ``posledger report`` draws: statistics with equity curves, P&L by trading
+        day, the latest ``max_trades`` closed trades and the MAE/MFE points."""
+        try:
+            found = window(tz, session_start, since, until)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        filters = _filters(account, instrument, strategy, mode)
+        with self.store.snapshot() as reads:
+            return report_data(reads, filters, found, max_trades, progress)
 
     def halts(
         self, *, account: str | None = None, instrument: str | None = None

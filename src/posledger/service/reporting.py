@@ -7,6 +7,7 @@ fills), open positions with their latest marks, closed trades in close order.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -20,8 +21,11 @@ from ..ports import Filters, Reads
 from .queries import position_views
 
 __all__ = [
+    "SCATTER_POINTS",
+    "ReportData",
     "Window",
     "pnl_views",
+    "report_data",
     "stats_view",
     "stats_views",
     "window",
@@ -31,6 +35,8 @@ Progress = Callable[[int], None]
 """Told how many rows have been read so far, now and then."""
 
 _TICK = 20_000
+SCATTER_POINTS = 5000
+"""The MAE/MFE scatter of a report draws at most this many trades: the latest closed."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -225,3 +231,59 @@ def stats_views(
 ) -> list[dict[str, Any]]:
     """Per strategy and currency, the statistics of its closed trades (docs/pnl.md)."""
     return [stats_view(stats) for stats in stats_book(reads, filters, found).stats()]
+
+
+@dataclass
+class ReportData:
+    """What the HTML report shows (docs/pnl.md, The report)."""
+
+    window: Window
+    stats: list[Stats]
+    """Per strategy and currency, with their equity curves (thinned)."""
+    daily: list[dict[str, Any]]
+    """P&L per strategy, currency and trading day (:func:`pnl_views`)."""
+    trades: list[dict[str, Any]]
+    """The latest closed trades, newest first (at most the report's cap)."""
+    closed: int
+    """How many trades closed in the window."""
+    scatter: list[dict[str, Any]]
+    """Trades with MAE and MFE: strategy, currency, trade_id, mae, mfe, pnl (the latest
+    :data:`SCATTER_POINTS`)."""
+
+
+def report_data(
+    reads: Reads,
+    filters: Filters,
+    found: Window,
+    max_trades: int,
+    progress: Progress | None = None,
+) -> ReportData:
+    latest: deque[dict[str, Any]] = deque(maxlen=max_trades)
+    scatter: deque[dict[str, Any]] = deque(maxlen=SCATTER_POINTS)
+
+    def keep(row: dict[str, Any]) -> None:
+        if max_trades:
+            latest.append(row)
+        if row["mae"] is not None and row["mfe"] is not None:
+            scatter.append(
+                {
+                    "strategy": row["strategy"],
+                    "currency": row["pnl_currency"],
+                    "trade_id": row["trade_id"],
+                    "mae": row["mae"],
+                    "mfe": row["mfe"],
+                    "pnl": row["realized_pnl"],
+                }
+            )
+
+    book = stats_book(reads, filters, found, keep_curves=True, each=keep, progress=progress)
+    found_stats = book.stats()
+    daily, _ = pnl_views(reads, filters, ("strategy",), "day", found, progress)
+    return ReportData(
+        window=found,
+        stats=found_stats,
+        daily=daily,
+        trades=list(reversed(latest)),
+        closed=sum(item.trades for item in found_stats),
+        scatter=list(scatter),
+    )
