@@ -12,6 +12,7 @@ Futures account F-1 (LIVE), ESM6 (multiplier 50, USD):
   e3  alpha SELL 1 @ 4990  Mon 17:30 CST (23:30Z)  comm 1.25 USD   day Tue 03-03 (after 17:00)
       realizes (4990 - 5000) x 1 x 50 = -500; alpha's trade closes: net 500 - 500 - 5 = -5
   e4  beta  BUY  1 @ 5005  Tue 10:00 CST (16:00Z)  comm 1.25 USD   day Tue 03-03, stays open
+  (mark ESM6 5004 at Mon 16:00Z while alpha is long: only MAE/MFE, the later mark wins)
   mark ESM6 5015           Tue 15:00 CST (21:00Z)                  day Tue 03-03
       beta unrealized (5015 - 5005) x 1 x 50 = +500
 
@@ -22,6 +23,7 @@ Crypto account C-1 (PAPER), BTCUSDT.P (perpetual, multiplier 1, USDT):
   b1  beta  BUY  0.5 @ 60000  Mon 12:00 CST (18:00Z)  comm 3 USDT     day Mon 03-02
   b2  beta  SELL 0.2 @ 61000  Tue 18:00 CST (Wed 00:00Z) comm 1.2 USDT  day Wed 03-04
       realizes (61000 - 60000) x 0.2 = +200; 0.3 stays open
+  (mark BTCUSDT.P 60450 at Mon 17:30Z while alpha is long: only MAE/MFE)
   mark BTCUSDT.P 59000     Wed 08:00 CST (14:00Z)                  day Wed 03-04
       beta unrealized (59000 - 60000) x 0.3 = -300
 """
@@ -68,7 +70,10 @@ def _fill(
 
 RECORDS += [
     _fill("e1", "F-1", "ESM6", "alpha", "BUY", "2", "5000", "2026-03-02T15:00:00Z", "2.50"),
+    # marks while alpha's trades are open (MAE/MFE); later marks replace them
+    {"type": "mark", "instrument": "ESM6", "price": "5004", "ts": "2026-03-02T16:00:00Z"},
     _fill("c1", "C-1", "BTCUSDT.P", "alpha", "BUY", "1", "60500", "2026-03-02T17:00:00Z", "2"),
+    {"type": "mark", "instrument": "BTCUSDT.P", "price": "60450", "ts": "2026-03-02T17:30:00Z"},
     _fill("b1", "C-1", "BTCUSDT.P", "beta", "BUY", "0.5", "60000", "2026-03-02T18:00:00Z", "3"),
     _fill("e2", "F-1", "ESM6", "alpha", "SELL", "1", "5010", "2026-03-02T22:30:00Z", "1.25"),
     _fill(

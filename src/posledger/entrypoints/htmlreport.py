@@ -114,6 +114,8 @@ def render_report(data: ReportData, title: str = "posledger report") -> str:
             if found.currency != currency:
                 continue
             curve = thin(found.curve, CURVE_POINTS)
+            if curve:  # the curve starts from 0, at the first close
+                curve = [(curve[0][0], Decimal(0), Decimal(0)), *curve]
             x = [when(point[0]) for point in curve]
             equity.add_trace(
                 go.Scatter(
@@ -157,7 +159,7 @@ def render_report(data: ReportData, title: str = "posledger report") -> str:
             title=f"P&L by trading day ({currency}; realized net, with unrealized on the "
             "mark's day)",
             barmode="relative",
-            xaxis={"type": "category"},
+            xaxis={"type": "category", "categoryorder": "category ascending"},
             height=420,
         )
         parts.append(figures.div(daily, f"daily-{currency}"))
