@@ -142,9 +142,7 @@ DAILY_UTC_USD = [
 
 def whole(rows: list[dict[str, str]]) -> list[dict[str, str]]:
     """Rows without a period, as ``pnl`` gives with no --period."""
-    return [
-        {k: v for k, v in item.items() if k not in ("period", "period_start")} for item in rows
-    ]
+    return [{k: v for k, v in item.items() if k not in ("period", "period_start")} for item in rows]
 
 
 # No --period: one row per strategy and currency, the days' sums.
