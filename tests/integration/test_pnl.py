@@ -147,3 +147,40 @@ def test_stats_of_the_session(url: str) -> None:
         assert ledger.stats(since="2026-03-03T00:00:00-06:00") == []
         # ...but e3 closed at 17:30 CST, inside Tuesday's trading day.
         assert len(ledger.stats(since="2026-03-03", **CHICAGO)) == 1
+
+
+def test_a_flip_books_its_closing_part_on_its_day_and_the_days_add_up_to_the_trades(
+    db_url: str,
+) -> None:
+    """MES (multiplier 5), strategy s, UTC days:
+    Mon BUY 2 @ 100, commission 2                      -> Mon: -2
+    Tue SELL 3 @ 110, commission 3: a flip; 2 close ((110 - 100) x 2 x 5 = +100, commission
+        3 x 2/3 = 2) and 1 opens short @ 110 (commission 1) -> Tue: 100 - 3 = 97
+    Wed BUY 1 @ 105, commission 1: closes the short (110 - 105) x 1 x 5 = +25 -> Wed: 24
+    Trades: 100 - 2 - 2 = 96 and 25 - 1 - 1 = 23; days: -2 + 97 + 24 = 119 = 96 + 23."""
+    with open_ledger(db_url) as ledger:
+        ledger.register_account(account="A", venue="CME", mode="SIM", position_mode="netting")
+        ledger.register_instrument(
+            instrument="MES", kind="future", multiplier="5", quote_currency="USD",
+            settlement_currency="USD",
+        )  # fmt: skip
+        ledger.register_strategy(strategy="s")
+        for exec_id, side, qty, price, day, fee in [
+            ("f1", "BUY", "2", "100", "02", "2"),
+            ("f2", "SELL", "3", "110", "03", "3"),
+            ("f3", "BUY", "1", "105", "04", "1"),
+        ]:
+            outcome = ledger.apply_fill(
+                exec_id=exec_id, account="A", instrument="MES", side=side, quantity=qty,
+                price=price, ts=f"2026-03-{day}T15:00:00Z", strategy="s", commission=fee,
+            )  # fmt: skip
+            assert outcome.status == "applied", outcome.reason
+        rows = ledger.pnl(period="day")
+        trades = ledger.trades()
+    assert [(r["period"], r["gross_realized"], r["commissions"], r["total"]) for r in rows] == [
+        ("2026-03-02", "0", "2", "-2"),
+        ("2026-03-03", "100", "3", "97"),
+        ("2026-03-04", "25", "1", "24"),
+    ]
+    assert rows[-1]["cumulative"] == "119"
+    assert [t["realized_pnl"] for t in trades] == ["96", "23"]
