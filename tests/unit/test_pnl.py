@@ -238,3 +238,28 @@ def test_thinning_keeps_the_troughs_and_the_last_point() -> None:
     assert (777, D(7), D(500)) in thinned
     assert [p[0] for p in thinned] == sorted(p[0] for p in thinned)
     assert thin(points[:10], 1000) == points[:10]
+
+
+# -- the window (--since, --until) ---------------------------------------------------------
+
+
+def test_dates_are_trading_days_and_times_are_read_in_the_zone() -> None:
+    from posledger.service.reporting import window
+
+    found = window("America/Chicago", "17:00", since="2026-03-03", until="2026-03-03")
+    # trading day Tue 03-03 runs from Mon 17:00 CST to Tue 17:00 CST; --until includes it
+    assert found.since == ns("2026-03-02T17:00:00-06:00")
+    assert found.until == ns("2026-03-03T17:00:00-06:00")
+    # a time without an offset is on the zone's wall clock; with one, it is that instant
+    assert window("America/Chicago", since="2026-03-03T09:30").since == ns(
+        "2026-03-03T09:30:00-06:00"
+    )
+    assert window("America/Chicago", since="2026-03-03T09:30:00.5Z").since == ns(
+        "2026-03-03T09:30:00.5Z"
+    )
+    assert window().since is None and window().until is None
+    for bad in ({"since": "03/03/2026"}, {"since": "2026-02-30"}, {"until": "soon"}):
+        with pytest.raises(ValueError, match="not a date"):
+            window(**bad)
+    with pytest.raises(ValueError, match="not after"):
+        window(since="2026-03-03", until="2026-03-02")
