@@ -404,7 +404,7 @@ def report(
         raise UsageError(
             f"posledger report needs plotly ({exc}): pip install 'posledger[report]'"
         ) from None
-    with _ledger(ctx) as ledger, _progress("reading trades") as progress:
+    with _ledger(ctx) as ledger, _progress("reading trades and fills") as progress:
         page, summary = build_report(
             ledger,
             tz=tz,

@@ -278,12 +278,15 @@ def report_data(
 
     book = stats_book(reads, filters, found, keep_curves=True, each=keep, progress=progress)
     found_stats = book.stats()
-    daily, _ = pnl_views(reads, filters, ("strategy",), "day", found, progress)
+    read = sum(item.trades for item in found_stats)
+    # one count of rows read for the whole report: the trades, then the legs
+    more = None if progress is None else (lambda legs: progress(read + legs))
+    daily, _ = pnl_views(reads, filters, ("strategy",), "day", found, more)
     return ReportData(
         window=found,
         stats=found_stats,
         daily=daily,
         trades=list(reversed(latest)),
-        closed=sum(item.trades for item in found_stats),
+        closed=read,
         scatter=list(scatter),
     )
