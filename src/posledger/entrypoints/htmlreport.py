@@ -40,6 +40,8 @@ th { background: #f2f2f2; } p.note { color: #555; }
 
 
 def _e(value: object) -> str:
+    """Text escaped for HTML, and for plotly's labels, which read a few tags (``<b>``,
+    ``<a href>``) and the entities."""
     return html.escape(str(value), quote=True)
 
 
@@ -122,7 +124,7 @@ def render_report(data: ReportData, title: str = "posledger report") -> str:
                     x=x,
                     y=[_f(point[1]) for point in curve],
                     mode="lines+markers",
-                    name=found.strategy,
+                    name=_e(found.strategy),
                     legendgroup=found.strategy,
                 ),
                 row=1,
@@ -134,14 +136,14 @@ def render_report(data: ReportData, title: str = "posledger report") -> str:
                     y=[-_f(point[2]) for point in curve],
                     mode="lines",
                     fill="tozeroy",
-                    name=f"{found.strategy} drawdown",
+                    name=f"{_e(found.strategy)} drawdown",
                     legendgroup=found.strategy,
                     showlegend=False,
                 ),
                 row=2,
                 col=1,
             )
-        equity.update_layout(title=f"Equity curve per strategy ({currency})", height=520)
+        equity.update_layout(title=f"Equity curve per strategy ({_e(currency)})", height=520)
         parts.append(figures.div(equity, f"equity-{currency}"))
         # P&L by trading day.
         daily = go.Figure()
@@ -152,11 +154,11 @@ def render_report(data: ReportData, title: str = "posledger report") -> str:
                 go.Bar(
                     x=[row["period"] for row in days],
                     y=[_f(Decimal(row["total"])) for row in days],
-                    name=name,
+                    name=_e(name),
                 )
             )
         daily.update_layout(
-            title=f"P&L by trading day ({currency}; realized net, with unrealized on the "
+            title=f"P&amp;L by trading day ({_e(currency)}; realized net, with unrealized on the "
             "mark's day)",
             barmode="relative",
             xaxis={"type": "category", "categoryorder": "category ascending"},
@@ -173,13 +175,13 @@ def render_report(data: ReportData, title: str = "posledger report") -> str:
                     x=[_f(p["mae"]) for p in mine],
                     y=[_f(p["mfe"]) for p in mine],
                     mode="markers",
-                    name=name,
+                    name=_e(name),
                     text=[f"trade {p['trade_id']}: {fmt(p['pnl'])}" for p in mine],
                     marker={"color": ["#2a9d8f" if p["pnl"] > 0 else "#e76f51" for p in mine]},
                 )
             )
         scatter.update_layout(
-            title=f"MAE / MFE per closed trade ({currency}; at most {SCATTER_POINTS} latest)",
+            title=f"MAE / MFE per closed trade ({_e(currency)}; at most {SCATTER_POINTS} latest)",
             xaxis_title="MAE",
             yaxis_title="MFE",
             height=420,
