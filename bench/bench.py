@@ -86,6 +86,8 @@ GOAL_HELP = 0.25  # s
 GOAL_POSITIONS = 0.5  # s
 GOAL_REPLAY_FPS = 50_000
 GOAL_REPLAY_RSS = 300 * 2**20
+GOAL_PNL_FPS = 50_000  # trade-fill legs/s, start-up included
+GOAL_PNL_RSS = 300 * 2**20
 GOAL_BRACKETS_RATIO = 0.7  # brackets cost at most 30% of throughput
 GOAL_MARKS_FPS = 100_000  # marks applied per second (in memory, written by the policy)
 
@@ -263,6 +265,24 @@ def floor_scan(db: str) -> None:
 
     if sum(1 for _ in sqlite3.connect(db).execute("SELECT * FROM journal")) == 0:
         raise SystemExit("the journal table is empty")
+
+
+def floor_legs(db: str) -> None:
+    """Read every trade-fill leg of posledger's database with sqlite3 and add up its
+    realized P&L and commission as exact decimals (what `pnl` reads, without grouping)."""
+    import sqlite3
+    from decimal import Decimal
+
+    realized = commission = Decimal(0)
+    rows = 0
+    for _ts, gain, paid in sqlite3.connect(db).execute(
+        "SELECT ts, realized, commission FROM trade_fills"
+    ):
+        realized += Decimal(gain)
+        commission += Decimal(paid)
+        rows += 1
+    if rows == 0:
+        raise SystemExit("the trade_fills table is empty")
 
 
 # -- the pure domain ----------------------------------------------------------------------
@@ -622,6 +642,12 @@ def big_repetition(db: Path, big: Session, workdir: Path) -> None:
     run_child("scan floor", [*python_c(floor_scan), str(db)], workdir, big.fills)
     run_child("verify", [POSLEDGER, "--db", url, "verify"], workdir, big.fills)
     run_child("rebuild", [POSLEDGER, "--db", url, "rebuild"], workdir, big.fills)
+    run_child("legs floor", [*python_c(floor_legs), str(db)], workdir, big.fills)
+    pnl = ["pnl", "--period", "day", "--by", "strategy,instrument", "--tz", "America/Chicago"]
+    pnl += ["--session-start", "17:00", "--json"]
+    run_child("pnl", [POSLEDGER, "--db", url, *pnl], workdir, big.fills)
+    page = str(workdir / "report.html")
+    run_child("report", [POSLEDGER, "--db", url, "report", "--out", page], workdir, big.fills)
 
 
 # -- machine context ----------------------------------------------------------------------
@@ -778,6 +804,10 @@ def summary_rows(servers: list[Server], big_name: str) -> list[Row]:
         Row("`verify` peak RSS", "verify rss", "scan floor rss", GOAL_REPLAY_RSS, higher=False),
         Row(f"`rebuild`, {big_name} journal", "rebuild fps", "scan floor fps", GOAL_REPLAY_FPS),
         Row("`rebuild` peak RSS", "rebuild rss", "scan floor rss", GOAL_REPLAY_RSS, higher=False),
+        Row(f"`pnl --period day`, {big_name} database", "pnl fps", "legs floor fps", GOAL_PNL_FPS),
+        Row("`pnl` peak RSS", "pnl rss", "legs floor rss", GOAL_PNL_RSS, higher=False),
+        Row(f"`report`, {big_name} database", "report fps", "legs floor fps", GOAL_PNL_FPS),
+        Row("`report` peak RSS", "report rss", "legs floor rss", GOAL_PNL_RSS, higher=False),
         Row("Brackets on every slot / none, SQLite batched",
             "brackets fps", "no brackets fps", GOAL_BRACKETS_RATIO, on_ratio=True),
         Row("Marks on 1,000 open slots, applied in memory",
@@ -969,7 +999,29 @@ def report(
             },
         ),
         *section(
-            "9. Marks on 1,000 open slots",
+            f"9. `pnl` and `report` on the {big_name} database",
+            f"On the database of section 6 ({facts['legs']:,} trade-fill legs): `posledger "
+            "--db sqlite:///… pnl --period day --by strategy,instrument --tz America/Chicago "
+            "--session-start 17:00 --json`, which streams every leg and adds it up by group "
+            "and trading day, and `posledger report --out report.html` (statistics with "
+            "equity curves, P&L by day, the latest 500 trades; plotly's JavaScript written "
+            "into the page). Each a process timed from spawn to exit; fills/s is the "
+            "session's fills over the wall time; peak RSS as in section 7. Floor: a "
+            "`python -c` reading every row of `trade_fills` with bare `sqlite3` and adding "
+            "up its realized P&L and commission as `Decimal`s.",
+            {
+                "`pnl`": "pnl fps",
+                "`pnl` wall time": "pnl s",
+                "`pnl` peak RSS": "pnl rss",
+                "`report`": "report fps",
+                "`report` wall time": "report s",
+                "`report` peak RSS": "report rss",
+                "trade-fill scan (floor)": "legs floor fps",
+                "trade-fill scan peak RSS": "legs floor rss",
+            },
+        ),
+        *section(
+            "10. Marks on 1,000 open slots",
             f"1,000 open slots (10 strategies on each of 100 instruments) on a fresh SQLite "
             f"file; {sizes.marks:,} marks, round-robin over the instruments and "
             f"{MARK_SPACING_NS // 1000} µs of mark time apart (100,000 a second of mark "
@@ -1055,6 +1107,8 @@ def main() -> int:
         big_db = workdir / "big.db"
         cli_ingest("build", f"sqlite:///{big_db}", big, workdir, batch=BIG_BATCH)
         db_size = sum(p.stat().st_size for p in workdir.glob("big.db*"))
+        with sqlite3.connect(big_db) as conn:
+            legs = conn.execute("SELECT count(*) FROM trade_fills").fetchone()[0]
 
         for r in range(1, sizes.repeat + 1):
             say(f"repetition {r} of {sizes.repeat}")
@@ -1099,6 +1153,7 @@ def main() -> int:
         "build s": results["build s"][0],
         "build rss": results["build rss"][0],
         "db size": db_size,
+        "legs": legs,
         "machine": context,
         "command": shlex.join([".venv/bin/python", "bench/bench.py", *sys.argv[1:]]),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

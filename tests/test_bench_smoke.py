@@ -28,7 +28,7 @@ HEADINGS = [
     "## 4. PostgreSQL",
     "## 5. MariaDB",
     "## 8. Brackets on every slot",
-    "## 9. Marks on 1,000 open slots",
+    "## 10. Marks on 1,000 open slots",
 ]
 NUMBER = r"[\d,.]+ ?(fills/s|marks/s|/s|s|ms|MiB|%)"
 VERDICT = r"(met|\*\*not met\*\*) \(×[\d.]+\)"
@@ -70,12 +70,13 @@ def test_the_report_has_every_section(report: str) -> None:
         assert heading in lines, heading
     assert any(line.startswith("## 6. Start-up and `positions` on the ") for line in lines)
     assert any(line.startswith("## 7. `verify` and `rebuild` of the ") for line in lines)
+    assert any(line.startswith("## 9. `pnl` and `report` on the ") for line in lines)
     assert "**Quick mode**" in report
 
 
 def test_every_sqlite_measure_has_a_number_a_floor_and_a_verdict(report: str) -> None:
     rows = summary(report)
-    assert len(rows) == 16, rows
+    assert len(rows) == 20, rows
     for measure, (median, floor, ratio, goal, met) in rows.items():
         if measure.startswith(("PostgreSQL", "MariaDB")):
             continue

@@ -454,6 +454,19 @@ class Reads(ABC):
     def trade_fills(self, trade_ids: list[int]) -> dict[int, list[dict[str, Any]]]: ...
 
     @abstractmethod
+    def pnl_legs(
+        self, filters: Filters, since: int | None, until: int | None, chunk: int = 5000
+    ) -> Iterator[tuple[Any, ...]]:
+        """Trade-fill legs stamped in ``[since, until)``, streamed: ``(strategy, account,
+        mode, instrument, pnl_currency, ts, realized, commission, commission_currency)``."""
+
+    @abstractmethod
+    def closed_trades(
+        self, filters: Filters, since: int | None, until: int | None, chunk: int = 5000
+    ) -> Iterator[dict[str, Any]]:
+        """Closed trades closed in ``[since, until)``, in close order, streamed."""
+
+    @abstractmethod
     def rejected(self) -> list[dict[str, Any]]: ...
 
     @abstractmethod

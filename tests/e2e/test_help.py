@@ -226,6 +226,9 @@ WORDS: dict[CommandPath, list[str]] = {
     ("rebuild",): ["journal", "projection"],
     ("migrate",): ["schema", "upgrade"],
     ("demo",): ["--file", "session", "EXTERNAL", "hedge"],
+    ("pnl",): ["--by", "--period", "--tz", "--session-start", "--since", "--until", "--csv"],
+    ("stats",): ["win rate", "profit factor", "drawdown", "--since", "--json"],
+    ("report",): ["--out", "network", "plotly", "--max-trades"],
 }
 
 

@@ -1387,6 +1387,13 @@ def demo(ctx: click.Context, path: Path | None) -> None:
     ctx.exit(run_demo(demo_target(path, ctx.obj["db"]), _render().console()))
 
 
+from .reporting import pnl, report, stats  # noqa: E402  (P&L, statistics, HTML report)
+
+cli.add_command(pnl)
+cli.add_command(stats)
+cli.add_command(report)
+
+
 def _db_after_the_command(value: str | None, ctx: click.Context) -> None:
     if value is not None:
         ctx.ensure_object(dict)

@@ -30,6 +30,7 @@ from ..domain.enums import ReconcilePolicy
 from ..domain.inputs import CommandAck, CommandFailed, Fill, Halt, Input, Mark, Resume, Transfer
 from ..domain.marks import MarkPolicy, Window
 from ..domain.numbers import exact
+from ..domain.pnl import PERIODS, parse_groups
 from ..domain.refdata import InvalidInput, Order, check_identifier
 from ..domain.timestamps import next_local_time, now_ns, parse_ts
 from ..domain.writeset import AddRejected, Rejected, WriteSet
@@ -62,6 +63,7 @@ from .reconciliation import (
     validate,
 )
 from .replay import RebuildReport, VerifyReport, rebuild, replay_prefix, verify
+from .reporting import ReportData, pnl_views, report_data, stats_views, window
 
 __all__ = [
     "LEASE_NS",
@@ -354,11 +356,11 @@ class Ledger:
 
     def _keep_windows(self) -> None:
         windows = self._windows
-        for instrument, window in self._changed_windows.items():
-            if window is None:
+        for instrument, changed in self._changed_windows.items():
+            if changed is None:
                 windows.pop(instrument, None)
             else:
-                windows[instrument] = window
+                windows[instrument] = changed
         self._changed_windows = {}
 
     def flush_marks(self) -> int:
@@ -830,6 +832,114 @@ class Ledger:
         """Trades as DESIGN §7 ``trades --json`` objects, in the order they were opened."""
         filters = _filters(account, instrument, strategy, mode)
         return trade_views(self._reads, filters, status, with_fills)
+
+    def pnl(
+        self,
+        *,
+        by: str | Iterable[str] = "strategy",
+        period: str | None = None,
+        tz: str = "UTC",
+        session_start: str = "00:00",
+        since: str | None = None,
+        until: str | None = None,
+        account: str | None = None,
+        instrument: str | None = None,
+        strategy: str | None = None,
+        mode: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Realized (per trade-fill leg, net of commissions) and unrealized (at the latest
+        marks) P&L per group, currency and period, as docs/pnl.md describes. ``by`` is a
+        comma list or names from strategy, account, mode, instrument; ``period`` day, week,
+        month or None (one row per group). ``since``/``until``: dates (trading days) or ISO
+        times, read in ``tz``. ``progress`` is told how many legs were read."""
+        return self.pnl_report(
+            by=by,
+            period=period,
+            tz=tz,
+            session_start=session_start,
+            since=since,
+            until=until,
+            account=account,
+            instrument=instrument,
+            strategy=strategy,
+            mode=mode,
+            progress=progress,
+        )[0]
+
+    def pnl_report(
+        self,
+        *,
+        by: str | Iterable[str] = "strategy",
+        period: str | None = None,
+        tz: str = "UTC",
+        session_start: str = "00:00",
+        since: str | None = None,
+        until: str | None = None,
+        account: str | None = None,
+        instrument: str | None = None,
+        strategy: str | None = None,
+        mode: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """:meth:`pnl`'s rows and how many open positions had no mark (left out)."""
+        try:
+            groups = parse_groups(by if isinstance(by, str) else ",".join(by))
+            found = window(tz, session_start, since, until)
+            if period is not None and period not in PERIODS:
+                raise ValueError(f"a period is one of {', '.join(PERIODS)}, got {period!r}")
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        filters = _filters(account, instrument, strategy, mode)
+        with self.store.snapshot() as reads:
+            return pnl_views(reads, filters, groups, period, found, progress)
+
+    def stats(
+        self,
+        *,
+        tz: str = "UTC",
+        session_start: str = "00:00",
+        since: str | None = None,
+        until: str | None = None,
+        account: str | None = None,
+        instrument: str | None = None,
+        strategy: str | None = None,
+        mode: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Per strategy and currency, statistics of the trades closed in the window (win
+        rate, average win and loss, profit factor, expectancy, drawdown, MAE/MFE,
+        duration), as docs/pnl.md defines them."""
+        try:
+            found = window(tz, session_start, since, until)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        filters = _filters(account, instrument, strategy, mode)
+        with self.store.snapshot() as reads:
+            return stats_views(reads, filters, found)
+
+    def report_data(
+        self,
+        *,
+        tz: str = "UTC",
+        session_start: str = "00:00",
+        since: str | None = None,
+        until: str | None = None,
+        account: str | None = None,
+        instrument: str | None = None,
+        strategy: str | None = None,
+        mode: str | None = None,
+        max_trades: int = 500,
+        progress: Callable[[int], None] | None = None,
+    ) -> ReportData:
+        """What ``posledger report`` draws: statistics with equity curves, P&L by trading
+        day, the latest ``max_trades`` closed trades and the MAE/MFE points."""
+        try:
+            found = window(tz, session_start, since, until)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        filters = _filters(account, instrument, strategy, mode)
+        with self.store.snapshot() as reads:
+            return report_data(reads, filters, found, max_trades, progress)
 
     def halts(
         self, *, account: str | None = None, instrument: str | None = None

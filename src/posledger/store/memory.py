@@ -696,6 +696,16 @@ class _Reads(Reads):
     def trade_fills(self, trade_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
         return self._now().trade_fills(trade_ids)
 
+    def pnl_legs(
+        self, filters: Filters, since: int | None, until: int | None, chunk: int = 5000
+    ) -> Iterator[tuple[Any, ...]]:
+        return self._now().pnl_legs(filters, since, until, chunk)
+
+    def closed_trades(
+        self, filters: Filters, since: int | None, until: int | None, chunk: int = 5000
+    ) -> Iterator[dict[str, Any]]:
+        return self._now().closed_trades(filters, since, until, chunk)
+
     def rejected(self) -> list[dict[str, Any]]:
         return self._now().rejected()
 

@@ -114,6 +114,55 @@ class SqlReads(Reads):
                 result[row["trade_id"]].append(row)
         return result
 
+    def pnl_legs(
+        self, filters: Filters, since: int | None, until: int | None, chunk: int = 5000
+    ) -> Iterator[tuple[Any, ...]]:
+        """Every trade-fill leg stamped in ``[since, until)`` (docs/pnl.md), streamed
+        ``chunk`` rows at a time: ``(strategy, account, mode, instrument, pnl_currency, ts,
+        realized, commission, commission_currency)``. Filters apply to the leg's trade."""
+        tf, tr, ac = s.trade_fills, s.trades, s.accounts
+        query: Select[Any] = (
+            select(
+                tr.c.strategy,
+                tf.c.account,
+                ac.c.mode,
+                tr.c.instrument,
+                tr.c.pnl_currency,
+                tf.c.ts,
+                tf.c.realized,
+                tf.c.commission,
+                tf.c.commission_currency,
+            )
+            .join(tr, tr.c.trade_id == tf.c.trade_id)
+            .join(ac, ac.c.account == tf.c.account)
+        )
+        query = _filtered(query, tr, filters)
+        if since is not None:
+            query = query.where(tf.c.ts >= since)
+        if until is not None:
+            query = query.where(tf.c.ts < until)
+        with self._connect() as conn:
+            result = conn.execute(query.execution_options(yield_per=chunk))
+            for row in result:
+                yield tuple(row)
+
+    def closed_trades(
+        self, filters: Filters, since: int | None, until: int | None, chunk: int = 5000
+    ) -> Iterator[dict[str, Any]]:
+        """Closed trades whose ``closed_at`` is in ``[since, until)``, in close order (then
+        by trade id), streamed ``chunk`` rows at a time."""
+        tr = s.trades
+        query = _filtered(select(tr).where(tr.c.status == "closed"), tr, filters)
+        if since is not None:
+            query = query.where(tr.c.closed_at >= since)
+        if until is not None:
+            query = query.where(tr.c.closed_at < until)
+        query = query.order_by(tr.c.closed_at, tr.c.trade_id)
+        with self._connect() as conn:
+            result = conn.execute(query.execution_options(yield_per=chunk))
+            for row in result:
+                yield dict(row._mapping)
+
     def rejected(self) -> list[dict[str, Any]]:
         table = s.rejected_inputs
         return self._rows(select(table).order_by(table.c.id))

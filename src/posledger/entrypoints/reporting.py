@@ -1,0 +1,422 @@
+"""``posledger pnl``, ``stats`` and ``report``: P&L by period, trade statistics and the
+HTML report (docs/pnl.md). Registered on the command group by :mod:`.cli`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..bootstrap import open_ledger, resolve_url
+from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from ..service.ledger import Ledger
+
+__all__ = ["pnl", "report", "stats"]
+
+_MONEY_FIELDS = ("gross_realized", "commissions", "realized", "unrealized", "total", "cumulative")
+
+
+@contextmanager
+def _ledger(ctx: click.Context) -> Iterator[Ledger]:
+    """The ledger ``--db`` names; a database that does not exist is refused (a typo must
+    not look like an empty ledger)."""
+    root = ctx.find_root()
+    ledger = open_ledger(resolve_url(root.obj["db"]), create=False, persistent=True)
+    try:
+        yield ledger
+    finally:
+        ledger.close()
+
+
+@contextmanager
+def _progress(what: str) -> Iterator[Callable[[int], None] | None]:
+    """A Rich progress line on stderr when stderr is a terminal; nothing otherwise."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}: {task.completed:,} rows"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(what, total=None)
+        yield lambda count: bar.update(task, completed=count)
+
+
+def _window_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(
+        [
+            click.option("--strategy", help="Only this strategy."),
+            click.option("--account", help="Only this account."),
+            click.option("--instrument", help="Only this instrument."),
+            click.option(
+                "--mode",
+                type=click.Choice(["LIVE", "SIM", "PAPER"], case_sensitive=False),
+                help="Only accounts of this mode.",
+            ),
+            click.option(
+                "--since",
+                metavar="DATE|TIME",
+                help="From this trading day (YYYY-MM-DD) or instant (ISO time; without an "
+                "offset, read in --tz).",
+            ),
+            click.option(
+                "--until",
+                metavar="DATE|TIME",
+                help="Through this trading day (included), or up to this instant (excluded).",
+            ),
+            click.option(
+                "--tz",
+                default="UTC",
+                show_default=True,
+                metavar="ZONE",
+                help="IANA time zone of trading days and of times without an offset.",
+            ),
+            click.option(
+                "--session-start",
+                default="00:00",
+                show_default=True,
+                metavar="HH:MM",
+                help="When a trading day starts on the --tz wall clock; 12:00 or later starts "
+                "the next day's session (17:00: CME futures).",
+            ),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def _human(value: str | None, places: int = 6) -> str:
+    """An amount for people: at most ``places`` decimals, half-even (JSON keeps all)."""
+    if value is None:
+        return "-"
+    if value == "inf":
+        return "inf"
+    amount = Decimal(value)
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -places:
+        amount = amount.quantize(Decimal(1).scaleb(-places))
+    text = format(amount, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def _percent(value: str | None, scale: int = 100) -> str:
+    """A fraction (``scale`` 100) or a percent (``scale`` 1) as a percent, 2 decimals."""
+    if value is None:
+        return "-"
+    return f"{(Decimal(value) * scale).quantize(Decimal('0.01'))}%"
+
+
+def _seconds(value: str | None) -> str:
+    if value is None:
+        return "-"
+    total = int(Decimal(value).to_integral_value())
+    hours, rest = divmod(total, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}"
+
+
+def _print(table: Table) -> None:
+    from .render import console
+
+    console().print(table)
+
+
+# -- pnl --------------------------------------------------------------------------------
+
+
+def pnl_tables(rows: list[dict[str, Any]], by: list[str], period: str | None) -> list[Table]:
+    """One table per currency: amounts of different currencies are never added."""
+    from rich.table import Table
+
+    tables = []
+    for currency in sorted({row["currency"] for row in rows}):
+        table = Table(title=f"P&L in {currency}", title_justify="left")
+        for name in by:
+            table.add_column(name, no_wrap=True)
+        if period is not None:
+            table.add_column(period, no_wrap=True)
+        for name in ("gross", "commissions", "realized", "unrealized", "total"):
+            table.add_column(name, justify="right", no_wrap=True)
+        if period is not None:
+            table.add_column("cumulative", justify="right", no_wrap=True)
+        for row in rows:
+            if row["currency"] != currency:
+                continue
+            cells = [row[name] for name in by]
+            if period is not None:
+                cells.append(row["period"])
+            cells += [
+                _human(row[name])
+                for name in ("gross_realized", "commissions", "realized", "unrealized", "total")
+            ]
+            if period is not None:
+                cells.append(_human(row["cumulative"]))
+            table.add_row(*cells)
+        tables.append(table)
+    return tables
+
+
+@click.command()
+@click.option(
+    "--by",
+    default="strategy",
+    show_default=True,
+    metavar="GROUPS",
+    help="Comma list of strategy, account, mode, instrument.",
+)
+@click.option(
+    "--period",
+    type=click.Choice(["day", "week", "month"]),
+    help="One row per trading day, ISO week or month (default: one row per group).",
+)
+@_window_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of tables.")
+@click.pass_context
+def pnl(
+    ctx: click.Context,
+    by: str,
+    period: str | None,
+    strategy: str | None,
+    account: str | None,
+    instrument: str | None,
+    mode: str | None,
+    since: str | None,
+    until: str | None,
+    tz: str,
+    session_start: str,
+    as_json: bool,
+    as_csv: bool,
+) -> None:
+    """Realized and unrealized P&L per strategy (or --by account, mode, instrument), per
+    trading day, week or month, one table per currency (currencies are never added).
+
+    Realized P&L counts on the trading day of each fill that realized it (a trade closed
+    in two parts on two days books each part on its day), net of the commissions paid on
+    that day; unrealized P&L of open positions counts at the latest mark, on the mark's
+    trading day. `cumulative` is the running total of each group over the periods;
+    `cash_flows` (JSON, CSV) is 0 until funding is booked. See docs/pnl.md.
+
+    \b
+    Example:
+      posledger pnl --period day --tz America/Chicago --session-start 17:00
+      posledger pnl --by strategy,account --since 2026-03-01 --json
+    """
+    if as_json and as_csv:
+        raise click.UsageError("--json and --csv exclude each other; give one or neither")
+    with _ledger(ctx) as ledger, _progress("reading fills") as progress:
+        rows, unmarked = ledger.pnl_report(
+            by=by,
+            period=period,
+            tz=tz,
+            session_start=session_start,
+            since=since,
+            until=until,
+            strategy=strategy,
+            account=account,
+            instrument=instrument,
+            mode=mode,
+            progress=progress,
+        )
+    if unmarked:
+        click.echo(
+            f"note: {unmarked} open position(s) have no mark: their unrealized P&L is not counted",
+            err=True,
+        )
+    groups = [name.strip().lower() for name in by.split(",")]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    elif as_csv:
+        fields = [*groups, "currency"]
+        if period is not None:
+            fields += ["period", "period_start"]
+        fields += [*_MONEY_FIELDS[:4], "cash_flows", "total", "cumulative"]
+        writer = csv.DictWriter(sys.stdout, fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    elif not rows:
+        click.echo("no P&L in this window")
+    else:
+        for table in pnl_tables(rows, groups, period):
+            _print(table)
+
+
+# -- stats ------------------------------------------------------------------------------
+
+
+def stats_table(rows: list[dict[str, Any]]) -> Table:
+    from rich.table import Table
+
+    table = Table(title="Closed trades", title_justify="left")
+    table.add_column("strategy", no_wrap=True)
+    table.add_column("ccy", no_wrap=True)
+    for name in (
+        "trades",
+        "win rate",
+        "avg win",
+        "avg loss",
+        "profit factor",
+        "expectancy",
+        "net p&l",
+        "max dd",
+        "max dd %",
+        "avg mae",
+        "avg mfe",
+        "avg duration",
+    ):
+        table.add_column(name, justify="right", no_wrap=True)
+    for row in rows:
+        table.add_row(*stats_cells(row))
+    return table
+
+
+def stats_cells(row: dict[str, Any]) -> list[str]:
+    """A statistics row as people read it (docs/pnl.md, Display)."""
+    return [
+        row["strategy"],
+        row["currency"],
+        str(row["trades"]),
+        _percent(row["win_rate"]),
+        _human(row["avg_win"], 2),
+        _human(row["avg_loss"], 2),
+        _human(row["profit_factor"], 3),
+        _human(row["expectancy"], 2),
+        _human(row["net_pnl"], 2),
+        _human(row["max_drawdown"], 2),
+        _percent(row["max_drawdown_pct"], 1),
+        _human(row["avg_mae"], 2),
+        _human(row["avg_mfe"], 2),
+        _seconds(row["avg_duration_seconds"]),
+    ]
+
+
+@click.command()
+@_window_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def stats(
+    ctx: click.Context,
+    strategy: str | None,
+    account: str | None,
+    instrument: str | None,
+    mode: str | None,
+    since: str | None,
+    until: str | None,
+    tz: str,
+    session_start: str,
+    as_json: bool,
+) -> None:
+    """Statistics of closed trades per strategy and currency: win rate, average win and
+    loss, profit factor, expectancy, maximum drawdown of the realized equity curve (in
+    money and in percent of its peak), average MAE/MFE and duration.
+
+    A trade counts when it closed inside --since/--until. The table rounds for reading;
+    --json keeps every digit (profit factor "inf" with wins and no loss). See docs/pnl.md.
+
+    \b
+    Example:
+      posledger stats --strategy orb --since 2026-03-01 --json
+    """
+    with _ledger(ctx) as ledger:
+        rows = ledger.stats(
+            tz=tz,
+            session_start=session_start,
+            since=since,
+            until=until,
+            strategy=strategy,
+            account=account,
+            instrument=instrument,
+            mode=mode,
+        )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    elif not rows:
+        click.echo("no closed trades in this window")
+    else:
+        _print(stats_table(rows))
+
+
+# -- report -----------------------------------------------------------------------------
+
+
+@click.command()
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="The HTML file to write.",
+)
+@_window_options
+@click.option(
+    "--max-trades",
+    type=click.IntRange(min=0),
+    default=500,
+    show_default=True,
+    help="At most this many trades in the trade table (the latest closed).",
+)
+@click.pass_context
+def report(
+    ctx: click.Context,
+    out: Path,
+    strategy: str | None,
+    account: str | None,
+    instrument: str | None,
+    mode: str | None,
+    since: str | None,
+    until: str | None,
+    tz: str,
+    session_start: str,
+    max_trades: int,
+) -> None:
+    """Write a self-contained HTML report that opens without a network: per currency an
+    equity curve per strategy with its drawdown, P&L by trading day and an MAE/MFE
+    scatter, then the statistics table and the latest closed trades.
+
+    The charts are plotly's, with its JavaScript inside the page (install the `report`
+    extra: pip install 'posledger[report]'). See docs/pnl.md.
+
+    \b
+    Example:
+      posledger report --out report.html --tz America/Chicago --session-start 17:00
+    """
+    try:
+        from .htmlreport import build_report
+    except ImportError as exc:
+        raise UsageError(
+            f"posledger report needs plotly ({exc}): pip install 'posledger[report]'"
+        ) from None
+    with _ledger(ctx) as ledger, _progress("reading trades and fills") as progress:
+        page, summary = build_report(
+            ledger,
+            tz=tz,
+            session_start=session_start,
+            since=since,
+            until=until,
+            strategy=strategy,
+            account=account,
+            instrument=instrument,
+            mode=mode,
+            max_trades=max_trades,
+            progress=progress,
+        )
+    out.write_text(page, encoding="utf-8")
+    click.echo(f"wrote {out}: {summary}")
