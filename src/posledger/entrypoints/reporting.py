@@ -40,6 +40,30 @@ def _ledger(ctx: click.Context) -> Iterator[Ledger]:
 
 
 @contextmanager
+def as_of(ledger: Ledger, when: str | None) -> Iterator[Ledger]:
+    """``ledger``, or with ``when`` the ledger as it stood then, replayed from the journal
+    (docs/format.md, As of a time), with progress on a terminal."""
+    if when is None:
+        yield ledger
+        return
+    with _progress("replaying the journal") as progress:
+        past = ledger.as_of(when, progress=progress)
+    try:
+        yield past
+    finally:
+        past.close()
+
+
+as_of_option = click.option(
+    "--as-of",
+    "as_of_time",
+    metavar="TS",
+    help="The books as they stood at TS (ISO 8601 with an offset), replayed from the "
+    "journal (docs/format.md, As of a time).",
+)
+
+
+@contextmanager
 def _progress(what: str) -> Iterator[Callable[[int], None] | None]:
     """A Rich progress line on stderr when stderr is a terminal; nothing otherwise."""
     if not sys.stderr.isatty():
@@ -189,6 +213,7 @@ def pnl_tables(rows: list[dict[str, Any]], by: list[str], period: str | None) ->
     help="One row per trading day, ISO week or month (default: one row per group).",
 )
 @_window_options
+@as_of_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of tables.")
 @click.pass_context
@@ -204,6 +229,7 @@ def pnl(
     until: str | None,
     tz: str,
     session_start: str,
+    as_of_time: str | None,
     as_json: bool,
     as_csv: bool,
 ) -> None:
@@ -220,10 +246,15 @@ def pnl(
     Example:
       posledger pnl --period day --tz America/Chicago --session-start 17:00
       posledger pnl --by strategy,account --since 2026-03-01 --json
+      posledger pnl --as-of 2026-03-02T21:00:00Z
     """
     if as_json and as_csv:
         raise click.UsageError("--json and --csv exclude each other; give one or neither")
-    with _ledger(ctx) as ledger, _progress("reading fills") as progress:
+    with (
+        _ledger(ctx) as now,
+        as_of(now, as_of_time) as ledger,
+        _progress("reading fills") as progress,
+    ):
         rows, unmarked = ledger.pnl_report(
             by=by,
             period=period,
