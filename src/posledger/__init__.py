@@ -27,11 +27,13 @@ from .errors import (  # noqa: E402
 )
 
 if TYPE_CHECKING:
+    from .domain.marks import MarkPolicy
     from .service.handlers import Outcome
     from .service.ledger import IngestReport, Ledger, RebuildReport
     from .service.replay import VerifyReport
 
 _LAZY = {
+    "MarkPolicy": "posledger.domain.marks",
     "Outcome": "posledger.service.handlers",
     "IngestReport": "posledger.service.ledger",
     "Ledger": "posledger.service.ledger",
@@ -60,6 +62,7 @@ __all__ = [
     "InvalidInput",
     "Ledger",
     "LedgerError",
+    "MarkPolicy",
     "NotFound",
     "Outcome",
     "RebuildError",
