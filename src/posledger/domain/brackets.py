@@ -344,7 +344,7 @@ class Protect:
                 if found.leg:
                     self.out.orders[found.client_order_id] = (found.order(), OrderStatus.CANCELLED)
                 return True
-            self._put(replace(found, state=ExitState.STUCK))
+            self._put(found.in_state(ExitState.STUCK))
             self._anomaly(
                 "exit_stuck",
                 found,
@@ -376,7 +376,7 @@ class Protect:
             if found.state is ExitState.STUCK:
                 if not sweep:
                     continue
-                found = replace(found, state=ExitState.LIVE)
+                found = found.in_state(ExitState.LIVE)
                 self._put(found)  # looked at again: a command follows if it still needs one
             self._check(found)
         brackets = [b for b in self.brackets() if touched is None or b.key in touched]
@@ -473,7 +473,7 @@ class Protect:
                     bracket_id=bracket.bracket_id,
                 )
             if busy:
-                self._put(replace(leg, quantity=held))  # placed when the old legs are gone
+                self._put(leg.resized(held))  # placed when the old legs are gone
                 continue
             if self.exit(leg.client_order_id) is not None:
                 self._forget(leg)

@@ -423,8 +423,7 @@ def _fill(tx: UnitOfWork, fill: Fill, clock: Clock) -> Decided:
                 order, book.key(fill.account, decision.strategy, decision.position_side)
             )
         out = protect.finish()
-        if out.commands:
-            effects["commands"] = commands_effect(out)
+        _with_commands(effects, out)
     entry = _entry(tx, _stream(fill.instrument), fill, effects, clock, record=text)
     outcome = Outcome("applied", "fill", key, effects=effects)
     write_set = fill_write_set(entry, decision, fingerprint)
@@ -443,9 +442,16 @@ def _with(
     entry = write_set.entry
     assert entry is not None
     if out.commands:
-        effects["commands"] = commands_effect(out)
-        entry = entry._replace(effects=encode(effects))
+        entry = entry._replace(effects=encode(_with_commands(effects, out)))
     return protected(write_set._replace(entry=entry), out, exec_id)
+
+
+def _with_commands(effects: dict[str, Any], out: Protection) -> dict[str, Any]:
+    """``effects`` with the commands the protection issued, when it issued any: they are
+    journaled, so that ``verify`` checks that a replay issues the same ones."""
+    if out.commands:
+        effects["commands"] = commands_effect(out)
+    return effects
 
 
 def _guarded(book: Book) -> bool:
@@ -687,9 +693,7 @@ def _bracket(tx: UnitOfWork, item: SetBracket, clock: Clock) -> Decided:
         stamped = replace(stamped, bracket_id=bracket_id)
         protect.set_bracket(Bracket(bracket_id, key, spec, slot.direction))
     out = protect.finish()
-    effects: dict[str, Any] = {}
-    if out.commands:
-        effects["commands"] = commands_effect(out)
+    effects = _with_commands({}, out)
     entry = _entry(tx, _stream(item.instrument), stamped, effects, clock)
     write_set = protected(WriteSet(entry, ()), out, None)
     return Outcome("applied", "bracket", key_text, effects=effects), write_set
@@ -741,7 +745,8 @@ def _settle(
             if given is not None and given != value:
                 raise InvalidInput(f"{name} {given} contradicts command {key}'s {value}")
         item = replace(
-            _stamped_command(item, clock),
+            item,
+            ts=item.ts if item.ts is not None else clock(),
             instrument=found.instrument,
             kind=found.kind,
             client_order_id=target,
@@ -765,16 +770,10 @@ def _settle(
         why = f"order {item.client_order_id} is no longer watched"
         return Outcome("applied", kind, key, why), WriteSet(None, (settle,))
     out = protect.finish()
-    effects: dict[str, Any] = {}
-    if out.commands:
-        effects["commands"] = commands_effect(out)
+    effects = _with_commands({}, out)
     entry = _entry(tx, _stream(item.instrument), item, effects, clock)
     write_set = protected(WriteSet(entry, (settle,)), out, None)
     return Outcome("applied", kind, key, effects=effects), write_set
-
-
-def _stamped_command(item: CommandAck | CommandFailed, clock: Clock) -> CommandAck | CommandFailed:
-    return item if item.ts is not None else replace(item, ts=clock())
 
 
 def _sweep(tx: UnitOfWork, item: Sweep, clock: Clock) -> Decided:
@@ -786,9 +785,7 @@ def _sweep(tx: UnitOfWork, item: Sweep, clock: Clock) -> Decided:
         return Outcome(
             "duplicate", "sweep", item.instrument, "every exit order fits its slot"
         ), None
-    effects: dict[str, Any] = {}
-    if out.commands:
-        effects["commands"] = commands_effect(out)
+    effects = _with_commands({}, out)
     entry = _entry(tx, _stream(item.instrument), _stamped(item, clock), effects, clock)
     return Outcome("applied", "sweep", item.instrument, effects=effects), protected(
         WriteSet(entry, ()), out, None
