@@ -118,6 +118,133 @@ def _where(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def _keep_listing_option(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    ctx.meta.setdefault("posledger.listing", {})[param.name] = value
+    return value
+
+
+def _time_bound(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """``--since``/``--until``: an ISO 8601 time with an offset, or a date (its UTC
+    midnight)."""
+    from ..domain.timestamps import parse_ts
+
+    if value is None:
+        return None
+    text = value.strip()
+    if len(text) == 10 and text[4:5] == "-" and text[7:8] == "-":
+        text += "T00:00:00Z"
+    try:
+        return parse_ts(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+def _listing(name: str, *, times: str | None = None) -> Callable[..., Any]:
+    """--limit, --since/--until (when the listing has a time: ``times`` says which),
+    --sort, --jsonl, --csv and --wide for the listing ``name`` (docs/cli.md#listings).
+    The values go to ``ctx.meta``, read back by :func:`_window` and :func:`_format`."""
+    from ..service.queries import LISTINGS
+
+    fields = ", ".join(sorted(LISTINGS[name].sorts))
+    keep = {"expose_value": False, "callback": _keep_listing_option}
+    options = [
+        click.option(
+            "--limit", type=click.IntRange(min=1), help="At most N rows.", metavar="N", **keep
+        ),
+    ]
+    if times is not None:
+        options += [
+            click.option(
+                "--since",
+                metavar="TIME",
+                help=f"Only {times} at or after TIME (ISO 8601 with an offset, or a "
+                "date: its midnight UTC).",
+                callback=lambda c, p, v: _keep_listing_option(c, p, _time_bound(c, p, v)),
+                expose_value=False,
+            ),
+            click.option(
+                "--until",
+                metavar="TIME",
+                help=f"Only {times} before TIME.",
+                callback=lambda c, p, v: _keep_listing_option(c, p, _time_bound(c, p, v)),
+                expose_value=False,
+            ),
+        ]
+    options += [
+        click.option(
+            "--sort",
+            metavar="FIELD",
+            multiple=True,
+            help=f"Order by FIELD (-FIELD: descending; repeatable or comma-separated): {fields}.",
+            **keep,
+        ),
+        click.option("--jsonl", is_flag=True, help="Print JSON Lines: one object a line.", **keep),
+        click.option("--csv", is_flag=True, help="Print CSV with a header line.", **keep),
+        click.option("--wide", is_flag=True, default=None, help="Show every column.", **keep),
+    ]
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def _window(ctx: click.Context) -> dict[str, Any]:
+    """The listing options given to the command, as :meth:`Ledger.listing` takes them."""
+    given = ctx.meta.get("posledger.listing", {})
+    return {
+        "since": given.get("since"),
+        "until": given.get("until"),
+        "sort": tuple(given.get("sort") or ()),
+        "limit": given.get("limit"),
+    }
+
+
+def _format(ctx: click.Context, as_json: bool) -> str:
+    """table, json, jsonl or csv: what the command was asked to print."""
+    given = ctx.meta.get("posledger.listing", {})
+    chosen = [
+        name
+        for name, on in (
+            ("json", as_json),
+            ("jsonl", given.get("jsonl")),
+            ("csv", given.get("csv")),
+        )
+        if on
+    ]
+    if len(chosen) > 1:
+        raise click.UsageError(f"--{chosen[0]} and --{chosen[1]} exclude each other: give one")
+    return chosen[0] if chosen else "table"
+
+
+def _wide(ctx: click.Context) -> bool:
+    given = ctx.meta.get("posledger.listing", {}).get("wide")
+    if given is not None:
+        return bool(given)
+    return bool(ctx.obj.get("config", {}).get("wide", False))
+
+
+def _print_listing(
+    ctx: click.Context,
+    rows: Iterator[dict[str, Any]],
+    fmt: str,
+    table: Callable[..., Any],
+    *,
+    csv_drop: tuple[str, ...] = (),
+) -> None:
+    """Stream ``rows`` in ``fmt``, or show them as the ``table`` a person reads."""
+    from .output import write_rows
+
+    if fmt == "table":
+        render = _render()
+        wide = _wide(ctx)
+        render.console(wide=wide).print(table(list(rows), wide=wide))
+        return
+    write_rows(rows, fmt, csv_drop=csv_drop)
+
+
 def exit_status(exc: LedgerError) -> int:
     """The exit status of a command the ledger refused or could not carry out."""
     if isinstance(exc, ReconcileError):
@@ -278,6 +405,7 @@ def ingest(
 @cli.command()
 @click.option("--all", "include_flat", is_flag=True, help="Include flat slots.")
 @_filters
+@_listing("positions")
 @click.pass_context
 def positions(
     ctx: click.Context,
@@ -298,24 +426,25 @@ def positions(
     Example:
       posledger positions --strategy mes-orb-01 --json
     """
+    fmt = _format(ctx, as_json)
     with _ledger(ctx) as ledger:
-        rows = ledger.positions(
+        rows = ledger.listing(
+            "positions",
             include_flat=include_flat,
             account=account,
             instrument=instrument,
             strategy=strategy,
             mode=mode,
+            **_window(ctx),
         )
-    if as_json:
-        _json(rows)
-    else:
-        _render().console().print(_render().positions_table(rows))
+        _print_listing(ctx, rows, fmt, _render().positions_table)
 
 
 @cli.command()
 @click.option("--open", "only_open", is_flag=True, help="Only open trades.")
 @click.option("--closed", "only_closed", is_flag=True, help="Only closed trades.")
 @_filters
+@_listing("trades", times="trades opened")
 @click.pass_context
 def trades(
     ctx: click.Context,
@@ -339,23 +468,24 @@ def trades(
     if only_open and only_closed:
         raise click.UsageError("--open and --closed exclude each other; give one or neither")
     status = "open" if only_open else "closed" if only_closed else None
+    fmt = _format(ctx, as_json)
     with _ledger(ctx) as ledger:
-        rows = ledger.trades(
+        rows = ledger.listing(
+            "trades",
             account=account,
             instrument=instrument,
             strategy=strategy,
             status=status,
-            with_fills=as_json,
+            with_fills=fmt in ("json", "jsonl"),
             mode=mode,
+            **_window(ctx),
         )
-    if as_json:
-        _json(rows)
-    else:
-        _render().console().print(_render().trades_table(rows))
+        _print_listing(ctx, rows, fmt, _render().trades_table)
 
 
 @cli.command()
 @_filters
+@_listing("anomalies")
 @click.pass_context
 def anomalies(
     ctx: click.Context,
@@ -374,18 +504,22 @@ def anomalies(
     Example:
       posledger anomalies --json
     """
+    fmt = _format(ctx, as_json)
     with _ledger(ctx) as ledger:
-        rows = ledger.anomalies(
-            account=account, instrument=instrument, strategy=strategy, mode=mode
+        rows = ledger.listing(
+            "anomalies",
+            account=account,
+            instrument=instrument,
+            strategy=strategy,
+            mode=mode,
+            **_window(ctx),
         )
-    if as_json:
-        _json(rows)
-    else:
-        _render().console().print(_render().anomalies_table(rows))
+        _print_listing(ctx, rows, fmt, _render().anomalies_table)
 
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_listing("rejected", times="inputs received")
 @click.pass_context
 def rejected(ctx: click.Context, as_json: bool) -> None:
     """Inputs that were refused, with the reason and the raw line as received.
@@ -394,12 +528,10 @@ def rejected(ctx: click.Context, as_json: bool) -> None:
     Example:
       posledger rejected --json
     """
+    fmt = _format(ctx, as_json)
     with _ledger(ctx) as ledger:
-        rows = ledger.rejected_inputs()
-    if as_json:
-        _json(rows)
-    else:
-        _render().console().print(_render().rejected_table(rows))
+        rows = ledger.listing("rejected", **_window(ctx))
+        _print_listing(ctx, rows, fmt, _render().rejected_table)
 
 
 # -- ownership and the broker check ---------------------------------------------------
@@ -723,6 +855,7 @@ def halts(ctx: click.Context, as_json: bool) -> None:
 @click.option("--account", help="Only this account.")
 @click.option("--instrument", help="Only this instrument.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_listing("transfers", times="transfers dated")
 @click.pass_context
 def transfers(
     ctx: click.Context, account: str | None, instrument: str | None, as_json: bool
@@ -733,12 +866,10 @@ def transfers(
     Example:
       posledger transfers --account NET-1 --json
     """
+    fmt = _format(ctx, as_json)
     with _ledger(ctx) as ledger:
-        rows = ledger.transfers(account=account, instrument=instrument)
-    if as_json:
-        _json(rows)
-    else:
-        _render().console().print(_render().transfers_table(rows))
+        rows = ledger.listing("transfers", account=account, instrument=instrument, **_window(ctx))
+        _print_listing(ctx, rows, fmt, _render().transfers_table)
 
 
 @cli.command()

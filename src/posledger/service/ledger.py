@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from ..adapters.jsonl import Line, parse_line, read_lines, storable
 from ..adapters.records import encode, parse_record, record_name, record_type, to_record
 from ..domain.brackets import POLICIES, plan_exits
-from ..domain.enums import ReconcilePolicy
+from ..domain.enums import EXTERNAL, ReconcilePolicy
 from ..domain.inputs import CommandAck, CommandFailed, Fill, Halt, Input, Mark, Resume, Transfer
 from ..domain.numbers import exact
 from ..domain.refdata import InvalidInput, Order, check_identifier
@@ -42,6 +42,8 @@ from .queries import (
     exit_view,
     halt_views,
     journal_views,
+    listing_views,
+    parse_sort,
     planned_views,
     position_views,
     reconciliation_views,
@@ -772,6 +774,79 @@ class Ledger:
         """Fills booked to EXTERNAL because they did not fit their slot, in journal order."""
         filters = _filters(account, instrument, strategy, mode)
         return anomaly_views(self._reads, filters)
+
+    def listing(
+        self,
+        name: str,
+        *,
+        account: str | None = None,
+        instrument: str | None = None,
+        strategy: str | None = None,
+        mode: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+        sort: Iterable[str] = (),
+        limit: int | None = None,
+        **options: Any,
+    ) -> Iterator[dict[str, Any]]:
+        """A listing (``positions``, ``trades``, ``anomalies``, ``rejected``,
+        ``transfers``) as its ``--json`` objects, one at a time, read from the database a
+        page at a time: memory stays bounded however long it is.
+
+        ``since`` (inclusive) and ``until`` (exclusive), in ns since the epoch, bound the
+        listing's time (a trade's ``opened_at``, a rejection's ``received_at``, a
+        transfer's ``ts``); ``sort`` names fields of its objects, ``-field`` descending,
+        the listing's own order breaking ties; ``limit`` keeps the first so many.
+        ``options``: ``include_flat`` (positions), ``status`` and ``with_fills``
+        (trades). A filter naming an account, instrument or strategy the ledger does not
+        know raises :class:`posledger.NotFound`."""
+        if limit is not None and limit < 1:
+            raise UsageError("limit must be at least 1")
+        try:
+            order = parse_sort(name, tuple(sort))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        self.check_names(account=account, instrument=instrument, strategy=strategy)
+        filters = _filters(account, instrument, strategy, mode)
+        if name in ("rejected",):
+            filters = {}
+        try:
+            return listing_views(
+                self._reads,
+                name,
+                filters,
+                since=since,
+                until=until,
+                sort=order,
+                limit=limit,
+                **options,
+            )
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+
+    def check_names(
+        self,
+        *,
+        account: str | None = None,
+        instrument: str | None = None,
+        strategy: str | None = None,
+    ) -> None:
+        """Raise :class:`posledger.NotFound` for an account, instrument or strategy that
+        is not registered (a filter naming one would list nothing, silently). EXTERNAL,
+        the slot of fills nobody owns, is a strategy."""
+        given = {"account": account, "instrument": instrument, "strategy": strategy}
+        for kind, value in given.items():
+            if value is None or (kind == "strategy" and value == EXTERNAL):
+                continue
+            known = self.names(kind)
+            if value not in known:
+                shown = ", ".join(known[:10]) + (", ..." if len(known) > 10 else "")
+                raise NotFound(f"no {kind} {value!r} in this ledger (known: {shown or 'none'})")
+
+    def names(self, kind: str) -> list[str]:
+        """The registered accounts, instruments or strategies (``kind``), sorted."""
+        table = {"account": "accounts", "instrument": "instruments", "strategy": "strategies"}
+        return sorted(str(row[kind]) for row in self._reads.table(table[kind]))
 
     # -- replay -----------------------------------------------------------------------
 
