@@ -163,11 +163,18 @@ class SqlReads(Reads):
         return query.order_by(*order, *own_order)
 
     def _stream(self, query: Select[Any]) -> Iterator[dict[str, Any]]:
+        names = [column.name for column in query.selected_columns]
+        for row in self._tuples(query):
+            yield dict(zip(names, row, strict=True))
+
+    def _tuples(self, query: Select[Any]) -> Iterator[tuple[Any, ...]]:
+        """The rows of ``query`` as tuples, fetched a page at a time (a server-side cursor
+        on PostgreSQL and MariaDB)."""
         with self._connect() as conn:
             result = conn.execute(query.execution_options(yield_per=_PAGE))
             try:
                 for row in result:
-                    yield dict(row._mapping)
+                    yield tuple(row)
             finally:
                 result.close()
 
@@ -237,15 +244,21 @@ class SqlReads(Reads):
         if status is not None:
             query = query.where(tr.c.status == status)
         query = self._windowed(query, tr, window, [*own, tf.c.seq, tf.c.leg])
+        trade_names = [c.name for c in tr.columns]
+        leg_names = [c.name for c in tf.columns]
+        split = len(trade_names)
+        key = trade_names.index("trade_id")
         trade: dict[str, Any] | None = None
-        for row in self._stream(query):
-            if trade is None or trade["trade_id"] != row["trade_id"]:
+        current = None
+        for row in self._tuples(query):
+            if trade is None or row[key] != current:
                 if trade is not None:
                     yield trade
-                trade = {k: v for k, v in row.items() if not k.startswith("leg_")}
+                current = row[key]
+                trade = dict(zip(trade_names, row[:split], strict=True))
                 trade["fills"] = []
-            if row["leg_trade_id"] is not None:
-                trade["fills"].append({k[4:]: v for k, v in row.items() if k.startswith("leg_")})
+            if row[split] is not None:  # a trade without legs: the outer join's NULLs
+                trade["fills"].append(dict(zip(leg_names, row[split:], strict=True)))
         if trade is not None:
             yield trade
 
