@@ -191,6 +191,22 @@ def _listing(name: str, *, times: str | None = None) -> Callable[..., Any]:
     return decorate
 
 
+_wide_option = click.option(
+    "--wide",
+    is_flag=True,
+    default=None,
+    expose_value=False,
+    callback=_keep_listing_option,
+    help="Show every column, however wide the table gets.",
+)
+
+
+def _show(ctx: click.Context, table: Callable[..., Any], *args: Any) -> None:
+    """Print the table ``table(*args, wide=...)`` makes, as wide as --wide asks."""
+    wide = _wide(ctx)
+    _render().console(wide=wide).print(table(*args, wide=wide))
+
+
 def _window(ctx: click.Context) -> dict[str, Any]:
     """The listing options given to the command, as :meth:`Ledger.listing` takes them."""
     given = ctx.meta.get("posledger.listing", {})
@@ -586,6 +602,7 @@ def _outcome_exit(ctx: click.Context, outcome: Outcome, as_json: bool) -> None:
 @click.option("--run", "run", help="Name of this run (default: a new id); must be new.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress output on stderr.")
+@_wide_option
 @click.pass_context
 def reconcile(
     ctx: click.Context,
@@ -661,7 +678,7 @@ def reconcile(
         if report.history is not None:
             click.echo(_render().summary_text(report.history, "fill history"))
         title = f"Reconciliation {report.run}"
-        _render().console().print(_render().reconcile_table(report.checks, title))
+        _show(ctx, _render().reconcile_table, report.checks, title)
         differ = len(report.differences)
         if report.agreed:
             click.echo(f"books agree: {len(report.checks)} positions compared")
@@ -681,6 +698,7 @@ def _source_name(file: IO[bytes]) -> str:
 @click.option("--last", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("--account", help="Only this account.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_wide_option
 @click.pass_context
 def reconciliations(
     ctx: click.Context, run: str | None, last: int, account: str | None, as_json: bool
@@ -692,6 +710,7 @@ def reconciliations(
       posledger reconciliations --last 3 --account NET-1
     """
     with _ledger(ctx) as ledger:
+        ledger.check_names(account=account)
         rows = ledger.reconciliations(run=run, account=account, last=last)
     if as_json:
         _json(rows)
@@ -703,7 +722,7 @@ def reconciliations(
         click.echo("no reconciliation recorded")
     for name, checks in runs.items():
         title = f"Reconciliation {name} at {checks[0]['recorded_at']}"
-        _render().console().print(_render().reconcile_table(checks, title))
+        _show(ctx, _render().reconcile_table, checks, title)
 
 
 @cli.command()
@@ -835,6 +854,7 @@ def resume(ctx: click.Context, account: str, instrument: str) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_wide_option
 @click.pass_context
 def halts(ctx: click.Context, as_json: bool) -> None:
     """Instruments halted on an account, since when and why.
@@ -848,7 +868,7 @@ def halts(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         _json(rows)
     else:
-        _render().console().print(_render().halts_table(rows))
+        _show(ctx, _render().halts_table, rows)
 
 
 @cli.command()
@@ -1008,6 +1028,7 @@ def migrate_command(ctx: click.Context) -> None:
     help="Which commands to list (without --claim).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_wide_option
 @click.pass_context
 def commands(
     ctx: click.Context, worker: str | None, limit: int, status: str, as_json: bool
@@ -1030,7 +1051,7 @@ def commands(
     if as_json:
         _json(rows)
     else:
-        _render().console().print(_render().commands_table(rows))
+        _show(ctx, _render().commands_table, rows)
 
 
 @cli.command()
@@ -1191,6 +1212,7 @@ def bracket_clear(
 @bracket.command(name="list")
 @_where
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_wide_option
 @click.pass_context
 def bracket_list(
     ctx: click.Context,
@@ -1206,11 +1228,12 @@ def bracket_list(
       posledger bracket list --strategy orb --json
     """
     with _ledger(ctx) as ledger:
+        ledger.check_names(account=account, instrument=instrument, strategy=strategy)
         rows = ledger.brackets(account=account, instrument=instrument, strategy=strategy)
     if as_json:
         _json(rows)
     else:
-        _render().console().print(_render().brackets_table(rows))
+        _show(ctx, _render().brackets_table, rows)
 
 
 @cli.command()
@@ -1227,6 +1250,7 @@ def bracket_list(
 @click.option("--watched", is_flag=True, help="List the exit orders posledger watches instead.")
 @_where
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_wide_option
 @click.pass_context
 def exits(
     ctx: click.Context,
@@ -1254,6 +1278,7 @@ def exits(
     """
     where = {"account": account, "instrument": instrument, "strategy": strategy}
     with _ledger(ctx) as ledger:
+        ledger.check_names(**where)
         if watched:
             rows = ledger.exit_orders(**where)
         else:
@@ -1261,9 +1286,9 @@ def exits(
     if as_json:
         _json(rows)
     elif watched:
-        _render().console().print(_render().watched_table(rows))
+        _show(ctx, _render().watched_table, rows)
     else:
-        _render().console().print(_render().missing_exits_table(rows, policy))
+        _show(ctx, _render().missing_exits_table, rows, policy)
 
 
 @cli.command()
