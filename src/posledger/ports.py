@@ -322,37 +322,6 @@ class Inspection(ABC):
         """EXTERNAL's slots: (account, instrument, position side, quantity, average
         entry), in key order."""
 
-    def listing(
-        self, name: str, filters: Filters, window: Window, **options: Any
-    ) -> Iterator[dict[str, Any]]:
-        """The rows of listing ``name`` (``slots``, ``trades``, ``anomalies``,
-        ``rejected``, ``transfers``, ``reconciliation_checks``) the filters and the window
-        keep, one at a time. ``options``: ``include_flat`` for slots; ``status`` and
-        ``with_fills`` for trades (each trade row then holds its legs under ``fills``);
-        ``run`` and ``last`` for reconciliation checks.
-
-        This default reads the list methods above (a store kept in memory); a database
-        store streams instead, in bounded memory."""
-        if name == "slots":
-            rows = self.slots(filters, bool(options.get("include_flat")))
-        elif name == "trades":
-            rows = self.trades(filters, options.get("status"))
-        elif name == "anomalies":
-            rows = self.anomalies(filters)
-        elif name == "rejected":
-            rows = self.rejected()
-        elif name == "transfers":
-            rows = self.transfers(filters)
-        elif name == "reconciliation_checks":
-            rows = self.reconciliation_checks(filters, options.get("run"), options.get("last"))
-        else:
-            raise ValueError(f"no listing {name}")
-        rows = apply_window(rows, window)
-        if name == "trades" and options.get("with_fills"):
-            legs = self.trade_fills([row["trade_id"] for row in rows])
-            rows = [{**row, "fills": legs.get(row["trade_id"], [])} for row in rows]
-        yield from rows
-
     @abstractmethod
     def invariant_problems(self) -> list[str]:
         """As :meth:`Reads.invariant_problems` (not necessarily in this read transaction)."""
@@ -578,6 +547,37 @@ class Reads(ABC):
     def invariant_problems(self) -> list[str]:
         """DESIGN §3's invariants checked on the stored projections (conservation, one
         open trade per slot, hedge sides), as problems; none when they hold."""
+
+    def listing(
+        self, name: str, filters: Filters, window: Window, **options: Any
+    ) -> Iterator[dict[str, Any]]:
+        """The rows of listing ``name`` (``slots``, ``trades``, ``anomalies``,
+        ``rejected``, ``transfers``, ``reconciliation_checks``) the filters and the window
+        keep, one at a time. ``options``: ``include_flat`` for slots; ``status`` and
+        ``with_fills`` for trades (each trade row then holds its legs under ``fills``);
+        ``run`` and ``last`` for reconciliation checks.
+
+        This default reads the list methods above (a store kept in memory); a database
+        store streams instead, in bounded memory."""
+        if name == "slots":
+            rows = self.slots(filters, bool(options.get("include_flat")))
+        elif name == "trades":
+            rows = self.trades(filters, options.get("status"))
+        elif name == "anomalies":
+            rows = self.anomalies(filters)
+        elif name == "rejected":
+            rows = self.rejected()
+        elif name == "transfers":
+            rows = self.transfers(filters)
+        elif name == "reconciliation_checks":
+            rows = self.reconciliation_checks(filters, options.get("run"), options.get("last"))
+        else:
+            raise ValueError(f"no listing {name}")
+        rows = apply_window(rows, window)
+        if name == "trades" and options.get("with_fills"):
+            legs = self.trade_fills([row["trade_id"] for row in rows])
+            rows = [{**row, "fills": legs.get(row["trade_id"], [])} for row in rows]
+        yield from rows
 
 
 class Store(ABC):

@@ -146,7 +146,7 @@ def _listing(name: str, *, times: str | None = None) -> Callable[..., Any]:
     from ..service.queries import LISTINGS
 
     fields = ", ".join(sorted(LISTINGS[name].sorts))
-    keep = {"expose_value": False, "callback": _keep_listing_option}
+    keep: dict[str, Any] = {"expose_value": False, "callback": _keep_listing_option}
     options = [
         click.option(
             "--limit", type=click.IntRange(min=1), help="At most N rows.", metavar="N", **keep
@@ -191,7 +191,7 @@ def _listing(name: str, *, times: str | None = None) -> Callable[..., Any]:
     return decorate
 
 
-_wide_option = click.option(
+_wide_option: Callable[[Callable[..., Any]], Callable[..., Any]] = click.option(
     "--wide",
     is_flag=True,
     default=None,
@@ -1503,6 +1503,11 @@ def _db_after_the_command(value: str | None, ctx: click.Context) -> None:
     if value is not None:
         ctx.ensure_object(dict)
         ctx.obj["db"] = value
+
+
+from .registry import register as _register_reference_data  # noqa: E402
+
+_register_reference_data(cli)
 
 
 def _leaves(group: click.Group) -> Iterator[click.Command]:

@@ -47,6 +47,7 @@ from .queries import (
     planned_views,
     position_views,
     reconciliation_views,
+    reference_views,
     rejected_views,
     trade_views,
     transfer_views,
@@ -842,6 +843,13 @@ class Ledger:
             if value not in known:
                 shown = ", ".join(known[:10]) + (", ..." if len(known) > 10 else "")
                 raise NotFound(f"no {kind} {value!r} in this ledger (known: {shown or 'none'})")
+
+    def registered(self, kind: str) -> list[dict[str, Any]]:
+        """The registered accounts, instruments or strategies (``kind``: ``account``,
+        ``instrument``, ``strategy``), by name, with the fields of their records."""
+        if kind not in ("account", "instrument", "strategy"):
+            raise UsageError(f"no reference data {kind!r}: account, instrument or strategy")
+        return reference_views(self._reads, kind)
 
     def names(self, kind: str) -> list[str]:
         """The registered accounts, instruments or strategies (``kind``), sorted."""

@@ -33,6 +33,7 @@ __all__ = [
     "planned_views",
     "position_views",
     "reconciliation_views",
+    "reference_views",
     "rejected_views",
     "trade_views",
     "transfer_views",
@@ -507,3 +508,24 @@ def listing_views(
         return (trade_view(row, row["fills"] if with_fills else None) for row in rows)
     view = {"anomalies": anomaly_view, "rejected": rejected_view, "transfers": transfer_view}
     return (view[listing](row) for row in rows)
+
+
+_REFERENCE = {"account": "accounts", "instrument": "instruments", "strategy": "strategies"}
+
+
+def reference_views(reads: Reads, kind: str) -> list[dict[str, Any]]:
+    """Registered accounts, instruments or strategies (``kind``), by name: the fields of
+    their JSONL records (docs/format.md), and ``seq``, the journal entry that registered
+    them (or last changed them)."""
+    out = []
+    for row in reads.table(_REFERENCE[kind]):
+        item: dict[str, Any] = {}
+        for name, value in row.items():
+            if isinstance(value, Decimal):
+                item[name] = fmt(value)
+            elif name in ("inverse", "allow_negative_prices", "adopt_orphans"):
+                item[name] = bool(value)
+            else:
+                item[name] = value
+        out.append(item)
+    return sorted(out, key=lambda item: str(item[kind]))
