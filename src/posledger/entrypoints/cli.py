@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,6 +37,7 @@ if TYPE_CHECKING:  # the command line imports the ledger only when a command run
     from ..adapters.jsonl import Line
     from ..service.handlers import Outcome
     from ..service.ledger import Ledger
+    from .config import Config
 
 
 def _render() -> Any:
@@ -60,13 +62,32 @@ def _json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2))
 
 
+def _config(ctx: click.Context) -> Config:
+    """The configuration file's settings (read once, when a command first needs them)."""
+    root = ctx.find_root()
+    root.ensure_object(dict)
+    if "config" not in root.obj:
+        from .config import load_config
+
+        root.obj["config"] = load_config()
+    config: Config = root.obj["config"]
+    return config
+
+
+def database_url(ctx: click.Context) -> str:
+    """The database: --db, else $POSLEDGER_DB, else the configuration file's ``db``, else
+    sqlite:///posledger.db (docs/cli.md#which-database)."""
+    given = ctx.find_root().obj.get("db") or os.environ.get("POSLEDGER_DB")
+    return resolve_url(given or _config(ctx).db)
+
+
 @contextmanager
 def _ledger(ctx: click.Context, *, create: bool = False) -> Iterator[Ledger]:
     """The ledger ``--db`` names. Only ``ingest`` (and ``migrate``, ``demo``) ``create`` a
     database; every other command refuses one that does not exist, creating nothing (a
     typo must not look like an empty ledger). None takes an in-memory database, which
     would keep nothing once the command ends."""
-    ledger = open_ledger(resolve_url(ctx.obj["db"]), create=create, persistent=True)
+    ledger = open_ledger(database_url(ctx), create=create, persistent=True)
     try:
         yield ledger
     finally:
@@ -239,7 +260,7 @@ def _wide(ctx: click.Context) -> bool:
     given = ctx.meta.get("posledger.listing", {}).get("wide")
     if given is not None:
         return bool(given)
-    return bool(ctx.obj.get("config", {}).get("wide", False))
+    return _config(ctx).wide
 
 
 def _print_listing(
@@ -305,7 +326,7 @@ class _Commands(click.Group):
 @click.option(
     "--db",
     metavar="URL",
-    help=f"Database URL. Default: $POSLEDGER_DB, else {DEFAULT_URL}.",
+    help=f"Database URL. Default: $POSLEDGER_DB, else db in posledger.toml, else {DEFAULT_URL}.",
 )
 @click.version_option(package_name="posledger")
 @click.pass_context
@@ -1005,7 +1026,7 @@ def migrate_command(ctx: click.Context) -> None:
     """
     from ..store.database import upgrade_database
 
-    before, after = upgrade_database(resolve_url(ctx.obj["db"]), persistent=True)
+    before, after = upgrade_database(database_url(ctx), persistent=True)
     if before == after:
         click.echo(f"schema is current (revision {after})")
     else:
@@ -1504,6 +1525,53 @@ def _db_after_the_command(value: str | None, ctx: click.Context) -> None:
         ctx.ensure_object(dict)
         ctx.obj["db"] = value
 
+
+SUMMARIES = {
+    "ingest": "Apply a JSONL file of fills, orders, marks.",
+    "positions": "Each strategy's position (its slots).",
+    "trades": "Round-trip trades, flat to flat.",
+    "anomalies": "Fills booked to EXTERNAL, and why.",
+    "rejected": "Refused inputs, with reason and raw line.",
+    "reconcile": "Compare the books with the broker's.",
+    "reconciliations": "Past reconciliation runs, newest first.",
+    "transfer": "Move a position between strategies.",
+    "check-order": "Would this order be allowed? (pre-trade)",
+    "halt": "Refuse entries on an instrument.",
+    "resume": "Lift a halt.",
+    "halts": "Instruments halted, since when and why.",
+    "transfers": "Every transfer between strategies.",
+    "doctor": "Integrity report, and what to do about it.",
+    "verify": "Replay the journal and compare with the books.",
+    "rebuild": "Rewrite every projection from the journal.",
+    "migrate": "Create or upgrade the database schema.",
+    "commands": "The outbox: orders for whoever executes them.",
+    "ack": "An outbox command was carried out.",
+    "fail": "An outbox command could not be carried out.",
+    "bracket": "Take-profit and stop-loss legs.",
+    "bracket set": "Attach a take-profit and/or stop-loss.",
+    "bracket clear": "Remove a strategy's bracket.",
+    "bracket list": "Every bracket and where its legs stand.",
+    "exits": "The exit orders open positions lack.",
+    "sweep": "Send stuck or orphaned exit orders again.",
+    "paper": "A simulated venue for paper trading.",
+    "paper run": "Run the paper venue over a price stream.",
+    "paper positions": "The venue's positions, for reconcile.",
+    "demo": "Run a bundled session on a fresh database.",
+}
+"""The one-line summary of each command in the list `--help` shows: short enough that
+Click never cuts it (at 80 columns it has at least 45 characters)."""
+
+
+def _summarize(group: click.Group, path: tuple[str, ...] = ()) -> None:
+    for name, command in group.commands.items():
+        summary = SUMMARIES.get(" ".join((*path, name)))
+        if summary is not None and command.short_help is None:
+            command.short_help = summary
+        if isinstance(command, click.Group):
+            _summarize(command, (*path, name))
+
+
+_summarize(cli)
 
 from .registry import register as _register_reference_data  # noqa: E402
 
