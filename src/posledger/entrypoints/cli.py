@@ -56,6 +56,8 @@ EXIT_DATABASE = 3
 EXIT_REFUSED = 4
 """reconcile: the snapshot was refused (unreadable, unknown account or instrument, or the
 broker's position mode is not the account's); nothing was compared."""
+EXIT_INTERRUPTED = 130
+"""Stopped by Ctrl-C (SIGINT), as shells report it: 128 + 2."""
 
 
 def _json(data: Any) -> None:
@@ -398,25 +400,39 @@ def ingest(
     Example:
       posledger --db sqlite:///my.db ingest session.jsonl --batch-size 500
     """
+    from ..service.ledger import IngestReport
+    from .reading import InputFile
+
     source = _source_name(file)
-    progress = _render().Progress(enabled=not quiet)
-    done = 0
+    reader = InputFile(file)
+    problem = reader.sniff()
+    if problem is not None:
+        click.echo(f"error: {source}: {problem}", err=True)
+        ctx.exit(EXIT_USAGE)
+    progress = _render().Progress(not quiet, measure=reader.size)
+    so_far = IngestReport()
+    """What is committed, batch by batch: the summary if it is interrupted."""
 
     def on_commit(batch: list[tuple[Line, Outcome]]) -> None:
-        nonlocal done
-        done += len(batch)
+        for line, outcome in batch:
+            so_far.count(outcome)
+            if outcome.status == "rejected":
+                so_far.rejections.append((line.number, outcome.reason or ""))
         if verbose:
             for line, outcome in batch:
                 click.echo(_say_outcome(line, outcome))
             sys.stdout.flush()
-        progress.tick(done)
+        progress.tick(so_far.lines, reader.position)
 
-    with _ledger(ctx, create=True) as ledger:
+    report = so_far
+    with _ledger(ctx, create=True) as ledger, reader:
         try:
             with _long_run():
                 report = ledger.ingest(
-                    file, source=source, batch_size=batch_size, on_commit=on_commit
+                    reader, source=source, batch_size=batch_size, on_commit=on_commit
                 )
+        except KeyboardInterrupt:
+            reader.interrupted = True
         finally:
             progress.done()
     if as_json:
@@ -428,10 +444,13 @@ def ingest(
                 "duplicate": report.duplicate,
                 "rejected": report.rejected,
                 "rejections": [{"line": n, "reason": r} for n, r in report.rejections],
+                "interrupted": reader.interrupted,
             }
         )
     else:
-        click.echo(_render().summary_text(report, source))
+        click.echo(_render().summary_text(report, source, interrupted=reader.interrupted))
+    if reader.interrupted:
+        ctx.exit(EXIT_INTERRUPTED)
     if not report.ok:
         ctx.exit(EXIT_PROBLEM)
 

@@ -8,13 +8,11 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any
 
-import click
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -179,44 +177,110 @@ def fit_table(
 
 
 class Progress:
-    """Progress on stderr: a live line on a terminal, a plain line every 5 s otherwise."""
+    """A progress bar on stderr for long work (ingest, verify, rebuild, reports...), shown
+    only when stderr is a terminal, and only once ``at_least`` units are done (short work
+    shows none). ``total``: the units there will be (None: unknown, a running count).
 
-    def __init__(self, enabled: bool, what: str = "ingesting", unit: str = "lines") -> None:
-        self.enabled = enabled
+    ``tick(done, position=None)`` reports how many units are done; with ``measure`` (a
+    total in other units, as the bytes of a file), ``position`` is how far through that
+    the work is, and the bar follows it. ``done()`` removes the bar. Reusable as a
+    context manager::
+
+        with Progress(True, "reporting", "trades") as progress:
+            for n, trade in enumerate(trades, 1):
+                ...
+                progress.tick(n)
+    """
+
+    def __init__(
+        self,
+        enabled: bool,
+        what: str = "ingesting",
+        unit: str = "lines",
+        *,
+        total: int | None = None,
+        measure: int | None = None,
+        at_least: int = 2000,
+        stream: IO[str] | None = None,
+    ) -> None:
+        target = stream or sys.stderr
+        self.enabled = enabled and target.isatty()
         self.what = what
         self.unit = unit
-        self.tty = sys.stderr.isatty()
-        self.start = time.monotonic()
-        self.last = self.start
+        self.total = measure if measure is not None else total
+        self.by_position = measure is not None
+        self.at_least = at_least
+        self.stream = target
         self.lines = 0
+        self._bar: Any = None
+        self._task: Any = None
 
-    def tick(self, lines: int) -> None:
+    def _start(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import Progress as Bar
+
+        columns: list[Any] = [TextColumn(f"{self.what}"), BarColumn()]
+        if self.total is not None:
+            columns += [TaskProgressColumn(), TimeRemainingColumn()]
+        columns += [
+            TextColumn(f"{{task.fields[count]:,}} {self.unit}"),
+            TimeElapsedColumn(),
+        ]
+        self._bar = Bar(
+            *columns,
+            console=Console(file=self.stream, highlight=False),
+            transient=True,
+        )
+        self._task = self._bar.add_task(self.what, total=self.total, count=0)
+        self._bar.start()
+
+    def tick(self, lines: int, position: int | None = None) -> None:
         self.lines = lines
         if not self.enabled:
             return
-        now = time.monotonic()
-        if now - self.last < (0.2 if self.tty else 5.0):
-            return
-        self.last = now
-        rate = lines / max(now - self.start, 1e-9)
-        text = f"{self.what}: {lines:,} {self.unit} ({rate:,.0f}/s)"
-        if self.tty:
-            click.echo(f"\r{text}", err=True, nl=False)
-        else:
-            click.echo(text, err=True)
+        if self._bar is None:
+            if lines < self.at_least:
+                return
+            self._start()
+        completed = position if self.by_position and position is not None else lines
+        self._bar.update(self._task, completed=completed, count=lines)
 
     def done(self) -> None:
-        if self.enabled and self.tty and self.last != self.start:
-            click.echo("\r" + " " * 60 + "\r", err=True, nl=False)
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.done()
 
 
-def summary_text(report: IngestReport, source: str) -> str:
+SHOWN_REJECTIONS = 20
+"""Rejected lines an ingest summary shows; ``posledger rejected`` lists every one."""
+
+
+def summary_text(
+    report: IngestReport, source: str, *, interrupted: bool = False, shown: int = SHOWN_REJECTIONS
+) -> str:
+    """An ingest's counts, then its first ``shown`` rejections and how many more."""
+    stopped = "interrupted after " if interrupted else ""
     lines = [
-        f"{source}: {report.lines} lines: {report.applied} applied, "
+        f"{source}: {stopped}{report.lines} lines: {report.applied} applied, "
         f"{report.duplicate} duplicate, {report.rejected} rejected"
     ]
-    for number, reason in report.rejections:
+    for number, reason in report.rejections[:shown]:
         lines.append(f"  rejected line {number}: {reason}")
+    more = len(report.rejections) - shown
+    if more > 0:
+        lines.append(f"  ... and {more:,} more: posledger rejected lists them all")
     return "\n".join(lines)
 
 
