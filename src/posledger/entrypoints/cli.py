@@ -629,7 +629,7 @@ def _outcome_exit(ctx: click.Context, outcome: Outcome, as_json: bool) -> None:
 )
 @click.option(
     "--policy",
-    type=click.Choice(["report", "adopt", "halt"]),
+    type=click.Choice(["report", "adopt", "halt"], case_sensitive=False),
     help="For this run instead of each account's reconcile_policy: report (change "
     "nothing), adopt (book differences to EXTERNAL), halt (lock the instrument).",
 )
@@ -771,7 +771,7 @@ def reconciliations(
 @click.option("--from", "from_strategy", required=True, help=f"Giving strategy ({EXTERNAL} ok).")
 @click.option("--to", "to_strategy", required=True, help=f"Receiving strategy ({EXTERNAL} ok).")
 @click.option("--quantity", required=True, help="How much (positive; the giver's direction).")
-@click.option("--position-side", type=click.Choice(["BOTH", "LONG", "SHORT"]))
+@click.option("--position-side", type=click.Choice(["BOTH", "LONG", "SHORT"], case_sensitive=False))
 @click.option("--price", help="Transfer price (default: the giving slot's average entry).")
 @click.option("--id", "transfer_id", help="An id: the same transfer sent again applies once.")
 @click.option("--ts", help="When it happened (ISO 8601 with offset; default: now).")
@@ -1062,7 +1062,7 @@ def migrate_command(ctx: click.Context) -> None:
 )
 @click.option(
     "--status",
-    type=click.Choice(["pending", "claimed", "acked", "failed", "all"]),
+    type=click.Choice(["pending", "claimed", "acked", "failed", "all"], case_sensitive=False),
     default="pending",
     show_default=True,
     help="Which commands to list (without --claim).",
@@ -1152,7 +1152,7 @@ def _slot_options(func: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--strategy", required=True, help="The strategy whose slot it is."),
             click.option(
                 "--position-side",
-                type=click.Choice(["BOTH", "LONG", "SHORT"]),
+                type=click.Choice(["BOTH", "LONG", "SHORT"], case_sensitive=False),
                 help="LONG or SHORT on a hedge account (default BOTH: netting).",
             ),
         ]
@@ -1279,7 +1279,7 @@ def bracket_list(
 @cli.command()
 @click.option(
     "--policy",
-    type=click.Choice(["bracket", "flatten"]),
+    type=click.Choice(["bracket", "flatten"], case_sensitive=False),
     default="bracket",
     show_default=True,
     help="bracket: a take-profit and a stop-loss at the strategy's default distances; "
