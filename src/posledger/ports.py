@@ -118,7 +118,7 @@ class JournalRow(NamedTuple):
 
 
 class CommandRow(NamedTuple):
-    """One outbox command as stored (DESIGN §8)."""
+    """One outbox command as stored (docs/brackets.md)."""
 
     command_id: str
     kind: str
@@ -545,7 +545,7 @@ class Reads(ABC):
 
     @abstractmethod
     def invariant_problems(self) -> list[str]:
-        """DESIGN §3's invariants checked on the stored projections (conservation, one
+        """The invariants (docs/accounting.md) checked on the stored projections (conservation, one
         open trade per slot, hedge sides), as problems; none when they hold."""
 
     def listing(

@@ -319,7 +319,7 @@ class Ledger:
         return self._run(refuse)
 
     def register_account(self, **fields: Any) -> Outcome:
-        """Fields of DESIGN §7 ``account``: account, venue, mode, position_mode, [lot_method]."""
+        """Fields of docs/format.md ``account``: account, venue, mode, position_mode, ..."""
         return self._record("account", fields)
 
     def register_instrument(self, **fields: Any) -> Outcome:
@@ -335,7 +335,7 @@ class Ledger:
         return self._record("cancel", fields)
 
     def apply_fill(self, **fields: Any) -> Outcome:
-        """Fields of DESIGN §7 ``fill``. Amounts as str, int or Decimal; ``ts`` as ISO text
+        """Fields of docs/format.md ``fill``. Amounts as str, int or Decimal; ``ts`` as ISO text
         or an aware datetime."""
         return self._record("fill", fields)
 
@@ -343,7 +343,7 @@ class Ledger:
         return self._record("mark", fields)
 
     def transfer(self, **fields: Any) -> Outcome:
-        """Move quantity between two strategies' slots (DESIGN §7 ``transfer``): account,
+        """Move quantity between two strategies' slots (docs/format.md ``transfer``): account,
         instrument, from_strategy, to_strategy, quantity, [position_side, price, ts,
         transfer_id]. At the giving slot's average entry unless ``price`` is given."""
         return self._record("transfer", fields)
@@ -441,7 +441,7 @@ class Ledger:
         return numbered(*self._transact(lambda uow: self._decide(uow, item, None, None, None)))
 
     def check_order(self, **fields: Any) -> OrderCheck:
-        """Would registering this order (DESIGN §7 ``order`` fields) be allowed now?
+        """Would registering this order (docs/format.md ``order`` fields) be allowed now?
 
         Nothing is registered or journaled. Refused: an exit larger than (or adding to) its
         strategy's own position, an entry beyond the strategy's ``max_open_slots`` or on a
@@ -476,7 +476,7 @@ class Ledger:
         batch_size: int = 1,
         on_commit: Callable[[list[tuple[Line, Outcome]]], None] | None = None,
     ) -> IngestReport:
-        """Apply a JSONL stream (DESIGN §7), ``batch_size`` inputs per transaction.
+        """Apply a JSONL stream (docs/format.md), ``batch_size`` inputs per transaction.
 
         Bad lines are refused whole and kept in ``rejected_inputs``; the others are still
         applied. ``on_commit`` is told each batch's outcomes once the batch is durable.
@@ -615,7 +615,7 @@ class Ledger:
         accounts: Iterable[str] | None = None,
         own: bool = False,
     ) -> list[dict[str, Any]]:
-        """Outbox commands, oldest first (DESIGN §8).
+        """Outbox commands, oldest first (docs/brackets.md).
 
         Without ``claim``: the commands of ``status`` (``pending`` by default; None for
         every command). With ``claim`` (a worker id): claim up to ``limit`` commands for
@@ -699,7 +699,7 @@ class Ledger:
         strategy: str | None = None,
         mode: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Slots as DESIGN §7 ``positions --json`` objects: open ones unless ``include_flat``.
+        """Slots as docs/format.md ``positions --json`` objects: open ones unless ``include_flat``.
         ``mode`` (LIVE, SIM, PAPER) keeps the accounts of that mode only."""
         filters = _filters(account, instrument, strategy, mode)
         return position_views(self._reads, filters, include_flat)
@@ -714,7 +714,7 @@ class Ledger:
         with_fills: bool = True,
         mode: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Trades as DESIGN §7 ``trades --json`` objects, in the order they were opened."""
+        """Trades as docs/format.md ``trades --json`` objects, in the order they were opened."""
         filters = _filters(account, instrument, strategy, mode)
         return trade_views(self._reads, filters, status, with_fills)
 

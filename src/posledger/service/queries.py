@@ -1,4 +1,4 @@
-"""Positions and trades as the CLI's JSON contract describes them (DESIGN §7).
+"""Positions and trades as the CLI's JSON contract describes them (docs/format.md).
 
 Every decimal is a string; absent values are ``None`` (JSON null).
 """
