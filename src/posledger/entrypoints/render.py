@@ -83,6 +83,13 @@ class Column:
     keep: bool = True
     wrap: bool = False
     label: str | None = None
+    short: str | None = None
+    """The header in a compact table (``instr`` for ``instrument``)."""
+
+    @property
+    def number(self) -> bool:
+        """A column of numbers (right-aligned): never wrapped while text can be."""
+        return self.justify == "right"
 
 
 _WRAP_MIN = 16
@@ -103,14 +110,20 @@ def fit_table(
     Without ``wide``: a labelled column whose cells are all the same moves to the title;
     then the columns not kept go, last first, while the table is too wide (the caption
     names them); if even the kept columns do not fit in a box, the table is compact (no
-    box, one space between columns) with as many columns as fit that way; if it is still
-    too wide, every cell may wrap (and fold) onto more lines. ``wide``:
+    box, one space between columns, short headers) with as many columns as fit that way;
+    if it is still too wide, text cells wrap (and fold) onto more lines, and numbers too
+    only if they alone do not fit. ``wide``:
     every column, boxed, at its full width (print it on ``console(wide=True)``)."""
     room = width() if available is None else available
+    compact_style = False
+
+    def header(index: int) -> str:
+        column = columns[index]
+        return (column.short or column.name) if compact_style else column.name
 
     def natural(index: int) -> int:
         column = columns[index]
-        size = max([len(column.name)] + [len(row[index]) for row in rows])
+        size = max([len(header(index))] + [len(row[index]) for row in rows])
         return min(size, _WRAP_MIN) if column.wrap else size
 
     shown = list(range(len(columns)))
@@ -139,15 +152,21 @@ def fit_table(
         return sum(natural(i) + 1 for i in kept) - 1
 
     left_out: list[str] = []
-    box_style = True
     squeezed = False
+    fold_numbers = False
     if not wide:
         kept, left_out = fewer(boxed)
         if boxed(kept) > room:
-            box_style = False
+            compact_style = True
             kept, left_out = fewer(compact)
             squeezed = compact(kept) > room
+            # Text columns give way first (at least 4 characters each); numbers fold too
+            # only when they alone do not fit.
+            texts = [i for i in kept if not columns[i].number]
+            numbers = sum(natural(i) + 1 for i in kept if columns[i].number)
+            fold_numbers = squeezed and numbers + 5 * len(texts) > room
         shown = kept
+    box_style = not compact_style
     heading = title + (f" ({', '.join(labels)})" if labels else "")
     if box_style:
         table = Table(title=heading, title_justify="left")
@@ -159,14 +178,45 @@ def fit_table(
             padding=(0, 0),
             show_edge=False,
         )
+    widths: dict[int, int] = {}
+    if squeezed:
+        # Widths set here, not left to Rich (which may exceed the room by a character,
+        # and the console would then cut it): numbers get theirs, the other columns
+        # share what is left, the narrowest needs first, free text last.
+        fixed = [i for i in shown if columns[i].number and not fold_numbers]
+        widths = {i: natural(i) for i in fixed}
+        left = room - (len(shown) - 1) - sum(widths.values())
+
+        def full(i: int) -> int:
+            return max([len(header(i))] + [len(row[i]) for row in rows])
+
+        def share_out(kept: list[int], room_left: int) -> int:
+            """Water-filling: the narrowest first gets all it needs while it fits."""
+            kept = sorted(kept, key=full)
+            while kept:
+                share = room_left // len(kept)
+                if full(kept[0]) > share:
+                    for n, j in enumerate(kept):
+                        widths[j] = max(1, share + (n < room_left % len(kept)))
+                    return 0
+                widths[kept[0]] = full(kept[0])
+                room_left -= full(kept.pop(0))
+            return room_left
+
+        text = [i for i in shown if i not in widths and not columns[i].wrap]
+        free = [i for i in shown if i not in widths and columns[i].wrap]
+        reserve = sum(min(full(i), 12) for i in free)
+        left = share_out(text, left - reserve) + reserve
+        share_out(free, left)
     for i in shown:
         column = columns[i]
         table.add_column(
-            column.name,
+            header(i),
             justify=column.justify,  # type: ignore[arg-type]
             no_wrap=not (column.wrap or squeezed),
             overflow="fold",
-            min_width=min(natural(i), _WRAP_MIN) if column.wrap else None,
+            min_width=min(natural(i), _WRAP_MIN) if column.wrap and not squeezed else None,
+            width=widths.get(i),
         )
     for row in rows:
         table.add_row(*(row[i] for i in shown))
@@ -311,8 +361,8 @@ def positions_table(
     account) or with ``wide``."""
     sides = wide or any(row["position_side"] != "BOTH" for row in rows)
     columns = [
-        Column("account", label="{}"),
-        Column("instrument", label="{}"),
+        Column("account", label="{}", short="acct"),
+        Column("instrument", label="{}", short="instr"),
         Column("strategy"),
         *([Column("pos side", keep=False)] if sides else []),
         Column("qty", "right"),
@@ -350,15 +400,16 @@ def trades_table(rows: list[dict[str, Any]], title: str = "Trades", *, wide: boo
     fits."""
     columns = [
         Column("id", "right"),
-        Column("account", label="{}"),
-        Column("instrument", label="{}"),
+        Column("account", label="{}", short="acct"),
+        Column("instrument", label="{}", short="instr"),
         Column("strategy"),
         Column("side"),
-        Column("qty/peak", "right"),
+        Column("qty", "right"),
         Column("entry", "right"),
         Column("exit", "right"),
         Column("net p&l", "right"),
         Column("ccy", label="P&L in {}"),
+        Column("peak", "right", keep=False),
         Column("reason", keep=False),
         Column("return", "right", keep=False),
         Column("opened", keep=False),
@@ -373,11 +424,12 @@ def trades_table(rows: list[dict[str, Any]], title: str = "Trades", *, wide: boo
                 row["instrument"],
                 row["strategy"],
                 row["side"],
-                f"{row['quantity']}/{row['peak_quantity']}",
+                row["quantity"],
                 human(row["avg_entry_price"]),
                 human(row["avg_exit_price"]),
                 human(row["realized_pnl"]),
                 row["pnl_currency"],
+                row["peak_quantity"],
                 row["close_reason"] or "",
                 _percent(row["realized_return"]),
                 _when(row["opened_at"]),
