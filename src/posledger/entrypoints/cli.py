@@ -1560,7 +1560,7 @@ SUMMARIES = {
     "halts": "Instruments halted, since when and why.",
     "transfers": "Every transfer between strategies.",
     "doctor": "Integrity report, and what to do about it.",
-    "verify": "Replay the journal and compare with the books.",
+    "verify": "Replay the journal; compare with the books.",
     "rebuild": "Rewrite every projection from the journal.",
     "migrate": "Create or upgrade the database schema.",
     "commands": "The outbox: orders for whoever executes them.",
