@@ -1536,7 +1536,7 @@ def demo(ctx: click.Context, path: Path | None) -> None:
     """
     from .demo import demo_target, run_demo
 
-    ctx.exit(run_demo(demo_target(path, ctx.obj["db"]), _render().console()))
+    ctx.exit(run_demo(demo_target(path, ctx.obj["db"]), _render().console(soft_wrap=True)))
 
 
 def _db_after_the_command(value: str | None, ctx: click.Context) -> None:

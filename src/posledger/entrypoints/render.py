@@ -59,12 +59,15 @@ WIDE = 100_000
 """The console width of ``--wide``: every column at its full width, however wide."""
 
 
-def console(stream: IO[str] | None = None, *, wide: bool = False) -> Console:
+def console(
+    stream: IO[str] | None = None, *, wide: bool = False, soft_wrap: bool = False
+) -> Console:
     """A console on ``stream`` (stdout) as wide as :func:`width` says, or, ``wide``, as wide
-    as what it prints."""
+    as what it prints. ``soft_wrap``: text is printed as it is, never wrapped (prose with
+    paths and commands to copy)."""
     target = stream or sys.stdout
     return Console(
-        file=target, width=WIDE if wide else width(target), highlight=False, soft_wrap=False
+        file=target, width=WIDE if wide else width(target), highlight=False, soft_wrap=soft_wrap
     )
 
 
