@@ -46,6 +46,12 @@ def test_readme_sessions_print_what_the_readme_shows(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("POSLEDGER_DB", None)
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "no-config")  # no user configuration file
+    env.pop("COLUMNS", None)  # output to a pipe: tables 80 columns wide, as shown
+    if env.get("PYTHONPATH"):  # the same modules from the sessions' working directory
+        env["PYTHONPATH"] = os.pathsep.join(
+            os.path.abspath(part) for part in env["PYTHONPATH"].split(os.pathsep) if part
+        )
     steps = _sessions()
     assert len(steps) >= 6
     for command, expected in steps:

@@ -42,6 +42,8 @@ __all__ = [
     "Store",
     "StreamStats",
     "UnitOfWork",
+    "Window",
+    "apply_window",
 ]
 
 RETRY = "retry"
@@ -54,6 +56,41 @@ FATAL = "fatal"
 
 Filters = Mapping[str, str | None]
 """Listing filters: account, instrument, strategy, mode (None: any)."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which rows of a listing, in which order, how many (docs/cli.md#listings).
+
+    ``time`` names the row's time column (ns since the epoch) that ``since`` (inclusive)
+    and ``until`` (exclusive) bound; ``sort`` is ``(column, descending)`` pairs, the
+    listing's own order breaking ties; absent values sort last either way. ``limit``: at
+    most that many rows (None: all)."""
+
+    time: str | None = None
+    since: int | None = None
+    until: int | None = None
+    sort: tuple[tuple[str, bool], ...] = ()
+    limit: int | None = None
+
+
+def apply_window(rows: list[dict[str, Any]], window: Window) -> list[dict[str, Any]]:
+    """``window`` applied to rows already in the listing's own order (for stores that
+    read in memory)."""
+    if window.time is not None:
+        name = window.time
+        if window.since is not None:
+            rows = [r for r in rows if r[name] is not None and r[name] >= window.since]
+        if window.until is not None:
+            rows = [r for r in rows if r[name] is not None and r[name] < window.until]
+    for column, descending in reversed(window.sort):
+        present = [r for r in rows if r[column] is not None]
+        absent = [r for r in rows if r[column] is None]
+        present.sort(key=lambda r, c=column: r[c], reverse=descending)  # type: ignore[misc]
+        rows = present + absent
+    if window.limit is not None:
+        rows = rows[: window.limit]
+    return rows
 
 
 class Seen(NamedTuple):
@@ -81,7 +118,7 @@ class JournalRow(NamedTuple):
 
 
 class CommandRow(NamedTuple):
-    """One outbox command as stored (DESIGN §8)."""
+    """One outbox command as stored (docs/brackets.md)."""
 
     command_id: str
     kind: str
@@ -526,8 +563,39 @@ class Reads(ABC):
 
     @abstractmethod
     def invariant_problems(self) -> list[str]:
-        """DESIGN §3's invariants checked on the stored projections (conservation, one
+        """The invariants (docs/accounting.md) checked on the stored projections (conservation, one
         open trade per slot, hedge sides), as problems; none when they hold."""
+
+    def listing(
+        self, name: str, filters: Filters, window: Window, **options: Any
+    ) -> Iterator[dict[str, Any]]:
+        """The rows of listing ``name`` (``slots``, ``trades``, ``anomalies``,
+        ``rejected``, ``transfers``, ``reconciliation_checks``) the filters and the window
+        keep, one at a time. ``options``: ``include_flat`` for slots; ``status`` and
+        ``with_fills`` for trades (each trade row then holds its legs under ``fills``);
+        ``run`` and ``last`` for reconciliation checks.
+
+        This default reads the list methods above (a store kept in memory); a database
+        store streams instead, in bounded memory."""
+        if name == "slots":
+            rows = self.slots(filters, bool(options.get("include_flat")))
+        elif name == "trades":
+            rows = self.trades(filters, options.get("status"))
+        elif name == "anomalies":
+            rows = self.anomalies(filters)
+        elif name == "rejected":
+            rows = self.rejected()
+        elif name == "transfers":
+            rows = self.transfers(filters)
+        elif name == "reconciliation_checks":
+            rows = self.reconciliation_checks(filters, options.get("run"), options.get("last"))
+        else:
+            raise ValueError(f"no listing {name}")
+        rows = apply_window(rows, window)
+        if name == "trades" and options.get("with_fills"):
+            legs = self.trade_fills([row["trade_id"] for row in rows])
+            rows = [{**row, "fills": legs.get(row["trade_id"], [])} for row in rows]
+        yield from rows
 
 
 class Store(ABC):

@@ -24,6 +24,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -336,9 +337,19 @@ def url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+NO_CONFIG = str(Path(tempfile.gettempdir()) / "posledger-tests-no-config")
+"""A configuration directory that holds no posledger.toml: a user's own file stays out."""
+
+
 def clean_env(**extra: str) -> dict[str, str]:
-    """The environment for a subprocess: no POSLEDGER_DB unless given."""
+    """The environment for a subprocess: no POSLEDGER_DB unless given, and no user
+    configuration file (docs/cli.md#the-configuration-file)."""
     env = {k: v for k, v in os.environ.items() if k != "POSLEDGER_DB"}
+    env["XDG_CONFIG_HOME"] = NO_CONFIG
+    if env.get("PYTHONPATH"):  # the same modules whatever the working directory
+        env["PYTHONPATH"] = os.pathsep.join(
+            os.path.abspath(part) for part in env["PYTHONPATH"].split(os.pathsep) if part
+        )
     env.update(extra)
     return env
 

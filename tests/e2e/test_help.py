@@ -238,3 +238,65 @@ def test_help_says_what_matters(path: CommandPath, words: list[str]) -> None:
     text = help_text(path)
     missing = [word for word in words if word not in text]
     assert not missing, (path, missing)
+
+
+# -- the one-line summaries in the list of commands --------------------------------------------
+
+SUMMARY_LIMIT = 45
+"""At 80 columns Click has room for at least this many characters of a summary."""
+
+
+def listed(path: CommandPath) -> dict[str, str]:
+    """The commands a group's ``--help`` lists (at 80 columns), each with its summary."""
+    text = help_text(path)
+    section = text.split("\nCommands:\n", 1)[1]
+    shown: dict[str, str] = {}
+    name = ""
+    for line in section.splitlines():
+        if line.startswith("  ") and not line.startswith("   "):
+            name, _, summary = line.strip().partition(" ")
+            shown[name] = summary.strip()
+        elif line.startswith("   ") and name:  # a summary wrapped onto the next line
+            shown[name] += " " + line.strip()
+    return shown
+
+
+GROUPS: list[CommandPath] = [()] + [
+    path
+    for path in COMMANDS
+    if isinstance(cli.get_command(click.Context(cli), path[0]), click.Group) and len(path) == 1
+]
+
+
+@pytest.mark.parametrize("group", GROUPS, ids=lambda path: " ".join(path) or "posledger")
+def test_every_summary_is_whole(group: CommandPath) -> None:
+    """Each command's line in its group's list is its whole summary, not cut with '...'
+    (Click cuts a first sentence that does not fit)."""
+    shown = listed(group)
+    assert shown, group
+    for name, summary in shown.items():
+        assert summary, (group, name)
+        assert not summary.endswith("..."), f"posledger {' '.join(group)} --help cuts {name}"
+        assert len(summary) <= SUMMARY_LIMIT, (name, summary)
+        words = " ".join((*group, name)).split()
+        command: click.Command | None = cli
+        for word in words:
+            assert isinstance(command, click.Group)
+            command = command.get_command(click.Context(command), word)
+        assert command is not None
+        assert summary == command.get_short_help_str(limit=1000), (name, summary)
+
+
+def test_the_summary_test_sees_a_cut_summary() -> None:
+    from click.testing import CliRunner
+
+    @click.group(name="posledger")
+    def top() -> None: ...
+
+    @top.command()
+    def long() -> None:
+        """This first sentence goes on and on far beyond what the list of commands shows."""
+
+    result = CliRunner().invoke(top, ["--help"], prog_name="posledger", terminal_width=80)
+    line = next(x for x in result.output.splitlines() if x.strip().startswith("long"))
+    assert line.rstrip().endswith("...")

@@ -56,6 +56,7 @@ def test_ingest_json_summary(tmp_path: Path) -> None:
         "duplicate": 0,
         "rejected": 0,
         "rejections": [],
+        "interrupted": False,
     }
     again = run("ingest", "--json", str(source), db=db)
     assert again.returncode == 0

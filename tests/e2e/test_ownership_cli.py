@@ -403,7 +403,8 @@ def test_reconcile_json_report_and_the_reconciliations_history(db: Path, tmp_pat
     assert {row["recorded_at"] for row in first} == {report["recorded_at"]}
     assert look(db, "reconciliations") == [r for r in history if r["run"] == "eod-0302-c"]
     assert look(db, "reconciliations", "--run", "eod-0302") == first
-    assert look(db, "reconciliations", "--last", "3", "--account", "AMP-9999") == []
+    unknown = here(db, "reconciliations", "--account", "AMP-9999", expect=1)
+    assert "no account 'AMP-9999' in this ledger" in unknown.output
     reused = here(db, "reconcile", str(snapshot), "--run", "eod-0302", expect=2)  # usage
     assert "run eod-0302 was already recorded" in reused.output
 

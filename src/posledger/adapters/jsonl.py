@@ -1,4 +1,4 @@
-"""JSON Lines in: one record per line (DESIGN §7, docs/format.md)."""
+"""JSON Lines in: one record per line (docs/format.md)."""
 
 from __future__ import annotations
 

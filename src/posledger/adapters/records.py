@@ -1,4 +1,4 @@
-"""The JSONL interchange records of DESIGN §7 <-> domain inputs.
+"""The JSONL interchange records of docs/format.md <-> domain inputs.
 
 ``parse_text`` turns one JSON text (a JSONL line) into a domain input, ``parse_record``
 one decoded JSON object (or the fields given to the Python API); both raise
@@ -521,7 +521,7 @@ def parse_record(obj: object, *, api: bool = False) -> Input:
     """Build the domain input a decoded JSON object describes.
 
     ``api=True`` (the Python API) also accepts ``Decimal`` and ``int`` amounts and aware
-    ``datetime`` times, within the same limits; JSON input must use strings, as DESIGN §7
+    ``datetime`` times, within the same limits; JSON input must use strings, as docs/format.md
     says. Every limit of docs/format.md ("Limits") is checked here or by the input itself.
     """
     if not isinstance(obj, Mapping):

@@ -1,4 +1,4 @@
-"""Who owns a fill (DESIGN §3.1): ownership by evidence, never adoption."""
+"""Who owns a fill (docs/accounting.md#who-owns-a-fill): ownership by evidence, never adoption."""
 
 from __future__ import annotations
 

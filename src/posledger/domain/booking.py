@@ -5,7 +5,7 @@ adjustment) against a :class:`~.book.Book` without changing it: it keeps the slo
 trades the input has touched so far, and hands out the legs, anomalies, new slots and
 trades (immutable values) that make up the decision.
 
-The rules of DESIGN §4 live here: open, increase, reduce, close and flip; "an exit never
+The rules of docs/accounting.md live here: open, increase, reduce, close and flip; "an exit never
 opens" and "a hedge slot never changes sign" (what does not fit goes to ``EXTERNAL`` with
 an anomaly); commissions per currency; spot base-currency commissions that change the
 quantity held; the trade's peak quantity, exits and return. How the realized P&L of a
@@ -108,7 +108,7 @@ class LotPolicy:
 
 
 class AverageCost(LotPolicy):
-    """One average entry price per slot (DESIGN §4, like NautilusTrader)."""
+    """One average entry price per slot (docs/accounting.md#lot-methods)."""
 
     def opened(self, size: Decimal, price: Decimal) -> tuple[Lot, ...]:
         return ()

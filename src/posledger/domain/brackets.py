@@ -1,4 +1,4 @@
-"""Brackets, and the exit orders that protect every slot (docs/brackets.md, DESIGN §8).
+"""Brackets, and the exit orders that protect every slot (docs/brackets.md).
 
 A **bracket** belongs to one slot ``(account, instrument, strategy, position_side)``: a
 take-profit leg and/or a stop-loss leg. Several strategies on one instrument each have

@@ -1,4 +1,4 @@
-"""State + input -> decision: how a fill or a mark changes a book (DESIGN §3-§5).
+"""State + input -> decision: how a fill or a mark changes a book (docs/accounting.md).
 
 Pure functions over immutable values. Nothing here reads a database or a clock (the
 caller passes the time it received a mark); trade ids come from the caller's allocator so

@@ -1,4 +1,4 @@
-"""The closed vocabularies of the ledger (DESIGN §2)."""
+"""The closed vocabularies of the ledger (docs/format.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pre-trade checks: would this order be allowed? (DESIGN §3.1, §3.3)
+"""Pre-trade checks: would this order be allowed? (docs/reconciliation.md#pre-trade-checks)
 
 An exit may only take its own strategy's position: this is what stops one strategy from
 closing another's. Entries are refused beyond the strategy's ``max_open_slots`` and on an

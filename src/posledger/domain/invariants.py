@@ -1,4 +1,4 @@
-"""The invariants of DESIGN §3, checked over a whole ledger's state.
+"""The invariants of docs/accounting.md#invariants, checked over a whole ledger's state.
 
 Used by ``verify`` and by the tests; returns problems as text, never raises.
 """
@@ -27,7 +27,7 @@ def fill_delta(
     commission_currency: str,
     instrument: Instrument,
 ) -> Decimal:
-    """How much a fill changes the quantity held at the broker (DESIGN §4, spot commissions)."""
+    """How much a fill changes the quantity held at the broker (docs/accounting.md)."""
     delta = quantity if side is Side.BUY else quantity.copy_negate()
     if instrument.kind is Kind.SPOT and commission_currency == instrument.base_currency:
         with exact():

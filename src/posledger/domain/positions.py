@@ -1,4 +1,4 @@
-"""Slots and trades: the state a fill changes, and the arithmetic of DESIGN §4.
+"""Slots and trades: the state a fill changes, and the arithmetic of docs/accounting.md.
 
 A *slot* is one strategy's position in one instrument on one account and one position
 side. A *trade* is one round trip of a slot, from flat to flat. Both are immutable values:

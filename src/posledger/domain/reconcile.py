@@ -1,4 +1,4 @@
-"""Transfers between strategies and the comparison with the broker (DESIGN §3.1, §7).
+"""Transfers between strategies and the comparison with the broker (docs/reconciliation.md).
 
 Both move quantity between slots with the same accounting as fills (:mod:`.decide`), but
 nothing here is a fill: a transfer moves a position from one strategy to another at a

@@ -145,7 +145,7 @@ class Instrument:
         return bool(self.allow_negative_prices)
 
     def price_problem(self, price: Decimal) -> str | None:
-        """Why ``price`` cannot be traded on this instrument, or None (DESIGN §3.9)."""
+        """Why ``price`` cannot be traded on this instrument, or None (docs/accounting.md)."""
         if price > 0:
             return None
         if self.inverse:

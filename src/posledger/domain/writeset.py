@@ -77,7 +77,7 @@ class Rejected(NamedTuple):
 
 
 class Command(NamedTuple):
-    """An instruction to whoever executes orders, sent through the outbox (DESIGN §8)."""
+    """An instruction to whoever executes orders, sent through the outbox (docs/brackets.md)."""
 
     command_id: str
     """Stable and unique: used as the broker's client order id, so a retry is harmless."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,6 +37,7 @@ if TYPE_CHECKING:  # the command line imports the ledger only when a command run
     from ..adapters.jsonl import Line
     from ..service.handlers import Outcome
     from ..service.ledger import Ledger
+    from .config import Config
 
 
 def _render() -> Any:
@@ -54,10 +56,31 @@ EXIT_DATABASE = 3
 EXIT_REFUSED = 4
 """reconcile: the snapshot was refused (unreadable, unknown account or instrument, or the
 broker's position mode is not the account's); nothing was compared."""
+EXIT_INTERRUPTED = 130
+"""Stopped by Ctrl-C (SIGINT), as shells report it: 128 + 2."""
 
 
 def _json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2))
+
+
+def _config(ctx: click.Context) -> Config:
+    """The configuration file's settings (read once, when a command first needs them)."""
+    root = ctx.find_root()
+    root.ensure_object(dict)
+    if "config" not in root.obj:
+        from .config import load_config
+
+        root.obj["config"] = load_config()
+    config: Config = root.obj["config"]
+    return config
+
+
+def database_url(ctx: click.Context) -> str:
+    """The database: --db, else $POSLEDGER_DB, else the configuration file's ``db``, else
+    sqlite:///posledger.db (docs/cli.md#which-database)."""
+    given = ctx.find_root().obj.get("db") or os.environ.get("POSLEDGER_DB")
+    return resolve_url(given or _config(ctx).db)
 
 
 @contextmanager
@@ -66,7 +89,7 @@ def _ledger(ctx: click.Context, *, create: bool = False) -> Iterator[Ledger]:
     database; every other command refuses one that does not exist, creating nothing (a
     typo must not look like an empty ledger). None takes an in-memory database, which
     would keep nothing once the command ends."""
-    ledger = open_ledger(resolve_url(ctx.obj["db"]), create=create, persistent=True)
+    ledger = open_ledger(database_url(ctx), create=create, persistent=True)
     try:
         yield ledger
     finally:
@@ -118,6 +141,149 @@ def _where(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def _keep_listing_option(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    ctx.meta.setdefault("posledger.listing", {})[param.name] = value
+    return value
+
+
+def _time_bound(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """``--since``/``--until``: an ISO 8601 time with an offset, or a date (its UTC
+    midnight)."""
+    from ..domain.timestamps import parse_ts
+
+    if value is None:
+        return None
+    text = value.strip()
+    if len(text) == 10 and text[4:5] == "-" and text[7:8] == "-":
+        text += "T00:00:00Z"
+    try:
+        return parse_ts(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+def _listing(name: str, *, times: str | None = None) -> Callable[..., Any]:
+    """--limit, --since/--until (when the listing has a time: ``times`` says which),
+    --sort, --jsonl, --csv and --wide for the listing ``name`` (docs/cli.md#listings).
+    The values go to ``ctx.meta``, read back by :func:`_window` and :func:`_format`."""
+    from ..service.queries import LISTINGS
+
+    fields = ", ".join(sorted(LISTINGS[name].sorts))
+    keep: dict[str, Any] = {"expose_value": False, "callback": _keep_listing_option}
+    options = [
+        click.option(
+            "--limit", type=click.IntRange(min=1), help="At most N rows.", metavar="N", **keep
+        ),
+    ]
+    if times is not None:
+        options += [
+            click.option(
+                "--since",
+                metavar="TIME",
+                help=f"Only {times} at or after TIME (ISO 8601 with an offset, or a "
+                "date: its midnight UTC).",
+                callback=lambda c, p, v: _keep_listing_option(c, p, _time_bound(c, p, v)),
+                expose_value=False,
+            ),
+            click.option(
+                "--until",
+                metavar="TIME",
+                help=f"Only {times} before TIME.",
+                callback=lambda c, p, v: _keep_listing_option(c, p, _time_bound(c, p, v)),
+                expose_value=False,
+            ),
+        ]
+    options += [
+        click.option(
+            "--sort",
+            metavar="FIELD",
+            multiple=True,
+            help=f"Order by FIELD (-FIELD: descending; repeatable or comma-separated): {fields}.",
+            **keep,
+        ),
+        click.option("--jsonl", is_flag=True, help="Print JSON Lines: one object a line.", **keep),
+        click.option("--csv", is_flag=True, help="Print CSV with a header line.", **keep),
+        click.option("--wide", is_flag=True, default=None, help="Show every column.", **keep),
+    ]
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+_wide_option: Callable[[Callable[..., Any]], Callable[..., Any]] = click.option(
+    "--wide",
+    is_flag=True,
+    default=None,
+    expose_value=False,
+    callback=_keep_listing_option,
+    help="Show every column, however wide the table gets.",
+)
+
+
+def _show(ctx: click.Context, table: Callable[..., Any], *args: Any) -> None:
+    """Print the table ``table(*args, wide=...)`` makes, as wide as --wide asks."""
+    wide = _wide(ctx)
+    _render().console(wide=wide).print(table(*args, wide=wide))
+
+
+def _window(ctx: click.Context) -> dict[str, Any]:
+    """The listing options given to the command, as :meth:`Ledger.listing` takes them."""
+    given = ctx.meta.get("posledger.listing", {})
+    return {
+        "since": given.get("since"),
+        "until": given.get("until"),
+        "sort": tuple(given.get("sort") or ()),
+        "limit": given.get("limit"),
+    }
+
+
+def _format(ctx: click.Context, as_json: bool) -> str:
+    """table, json, jsonl or csv: what the command was asked to print."""
+    given = ctx.meta.get("posledger.listing", {})
+    chosen = [
+        name
+        for name, on in (
+            ("json", as_json),
+            ("jsonl", given.get("jsonl")),
+            ("csv", given.get("csv")),
+        )
+        if on
+    ]
+    if len(chosen) > 1:
+        raise click.UsageError(f"--{chosen[0]} and --{chosen[1]} exclude each other: give one")
+    return chosen[0] if chosen else "table"
+
+
+def _wide(ctx: click.Context) -> bool:
+    given = ctx.meta.get("posledger.listing", {}).get("wide")
+    if given is not None:
+        return bool(given)
+    return _config(ctx).wide
+
+
+def _print_listing(
+    ctx: click.Context,
+    rows: Iterator[dict[str, Any]],
+    fmt: str,
+    table: Callable[..., Any],
+    *,
+    csv_drop: tuple[str, ...] = (),
+) -> None:
+    """Stream ``rows`` in ``fmt``, or show them as the ``table`` a person reads."""
+    from .output import write_rows
+
+    if fmt == "table":
+        render = _render()
+        wide = _wide(ctx)
+        render.console(wide=wide).print(table(list(rows), wide=wide))
+        return
+    write_rows(rows, fmt, csv_drop=csv_drop)
+
+
 def exit_status(exc: LedgerError) -> int:
     """The exit status of a command the ledger refused or could not carry out."""
     if isinstance(exc, ReconcileError):
@@ -162,7 +328,7 @@ class _Commands(click.Group):
 @click.option(
     "--db",
     metavar="URL",
-    help=f"Database URL. Default: $POSLEDGER_DB, else {DEFAULT_URL}.",
+    help=f"Database URL. Default: $POSLEDGER_DB, else db in posledger.toml, else {DEFAULT_URL}.",
 )
 @click.version_option(package_name="posledger")
 @click.pass_context
@@ -236,25 +402,39 @@ def ingest(
     Example:
       posledger --db sqlite:///my.db ingest session.jsonl --batch-size 500
     """
+    from ..service.ledger import IngestReport
+    from .reading import InputFile
+
     source = _source_name(file)
-    progress = _render().Progress(enabled=not quiet)
-    done = 0
+    reader = InputFile(file)
+    problem = reader.sniff()
+    if problem is not None:
+        click.echo(f"error: {source}: {problem}", err=True)
+        ctx.exit(EXIT_USAGE)
+    progress = _render().Progress(not quiet, measure=reader.size)
+    so_far = IngestReport()
+    """What is committed, batch by batch: the summary if it is interrupted."""
 
     def on_commit(batch: list[tuple[Line, Outcome]]) -> None:
-        nonlocal done
-        done += len(batch)
+        for line, outcome in batch:
+            so_far.count(outcome)
+            if outcome.status == "rejected":
+                so_far.rejections.append((line.number, outcome.reason or ""))
         if verbose:
             for line, outcome in batch:
                 click.echo(_say_outcome(line, outcome))
             sys.stdout.flush()
-        progress.tick(done)
+        progress.tick(so_far.lines, reader.position)
 
-    with _ledger(ctx, create=True) as ledger:
+    report = so_far
+    with _ledger(ctx, create=True) as ledger, reader:
         try:
             with _long_run():
                 report = ledger.ingest(
-                    file, source=source, batch_size=batch_size, on_commit=on_commit
+                    reader, source=source, batch_size=batch_size, on_commit=on_commit
                 )
+        except KeyboardInterrupt:
+            reader.interrupted = True
         finally:
             progress.done()
     if as_json:
@@ -266,10 +446,13 @@ def ingest(
                 "duplicate": report.duplicate,
                 "rejected": report.rejected,
                 "rejections": [{"line": n, "reason": r} for n, r in report.rejections],
+                "interrupted": reader.interrupted,
             }
         )
     else:
-        click.echo(_render().summary_text(report, source))
+        click.echo(_render().summary_text(report, source, interrupted=reader.interrupted))
+    if reader.interrupted:
+        ctx.exit(EXIT_INTERRUPTED)
     if not report.ok:
         ctx.exit(EXIT_PROBLEM)
 
@@ -280,6 +463,7 @@ def ingest(
 @cli.command()
 @click.option("--all", "include_flat", is_flag=True, help="Include flat slots.")
 @_filters
+@_listing("positions")
 @click.pass_context
 def positions(
     ctx: click.Context,
@@ -300,24 +484,25 @@ def positions(
     Example:
       posledger positions --strategy mes-orb-01 --json
     """
+    fmt = _format(ctx, as_json)
     with _ledger(ctx) as ledger:
-        rows = ledger.positions(
+        rows = ledger.listing(
+            "positions",
             include_flat=include_flat,
             account=account,
             instrument=instrument,
             strategy=strategy,
             mode=mode,
+            **_window(ctx),
         )
-    if as_json:
-        _json(rows)
-    else:
-        _render().console().print(_render().positions_table(rows))
+        _print_listing(ctx, rows, fmt, _render().positions_table)
 
 
 @cli.command()
 @click.option("--open", "only_open", is_flag=True, help="Only open trades.")
 @click.option("--closed", "only_closed", is_flag=True, help="Only closed trades.")
 @_filters
+@_listing("trades", times="trades opened")
 @click.pass_context
 def trades(
     ctx: click.Context,
@@ -341,23 +526,24 @@ def trades(
     if only_open and only_closed:
         raise click.UsageError("--open and --closed exclude each other; give one or neither")
     status = "open" if only_open else "closed" if only_closed else None
+    fmt = _format(ctx, as_json)
     with _ledger(ctx) as ledger:
-        rows = ledger.trades(
+        rows = ledger.listing(
+            "trades",
             account=account,
             instrument=instrument,
             strategy=strategy,
             status=status,
-            with_fills=as_json,
+            with_fills=fmt in ("json", "jsonl"),
             mode=mode,
+            **_window(ctx),
         )
-    if as_json:
-        _json(rows)
-    else:
-        _render().console().print(_render().trades_table(rows))
+        _print_listing(ctx, rows, fmt, _render().trades_table)
 
 
 @cli.command()
 @_filters
+@_listing("anomalies")
 @click.pass_context
 def anomalies(
     ctx: click.Context,
@@ -376,18 +562,22 @@ def anomalies(
     Example:
       posledger anomalies --json
     """
+    fmt = _format(ctx, as_json)
     with _ledger(ctx) as ledger:
-        rows = ledger.anomalies(
-            account=account, instrument=instrument, strategy=strategy, mode=mode
+        rows = ledger.listing(
+            "anomalies",
+            account=account,
+            instrument=instrument,
+            strategy=strategy,
+            mode=mode,
+            **_window(ctx),
         )
-    if as_json:
-        _json(rows)
-    else:
-        _render().console().print(_render().anomalies_table(rows))
+        _print_listing(ctx, rows, fmt, _render().anomalies_table)
 
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_listing("rejected", times="inputs received")
 @click.pass_context
 def rejected(ctx: click.Context, as_json: bool) -> None:
     """Inputs that were refused, with the reason and the raw line as received.
@@ -396,12 +586,10 @@ def rejected(ctx: click.Context, as_json: bool) -> None:
     Example:
       posledger rejected --json
     """
+    fmt = _format(ctx, as_json)
     with _ledger(ctx) as ledger:
-        rows = ledger.rejected_inputs()
-    if as_json:
-        _json(rows)
-    else:
-        _render().console().print(_render().rejected_table(rows))
+        rows = ledger.listing("rejected", **_window(ctx))
+        _print_listing(ctx, rows, fmt, _render().rejected_table)
 
 
 # -- ownership and the broker check ---------------------------------------------------
@@ -445,7 +633,7 @@ def _outcome_exit(ctx: click.Context, outcome: Outcome, as_json: bool) -> None:
 )
 @click.option(
     "--policy",
-    type=click.Choice(["report", "adopt", "halt"]),
+    type=click.Choice(["report", "adopt", "halt"], case_sensitive=False),
     help="For this run instead of each account's reconcile_policy: report (change "
     "nothing), adopt (book differences to EXTERNAL), halt (lock the instrument).",
 )
@@ -458,6 +646,7 @@ def _outcome_exit(ctx: click.Context, outcome: Outcome, as_json: bool) -> None:
 @click.option("--run", "run", help="Name of this run (default: a new id); must be new.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress output on stderr.")
+@_wide_option
 @click.pass_context
 def reconcile(
     ctx: click.Context,
@@ -533,7 +722,7 @@ def reconcile(
         if report.history is not None:
             click.echo(_render().summary_text(report.history, "fill history"))
         title = f"Reconciliation {report.run}"
-        _render().console().print(_render().reconcile_table(report.checks, title))
+        _show(ctx, _render().reconcile_table, report.checks, title)
         differ = len(report.differences)
         if report.agreed:
             click.echo(f"books agree: {len(report.checks)} positions compared")
@@ -553,6 +742,7 @@ def _source_name(file: IO[bytes]) -> str:
 @click.option("--last", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("--account", help="Only this account.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_wide_option
 @click.pass_context
 def reconciliations(
     ctx: click.Context, run: str | None, last: int, account: str | None, as_json: bool
@@ -564,6 +754,7 @@ def reconciliations(
       posledger reconciliations --last 3 --account NET-1
     """
     with _ledger(ctx) as ledger:
+        ledger.check_names(account=account)
         rows = ledger.reconciliations(run=run, account=account, last=last)
     if as_json:
         _json(rows)
@@ -575,7 +766,7 @@ def reconciliations(
         click.echo("no reconciliation recorded")
     for name, checks in runs.items():
         title = f"Reconciliation {name} at {checks[0]['recorded_at']}"
-        _render().console().print(_render().reconcile_table(checks, title))
+        _show(ctx, _render().reconcile_table, checks, title)
 
 
 @cli.command()
@@ -584,7 +775,7 @@ def reconciliations(
 @click.option("--from", "from_strategy", required=True, help=f"Giving strategy ({EXTERNAL} ok).")
 @click.option("--to", "to_strategy", required=True, help=f"Receiving strategy ({EXTERNAL} ok).")
 @click.option("--quantity", required=True, help="How much (positive; the giver's direction).")
-@click.option("--position-side", type=click.Choice(["BOTH", "LONG", "SHORT"]))
+@click.option("--position-side", type=click.Choice(["BOTH", "LONG", "SHORT"], case_sensitive=False))
 @click.option("--price", help="Transfer price (default: the giving slot's average entry).")
 @click.option("--id", "transfer_id", help="An id: the same transfer sent again applies once.")
 @click.option("--ts", help="When it happened (ISO 8601 with offset; default: now).")
@@ -747,6 +938,7 @@ def resume(ctx: click.Context, account: str, instrument: str) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_wide_option
 @click.pass_context
 def halts(ctx: click.Context, as_json: bool) -> None:
     """Instruments halted on an account, since when and why.
@@ -760,13 +952,14 @@ def halts(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         _json(rows)
     else:
-        _render().console().print(_render().halts_table(rows))
+        _show(ctx, _render().halts_table, rows)
 
 
 @cli.command()
 @click.option("--account", help="Only this account.")
 @click.option("--instrument", help="Only this instrument.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_listing("transfers", times="transfers dated")
 @click.pass_context
 def transfers(
     ctx: click.Context, account: str | None, instrument: str | None, as_json: bool
@@ -777,12 +970,10 @@ def transfers(
     Example:
       posledger transfers --account NET-1 --json
     """
+    fmt = _format(ctx, as_json)
     with _ledger(ctx) as ledger:
-        rows = ledger.transfers(account=account, instrument=instrument)
-    if as_json:
-        _json(rows)
-    else:
-        _render().console().print(_render().transfers_table(rows))
+        rows = ledger.listing("transfers", account=account, instrument=instrument, **_window(ctx))
+        _print_listing(ctx, rows, fmt, _render().transfers_table)
 
 
 @cli.command()
@@ -898,7 +1089,7 @@ def migrate_command(ctx: click.Context) -> None:
     """
     from ..store.database import upgrade_database
 
-    before, after = upgrade_database(resolve_url(ctx.obj["db"]), persistent=True)
+    before, after = upgrade_database(database_url(ctx), persistent=True)
     if before == after:
         click.echo(f"schema is current (revision {after})")
     else:
@@ -915,12 +1106,13 @@ def migrate_command(ctx: click.Context) -> None:
 )
 @click.option(
     "--status",
-    type=click.Choice(["pending", "claimed", "acked", "failed", "all"]),
+    type=click.Choice(["pending", "claimed", "acked", "failed", "all"], case_sensitive=False),
     default="pending",
     show_default=True,
     help="Which commands to list (without --claim).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_wide_option
 @click.pass_context
 def commands(
     ctx: click.Context, worker: str | None, limit: int, status: str, as_json: bool
@@ -943,7 +1135,7 @@ def commands(
     if as_json:
         _json(rows)
     else:
-        _render().console().print(_render().commands_table(rows))
+        _show(ctx, _render().commands_table, rows)
 
 
 @cli.command()
@@ -1004,7 +1196,7 @@ def _slot_options(func: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--strategy", required=True, help="The strategy whose slot it is."),
             click.option(
                 "--position-side",
-                type=click.Choice(["BOTH", "LONG", "SHORT"]),
+                type=click.Choice(["BOTH", "LONG", "SHORT"], case_sensitive=False),
                 help="LONG or SHORT on a hedge account (default BOTH: netting).",
             ),
         ]
@@ -1104,6 +1296,7 @@ def bracket_clear(
 @bracket.command(name="list")
 @_where
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_wide_option
 @click.pass_context
 def bracket_list(
     ctx: click.Context,
@@ -1119,17 +1312,18 @@ def bracket_list(
       posledger bracket list --strategy orb --json
     """
     with _ledger(ctx) as ledger:
+        ledger.check_names(account=account, instrument=instrument, strategy=strategy)
         rows = ledger.brackets(account=account, instrument=instrument, strategy=strategy)
     if as_json:
         _json(rows)
     else:
-        _render().console().print(_render().brackets_table(rows))
+        _show(ctx, _render().brackets_table, rows)
 
 
 @cli.command()
 @click.option(
     "--policy",
-    type=click.Choice(["bracket", "flatten"]),
+    type=click.Choice(["bracket", "flatten"], case_sensitive=False),
     default="bracket",
     show_default=True,
     help="bracket: a take-profit and a stop-loss at the strategy's default distances; "
@@ -1140,6 +1334,7 @@ def bracket_list(
 @click.option("--watched", is_flag=True, help="List the exit orders posledger watches instead.")
 @_where
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_wide_option
 @click.pass_context
 def exits(
     ctx: click.Context,
@@ -1167,6 +1362,7 @@ def exits(
     """
     where = {"account": account, "instrument": instrument, "strategy": strategy}
     with _ledger(ctx) as ledger:
+        ledger.check_names(**where)
         if watched:
             rows = ledger.exit_orders(**where)
         else:
@@ -1174,9 +1370,9 @@ def exits(
     if as_json:
         _json(rows)
     elif watched:
-        _render().console().print(_render().watched_table(rows))
+        _show(ctx, _render().watched_table, rows)
     else:
-        _render().console().print(_render().missing_exits_table(rows, policy))
+        _show(ctx, _render().missing_exits_table, rows, policy)
 
 
 @cli.command()
@@ -1384,7 +1580,7 @@ def demo(ctx: click.Context, path: Path | None) -> None:
     """
     from .demo import demo_target, run_demo
 
-    ctx.exit(run_demo(demo_target(path, ctx.obj["db"]), _render().console()))
+    ctx.exit(run_demo(demo_target(path, ctx.obj["db"]), _render().console(soft_wrap=True)))
 
 
 from .reporting import pnl, report, stats  # noqa: E402  (P&L, statistics, HTML report)
@@ -1398,6 +1594,62 @@ def _db_after_the_command(value: str | None, ctx: click.Context) -> None:
     if value is not None:
         ctx.ensure_object(dict)
         ctx.obj["db"] = value
+
+
+SUMMARIES = {
+    "ingest": "Apply a JSONL file of fills, orders, marks.",
+    "positions": "Each strategy's position (its slots).",
+    "trades": "Round-trip trades, flat to flat.",
+    "anomalies": "Fills booked to EXTERNAL, and why.",
+    "rejected": "Refused inputs, with reason and raw line.",
+    "reconcile": "Compare the books with the broker's.",
+    "reconciliations": "Past reconciliation runs, newest first.",
+    "transfer": "Move a position between strategies.",
+    "check-order": "Would this order be allowed? (pre-trade)",
+    "halt": "Refuse entries on an instrument.",
+    "resume": "Lift a halt.",
+    "halts": "Instruments halted, since when and why.",
+    "transfers": "Every transfer between strategies.",
+    "doctor": "Integrity report, and what to do about it.",
+    "verify": "Replay the journal; compare with the books.",
+    "rebuild": "Rewrite every projection from the journal.",
+    "migrate": "Create or upgrade the database schema.",
+    "commands": "The outbox: orders for whoever executes them.",
+    "ack": "An outbox command was carried out.",
+    "fail": "An outbox command could not be carried out.",
+    "bracket": "Take-profit and stop-loss legs.",
+    "bracket set": "Attach a take-profit and/or stop-loss.",
+    "bracket clear": "Remove a strategy's bracket.",
+    "bracket list": "Every bracket and where its legs stand.",
+    "exits": "The exit orders open positions lack.",
+    "sweep": "Send stuck or orphaned exit orders again.",
+    "paper": "A simulated venue for paper trading.",
+    "paper run": "Run the paper venue over a price stream.",
+    "paper positions": "The venue's positions, for reconcile.",
+    "demo": "Run a bundled session on a fresh database.",
+    "mark": "Record a price seen for an instrument.",
+    "pnl": "P&L per strategy, period and currency.",
+    "stats": "Closed-trade statistics: win rate, drawdown.",
+    "report": "An HTML page of charts that opens offline.",
+}
+"""The one-line summary of each command in the list `--help` shows: short enough that
+Click never cuts it (at 80 columns it has at least 45 characters)."""
+
+
+def _summarize(group: click.Group, path: tuple[str, ...] = ()) -> None:
+    for name, command in group.commands.items():
+        summary = SUMMARIES.get(" ".join((*path, name)))
+        if summary is not None and command.short_help is None:
+            command.short_help = summary
+        if isinstance(command, click.Group):
+            _summarize(command, (*path, name))
+
+
+_summarize(cli)
+
+from .registry import register as _register_reference_data  # noqa: E402
+
+_register_reference_data(cli)
 
 
 def _leaves(group: click.Group) -> Iterator[click.Command]:

@@ -158,44 +158,67 @@ def _seconds(value: str | None) -> str:
     return f"{hours}:{minutes:02d}:{seconds:02d}"
 
 
-def _print(table: Table) -> None:
+def _print(table: Table, wide: bool = False) -> None:
     from .render import console
 
-    console().print(table)
+    console(wide=wide).print(table)
+
+
+def _wide(ctx: click.Context, given: bool | None) -> bool:
+    """--wide, else the configuration file's ``display.wide`` (docs/cli.md)."""
+    if given is not None:
+        return given
+    from .config import load_config
+
+    return load_config().wide
+
+
+wide_option = click.option(
+    "--wide", is_flag=True, default=None, help="Show every column, however wide the table gets."
+)
 
 
 # -- pnl --------------------------------------------------------------------------------
 
 
-def pnl_tables(rows: list[dict[str, Any]], by: list[str], period: str | None) -> list[Table]:
-    """One table per currency: amounts of different currencies are never added."""
-    from rich.table import Table
+def pnl_tables(
+    rows: list[dict[str, Any]], by: list[str], period: str | None, *, wide: bool = False
+) -> list[Table]:
+    """One table per currency: amounts of different currencies are never added. The
+    groups, the period, realized, unrealized and total are always shown (a day's P&L
+    never leaves out the open positions); the rest while it fits
+    (docs/cli.md, tables)."""
+    from .render import Column, fit_table
 
+    columns = [Column(name) for name in by]
+    if period is not None:
+        columns.append(Column(period))
+    columns += [
+        Column("gross", "right", keep=False),
+        Column("commissions", "right", keep=False, short="comm"),
+        Column("realized", "right"),
+        Column("unrealized", "right", short="unreal"),
+        Column("total", "right"),
+    ]
+    if period is not None:
+        columns.append(Column("cumulative", "right", keep=False, short="cum"))
     tables = []
     for currency in sorted({row["currency"] for row in rows}):
-        table = Table(title=f"P&L in {currency}", title_justify="left")
-        for name in by:
-            table.add_column(name, no_wrap=True)
-        if period is not None:
-            table.add_column(period, no_wrap=True)
-        for name in ("gross", "commissions", "realized", "unrealized", "total"):
-            table.add_column(name, justify="right", no_wrap=True)
-        if period is not None:
-            table.add_column("cumulative", justify="right", no_wrap=True)
+        cells = []
         for row in rows:
             if row["currency"] != currency:
                 continue
-            cells = [row[name] for name in by]
+            line = [row[name] for name in by]
             if period is not None:
-                cells.append(row["period"])
-            cells += [
+                line.append(row["period"])
+            line += [
                 _human(row[name])
                 for name in ("gross_realized", "commissions", "realized", "unrealized", "total")
             ]
             if period is not None:
-                cells.append(_human(row["cumulative"]))
-            table.add_row(*cells)
-        tables.append(table)
+                line.append(_human(row["cumulative"]))
+            cells.append(line)
+        tables.append(fit_table(f"P&L in {currency}", columns, cells, wide=wide))
     return tables
 
 
@@ -216,6 +239,7 @@ def pnl_tables(rows: list[dict[str, Any]], by: list[str], period: str | None) ->
 @as_of_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of tables.")
+@wide_option
 @click.pass_context
 def pnl(
     ctx: click.Context,
@@ -232,6 +256,7 @@ def pnl(
     as_of_time: str | None,
     as_json: bool,
     as_csv: bool,
+    wide: bool | None,
 ) -> None:
     """Realized and unrealized P&L per strategy (or --by account, mode, instrument), per
     trading day, week or month, one table per currency (currencies are never added).
@@ -287,37 +312,36 @@ def pnl(
     elif not rows:
         click.echo("no P&L in this window")
     else:
-        for table in pnl_tables(rows, groups, period):
-            _print(table)
+        shown = _wide(ctx, wide)
+        for table in pnl_tables(rows, groups, period, wide=shown):
+            _print(table, shown)
 
 
 # -- stats ------------------------------------------------------------------------------
 
 
-def stats_table(rows: list[dict[str, Any]]) -> Table:
-    from rich.table import Table
+def stats_table(rows: list[dict[str, Any]], *, wide: bool = False) -> Table:
+    """Strategy, currency, trade count, win rate, net P&L and drawdown always; the rest
+    while it fits (docs/cli.md, tables)."""
+    from .render import Column, fit_table
 
-    table = Table(title="Closed trades", title_justify="left")
-    table.add_column("strategy", no_wrap=True)
-    table.add_column("ccy", no_wrap=True)
-    for name in (
-        "trades",
-        "win rate",
-        "avg win",
-        "avg loss",
-        "profit factor",
-        "expectancy",
-        "net p&l",
-        "max dd",
-        "max dd %",
-        "avg mae",
-        "avg mfe",
-        "avg duration",
-    ):
-        table.add_column(name, justify="right", no_wrap=True)
-    for row in rows:
-        table.add_row(*stats_cells(row))
-    return table
+    columns = [
+        Column("strategy"),
+        Column("ccy", label="P&L in {}"),
+        Column("trades", "right"),
+        Column("win rate", "right", short="win%"),
+        Column("avg win", "right", keep=False),
+        Column("avg loss", "right", keep=False),
+        Column("profit factor", "right", keep=False, short="pf"),
+        Column("expectancy", "right", keep=False, short="exp"),
+        Column("net p&l", "right"),
+        Column("max dd", "right"),
+        Column("max dd %", "right", keep=False, short="dd%"),
+        Column("avg mae", "right", keep=False),
+        Column("avg mfe", "right", keep=False),
+        Column("avg duration", "right", keep=False, short="avg dur"),
+    ]
+    return fit_table("Closed trades", columns, [stats_cells(row) for row in rows], wide=wide)
 
 
 def stats_cells(row: dict[str, Any]) -> list[str]:
@@ -343,6 +367,7 @@ def stats_cells(row: dict[str, Any]) -> list[str]:
 @click.command()
 @_window_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@wide_option
 @click.pass_context
 def stats(
     ctx: click.Context,
@@ -355,6 +380,7 @@ def stats(
     tz: str,
     session_start: str,
     as_json: bool,
+    wide: bool | None,
 ) -> None:
     """Statistics of closed trades per strategy and currency: win rate, average win and
     loss, profit factor, expectancy, maximum drawdown of the realized equity curve (in
@@ -383,7 +409,8 @@ def stats(
     elif not rows:
         click.echo("no closed trades in this window")
     else:
-        _print(stats_table(rows))
+        shown = _wide(ctx, wide)
+        _print(stats_table(rows, wide=shown), shown)
 
 
 # -- report -----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from ..adapters.jsonl import Line, parse_line, read_lines, storable
 from ..adapters.records import encode, parse_record, record_name, record_type, to_record
 from ..domain.brackets import POLICIES, plan_exits
 from ..domain.decide import mark_problem
-from ..domain.enums import ReconcilePolicy
+from ..domain.enums import EXTERNAL, ReconcilePolicy
 from ..domain.inputs import CommandAck, CommandFailed, Fill, Halt, Input, Mark, Resume, Transfer
 from ..domain.marks import MarkPolicy, Window
 from ..domain.numbers import exact
@@ -45,9 +45,12 @@ from .queries import (
     exit_view,
     halt_views,
     journal_views,
+    listing_views,
+    parse_sort,
     planned_views,
     position_views,
     reconciliation_views,
+    reference_views,
     rejected_views,
     trade_views,
     transfer_views,
@@ -415,7 +418,7 @@ class Ledger:
         return self._run(refuse)
 
     def register_account(self, **fields: Any) -> Outcome:
-        """Fields of DESIGN §7 ``account``: account, venue, mode, position_mode, [lot_method]."""
+        """Fields of docs/format.md ``account``: account, venue, mode, position_mode, ..."""
         return self._record("account", fields)
 
     def register_instrument(self, **fields: Any) -> Outcome:
@@ -431,7 +434,7 @@ class Ledger:
         return self._record("cancel", fields)
 
     def apply_fill(self, **fields: Any) -> Outcome:
-        """Fields of DESIGN §7 ``fill``. Amounts as str, int or Decimal; ``ts`` as ISO text
+        """Fields of docs/format.md ``fill``. Amounts as str, int or Decimal; ``ts`` as ISO text
         or an aware datetime."""
         return self._record("fill", fields)
 
@@ -456,7 +459,7 @@ class Ledger:
         return [numbered(outcome, seqs) for outcome in outcomes]
 
     def transfer(self, **fields: Any) -> Outcome:
-        """Move quantity between two strategies' slots (DESIGN §7 ``transfer``): account,
+        """Move quantity between two strategies' slots (docs/format.md ``transfer``): account,
         instrument, from_strategy, to_strategy, quantity, [position_side, price, ts,
         transfer_id]. At the giving slot's average entry unless ``price`` is given."""
         return self._record("transfer", fields)
@@ -554,7 +557,7 @@ class Ledger:
         return numbered(*self._transact(lambda uow: self._decide(uow, item, None, None, None)))
 
     def check_order(self, **fields: Any) -> OrderCheck:
-        """Would registering this order (DESIGN §7 ``order`` fields) be allowed now?
+        """Would registering this order (docs/format.md ``order`` fields) be allowed now?
 
         Nothing is registered or journaled. Refused: an exit larger than (or adding to) its
         strategy's own position, an entry beyond the strategy's ``max_open_slots`` or on a
@@ -589,7 +592,7 @@ class Ledger:
         batch_size: int = 1,
         on_commit: Callable[[list[tuple[Line, Outcome]]], None] | None = None,
     ) -> IngestReport:
-        """Apply a JSONL stream (DESIGN §7), ``batch_size`` inputs per transaction.
+        """Apply a JSONL stream (docs/format.md), ``batch_size`` inputs per transaction.
 
         Bad lines are refused whole and kept in ``rejected_inputs``; the others are still
         applied. ``on_commit`` is told each batch's outcomes once the batch is durable.
@@ -730,7 +733,7 @@ class Ledger:
         accounts: Iterable[str] | None = None,
         own: bool = False,
     ) -> list[dict[str, Any]]:
-        """Outbox commands, oldest first (DESIGN §8).
+        """Outbox commands, oldest first (docs/brackets.md).
 
         Without ``claim``: the commands of ``status`` (``pending`` by default; None for
         every command). With ``claim`` (a worker id): claim up to ``limit`` commands for
@@ -814,7 +817,7 @@ class Ledger:
         strategy: str | None = None,
         mode: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Slots as DESIGN §7 ``positions --json`` objects: open ones unless ``include_flat``.
+        """Slots as docs/format.md ``positions --json`` objects: open ones unless ``include_flat``.
         ``mode`` (LIVE, SIM, PAPER) keeps the accounts of that mode only."""
         filters = _filters(account, instrument, strategy, mode)
         return position_views(self._reads, filters, include_flat)
@@ -829,7 +832,7 @@ class Ledger:
         with_fills: bool = True,
         mode: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Trades as DESIGN §7 ``trades --json`` objects, in the order they were opened."""
+        """Trades as docs/format.md ``trades --json`` objects, in the order they were opened."""
         filters = _filters(account, instrument, strategy, mode)
         return trade_views(self._reads, filters, status, with_fills)
 
@@ -998,6 +1001,86 @@ class Ledger:
         """Fills booked to EXTERNAL because they did not fit their slot, in journal order."""
         filters = _filters(account, instrument, strategy, mode)
         return anomaly_views(self._reads, filters)
+
+    def listing(
+        self,
+        name: str,
+        *,
+        account: str | None = None,
+        instrument: str | None = None,
+        strategy: str | None = None,
+        mode: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+        sort: Iterable[str] = (),
+        limit: int | None = None,
+        **options: Any,
+    ) -> Iterator[dict[str, Any]]:
+        """A listing (``positions``, ``trades``, ``anomalies``, ``rejected``,
+        ``transfers``) as its ``--json`` objects, one at a time, read from the database a
+        page at a time: memory stays bounded however long it is.
+
+        ``since`` (inclusive) and ``until`` (exclusive), in ns since the epoch, bound the
+        listing's time (a trade's ``opened_at``, a rejection's ``received_at``, a
+        transfer's ``ts``); ``sort`` names fields of its objects, ``-field`` descending,
+        the listing's own order breaking ties; ``limit`` keeps the first so many.
+        ``options``: ``include_flat`` (positions), ``status`` and ``with_fills``
+        (trades). A filter naming an account, instrument or strategy the ledger does not
+        know raises :class:`posledger.NotFound`."""
+        if limit is not None and limit < 1:
+            raise UsageError("limit must be at least 1")
+        try:
+            order = parse_sort(name, tuple(sort))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        self.check_names(account=account, instrument=instrument, strategy=strategy)
+        filters = _filters(account, instrument, strategy, mode)
+        if name in ("rejected",):
+            filters = {}
+        try:
+            return listing_views(
+                self._reads,
+                name,
+                filters,
+                since=since,
+                until=until,
+                sort=order,
+                limit=limit,
+                **options,
+            )
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+
+    def check_names(
+        self,
+        *,
+        account: str | None = None,
+        instrument: str | None = None,
+        strategy: str | None = None,
+    ) -> None:
+        """Raise :class:`posledger.NotFound` for an account, instrument or strategy that
+        is not registered (a filter naming one would list nothing, silently). EXTERNAL,
+        the slot of fills nobody owns, is a strategy."""
+        given = {"account": account, "instrument": instrument, "strategy": strategy}
+        for kind, value in given.items():
+            if value is None or (kind == "strategy" and value == EXTERNAL):
+                continue
+            known = self.names(kind)
+            if value not in known:
+                shown = ", ".join(known[:10]) + (", ..." if len(known) > 10 else "")
+                raise NotFound(f"no {kind} {value!r} in this ledger (known: {shown or 'none'})")
+
+    def registered(self, kind: str) -> list[dict[str, Any]]:
+        """The registered accounts, instruments or strategies (``kind``: ``account``,
+        ``instrument``, ``strategy``), by name, with the fields of their records."""
+        if kind not in ("account", "instrument", "strategy"):
+            raise UsageError(f"no reference data {kind!r}: account, instrument or strategy")
+        return reference_views(self._reads, kind)
+
+    def names(self, kind: str) -> list[str]:
+        """The registered accounts, instruments or strategies (``kind``), sorted."""
+        table = {"account": "accounts", "instrument": "instruments", "strategy": "strategies"}
+        return sorted(str(row[kind]) for row in self._reads.table(table[kind]))
 
     # -- replay -----------------------------------------------------------------------
 

@@ -1,10 +1,11 @@
-"""Positions and trades as the CLI's JSON contract describes them (DESIGN §7).
+"""Positions and trades as the CLI's JSON contract describes them (docs/format.md).
 
 Every decimal is a string; absent values are ``None`` (JSON null).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -17,18 +18,22 @@ from ..domain.numbers import exact, fmt, fmt_opt
 from ..domain.positions import Slot, SlotKey, unrealized
 from ..domain.refdata import OrderSpec
 from ..domain.timestamps import format_ts
-from ..ports import CommandRow, Filters, JournalRow, Reads
+from ..ports import CommandRow, Filters, JournalRow, Reads, Window
 
 __all__ = [
+    "LISTINGS",
     "anomaly_views",
     "bracket_views",
     "command_views",
     "exit_view",
     "halt_views",
     "journal_views",
+    "listing_views",
+    "parse_sort",
     "planned_views",
     "position_views",
     "reconciliation_views",
+    "reference_views",
     "rejected_views",
     "trade_views",
     "transfer_views",
@@ -45,46 +50,46 @@ def _amounts(text: str | None) -> dict[str, str]:
 
 
 def position_views(reads: Reads, filters: Filters, include_flat: bool) -> list[dict[str, Any]]:
-    out = []
-    for row in reads.slots(filters, include_flat):
-        quantity: Decimal = row["quantity"]
-        slot = Slot(
-            SlotKey(
-                row["account"],
-                row["instrument"],
-                row["strategy"],
-                PositionSide(row["position_side"]),
-            ),
-            quantity,
-            row["avg_entry"],
-        )
-        mark = row["mark_price"]
-        if mark is None:
-            open_pnl = None
-        else:
-            with exact():
-                open_pnl = fmt(unrealized(slot, mark, row["multiplier"], bool(row["inverse"])))
-        out.append(
-            {
-                "account": row["account"],
-                "instrument": row["instrument"],
-                "strategy": row["strategy"],
-                "position_side": row["position_side"],
-                "side": slot.direction.value,
-                "quantity": fmt(quantity.copy_abs()),
-                "signed_quantity": fmt(quantity),
-                "avg_entry_price": fmt_opt(row["avg_entry"]),
-                "realized_pnl": fmt_opt(row["realized_pnl"]) or "0",
-                "unrealized_pnl": open_pnl,
-                "commissions": _amounts(row["commissions"]),
-                "pnl_currency": row["pnl_currency"] or row["settlement_currency"],
-                "trade_id": row["trade_id"],
-                "last_price": fmt_opt(row["last_price"]),
-                "mark_price": fmt_opt(mark),
-                "mark_ts": None if row["mark_ts"] is None else format_ts(row["mark_ts"]),
-            }
-        )
-    return out
+    return [position_view(row) for row in reads.slots(filters, include_flat)]
+
+
+def position_view(row: dict[str, Any]) -> dict[str, Any]:
+    """One slot row as a ``positions --json`` object."""
+    quantity: Decimal = row["quantity"]
+    slot = Slot(
+        SlotKey(
+            row["account"],
+            row["instrument"],
+            row["strategy"],
+            PositionSide(row["position_side"]),
+        ),
+        quantity,
+        row["avg_entry"],
+    )
+    mark = row["mark_price"]
+    if mark is None:
+        open_pnl = None
+    else:
+        with exact():
+            open_pnl = fmt(unrealized(slot, mark, row["multiplier"], bool(row["inverse"])))
+    return {
+        "account": row["account"],
+        "instrument": row["instrument"],
+        "strategy": row["strategy"],
+        "position_side": row["position_side"],
+        "side": slot.direction.value,
+        "quantity": fmt(quantity.copy_abs()),
+        "signed_quantity": fmt(quantity),
+        "avg_entry_price": fmt_opt(row["avg_entry"]),
+        "realized_pnl": fmt_opt(row["realized_pnl"]) or "0",
+        "unrealized_pnl": open_pnl,
+        "commissions": _amounts(row["commissions"]),
+        "pnl_currency": row["pnl_currency"] or row["settlement_currency"],
+        "trade_id": row["trade_id"],
+        "last_price": fmt_opt(row["last_price"]),
+        "mark_price": fmt_opt(mark),
+        "mark_ts": None if row["mark_ts"] is None else format_ts(row["mark_ts"]),
+    }
 
 
 def _duration(row: dict[str, Any]) -> str | None:
@@ -99,84 +104,88 @@ def trade_views(
 ) -> list[dict[str, Any]]:
     rows = reads.trades(filters, status)
     legs = reads.trade_fills([row["trade_id"] for row in rows]) if with_fills else {}
-    out = []
-    for row in rows:
-        item: dict[str, Any] = {
-            "trade_id": row["trade_id"],
-            "account": row["account"],
-            "instrument": row["instrument"],
-            "strategy": row["strategy"],
-            "position_side": row["position_side"],
-            "side": row["direction"],
-            "status": row["status"],
-            "quantity": fmt(row["quantity"]),
-            "peak_quantity": fmt(row["peak_quantity"]),
-            "avg_entry_price": fmt(row["avg_entry"]),
-            "avg_exit_price": fmt_opt(row["avg_exit"]),
-            "realized_pnl": fmt(row["realized_pnl"]),
-            "gross_realized_pnl": fmt(row["gross_realized"]),
-            "commissions": _amounts(row["commissions"]),
-            "pnl_currency": row["pnl_currency"],
-            "realized_return": fmt_opt(row["realized_return"]),
-            "opened_at": format_ts(row["opened_at"]),
-            "closed_at": None if row["closed_at"] is None else format_ts(row["closed_at"]),
-            "duration_seconds": _duration(row),
-            "close_reason": row["close_reason"],
-            "mae": fmt_opt(row["mae"]),
-            "mfe": fmt_opt(row["mfe"]),
-            "mae_price": fmt_opt(row["mae_price"]),
-            "mfe_price": fmt_opt(row["mfe_price"]),
-        }
-        if with_fills:
-            item["fills"] = [
-                {
-                    "exec_id": leg["exec_id"],
-                    "source": leg["source"],
-                    "seq": leg["seq"],
-                    "role": leg["role"],
-                    "quantity": fmt(leg["quantity"]),
-                    "price": fmt(leg["price"]),
-                    "commission": fmt(leg["commission"]),
-                    "commission_currency": leg["commission_currency"],
-                    "realized_pnl": fmt(leg["realized"]),
-                    "ts": format_ts(leg["ts"]),
-                    **({"adjustment": True} if leg["adjustment"] else {}),
-                }
-                for leg in legs.get(row["trade_id"], [])
-            ]
-        out.append(item)
-    return out
+    return [trade_view(row, legs.get(row["trade_id"], []) if with_fills else None) for row in rows]
+
+
+def trade_view(row: dict[str, Any], legs: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """One trade row as a ``trades --json`` object; with ``fills`` unless ``legs`` is None."""
+    item: dict[str, Any] = {
+        "trade_id": row["trade_id"],
+        "account": row["account"],
+        "instrument": row["instrument"],
+        "strategy": row["strategy"],
+        "position_side": row["position_side"],
+        "side": row["direction"],
+        "status": row["status"],
+        "quantity": fmt(row["quantity"]),
+        "peak_quantity": fmt(row["peak_quantity"]),
+        "avg_entry_price": fmt(row["avg_entry"]),
+        "avg_exit_price": fmt_opt(row["avg_exit"]),
+        "realized_pnl": fmt(row["realized_pnl"]),
+        "gross_realized_pnl": fmt(row["gross_realized"]),
+        "commissions": _amounts(row["commissions"]),
+        "pnl_currency": row["pnl_currency"],
+        "realized_return": fmt_opt(row["realized_return"]),
+        "opened_at": format_ts(row["opened_at"]),
+        "closed_at": None if row["closed_at"] is None else format_ts(row["closed_at"]),
+        "duration_seconds": _duration(row),
+        "close_reason": row["close_reason"],
+        "mae": fmt_opt(row["mae"]),
+        "mfe": fmt_opt(row["mfe"]),
+        "mae_price": fmt_opt(row["mae_price"]),
+        "mfe_price": fmt_opt(row["mfe_price"]),
+    }
+    if legs is not None:
+        item["fills"] = [
+            {
+                "exec_id": leg["exec_id"],
+                "source": leg["source"],
+                "seq": leg["seq"],
+                "role": leg["role"],
+                "quantity": fmt(leg["quantity"]),
+                "price": fmt(leg["price"]),
+                "commission": fmt(leg["commission"]),
+                "commission_currency": leg["commission_currency"],
+                "realized_pnl": fmt(leg["realized"]),
+                "ts": format_ts(leg["ts"]),
+                **({"adjustment": True} if leg["adjustment"] else {}),
+            }
+            for leg in legs
+        ]
+    return item
 
 
 def anomaly_views(reads: Reads, filters: Filters) -> list[dict[str, Any]]:
-    return [
-        {
-            "seq": row["seq"],
-            "kind": row["kind"],
-            "account": row["account"],
-            "instrument": row["instrument"],
-            "strategy": row["strategy"],
-            "position_side": row["position_side"],
-            "exec_id": row["exec_id"],
-            "quantity": fmt(row["quantity"]),
-            "detail": row["detail"],
-        }
-        for row in reads.anomalies(filters)
-    ]
+    return [anomaly_view(row) for row in reads.anomalies(filters)]
+
+
+def anomaly_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "seq": row["seq"],
+        "kind": row["kind"],
+        "account": row["account"],
+        "instrument": row["instrument"],
+        "strategy": row["strategy"],
+        "position_side": row["position_side"],
+        "exec_id": row["exec_id"],
+        "quantity": fmt(row["quantity"]),
+        "detail": row["detail"],
+    }
 
 
 def rejected_views(reads: Reads) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": row["id"],
-            "received_at": format_ts(row["received_at"]),
-            "source": row["source"],
-            "line": row["line_no"],
-            "reason": row["reason"],
-            "raw": row["raw"],
-        }
-        for row in reads.rejected()
-    ]
+    return [rejected_view(row) for row in reads.rejected()]
+
+
+def rejected_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "received_at": format_ts(row["received_at"]),
+        "source": row["source"],
+        "line": row["line_no"],
+        "reason": row["reason"],
+        "raw": row["raw"],
+    }
 
 
 def halt_views(reads: Reads, filters: Filters) -> list[dict[str, Any]]:
@@ -193,22 +202,23 @@ def halt_views(reads: Reads, filters: Filters) -> list[dict[str, Any]]:
 
 
 def transfer_views(reads: Reads, filters: Filters) -> list[dict[str, Any]]:
-    return [
-        {
-            "seq": row["seq"],
-            "transfer_id": row["transfer_id"],
-            "account": row["account"],
-            "instrument": row["instrument"],
-            "position_side": row["position_side"],
-            "from_strategy": row["from_strategy"],
-            "to_strategy": row["to_strategy"],
-            "quantity": fmt(row["quantity"]),
-            "price": fmt(row["price"]),
-            "ts": format_ts(row["ts"]),
-            "origin": row["origin"],
-        }
-        for row in reads.transfers(filters)
-    ]
+    return [transfer_view(row) for row in reads.transfers(filters)]
+
+
+def transfer_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "seq": row["seq"],
+        "transfer_id": row["transfer_id"],
+        "account": row["account"],
+        "instrument": row["instrument"],
+        "position_side": row["position_side"],
+        "from_strategy": row["from_strategy"],
+        "to_strategy": row["to_strategy"],
+        "quantity": fmt(row["quantity"]),
+        "price": fmt(row["price"]),
+        "ts": format_ts(row["ts"]),
+        "origin": row["origin"],
+    }
 
 
 def reconciliation_views(
@@ -357,3 +367,165 @@ def planned_views(planned: list[PlannedExit]) -> list[dict[str, Any]]:
         }
         for p in planned
     ]
+
+
+# -- listings: filters, a time window, an order, a limit, one row at a time ---------------
+
+
+class Listing(msgspec.Struct, frozen=True):
+    """What a listing of the command line reads (docs/cli.md#listings)."""
+
+    rows: str
+    """The :meth:`Reads.listing` it reads."""
+    time: str | None
+    """The field ``--since``/``--until`` bound (None: they do not apply)."""
+    time_column: str | None
+    sorts: dict[str, str]
+    """``--sort`` fields (the JSON names) and the row columns they sort by."""
+
+
+def _names(*names: str) -> dict[str, str]:
+    return {name: name for name in names}
+
+
+LISTINGS: dict[str, Listing] = {
+    "positions": Listing(
+        "slots",
+        None,
+        None,
+        {
+            **_names("account", "instrument", "strategy", "position_side", "trade_id"),
+            "signed_quantity": "quantity",
+            "avg_entry_price": "avg_entry",
+            "last_price": "last_price",
+        },
+    ),
+    "trades": Listing(
+        "trades",
+        "opened_at",
+        "opened_at",
+        {
+            **_names(
+                "trade_id",
+                "account",
+                "instrument",
+                "strategy",
+                "position_side",
+                "status",
+                "quantity",
+                "peak_quantity",
+                "realized_pnl",
+                "realized_return",
+                "opened_at",
+                "closed_at",
+                "close_reason",
+                "mae",
+                "mfe",
+            ),
+            "side": "direction",
+            "avg_entry_price": "avg_entry",
+            "avg_exit_price": "avg_exit",
+            "gross_realized_pnl": "gross_realized",
+        },
+    ),
+    "anomalies": Listing(
+        "anomalies",
+        None,
+        None,
+        _names("seq", "kind", "account", "instrument", "strategy", "quantity"),
+    ),
+    "rejected": Listing(
+        "rejected",
+        "received_at",
+        "received_at",
+        {**_names("id", "received_at", "source", "reason"), "line": "line_no"},
+    ),
+    "transfers": Listing(
+        "transfers",
+        "ts",
+        "ts",
+        _names(
+            "seq",
+            "ts",
+            "account",
+            "instrument",
+            "from_strategy",
+            "to_strategy",
+            "quantity",
+            "price",
+            "origin",
+        ),
+    ),
+}
+
+
+def parse_sort(listing: str, fields: list[str] | tuple[str, ...]) -> tuple[tuple[str, bool], ...]:
+    """``--sort`` fields (``name`` ascending, ``-name`` descending) as row columns; an
+    unknown field raises ValueError naming the fields there are."""
+    spec = LISTINGS[listing]
+    out = []
+    for text in fields:
+        for part in text.split(","):
+            name = part.strip()
+            descending = name.startswith("-")
+            name = name.lstrip("-+").strip().lower()
+            if name not in spec.sorts:
+                raise ValueError(
+                    f"{listing} cannot be sorted by {part.strip()!r}; "
+                    f"sort fields: {', '.join(sorted(spec.sorts))} (-field: descending)"
+                )
+            out.append((spec.sorts[name], descending))
+    return tuple(out)
+
+
+def listing_views(
+    reads: Reads,
+    listing: str,
+    filters: Filters,
+    *,
+    since: int | None = None,
+    until: int | None = None,
+    sort: tuple[tuple[str, bool], ...] = (),
+    limit: int | None = None,
+    include_flat: bool = False,
+    status: str | None = None,
+    with_fills: bool = False,
+) -> Iterator[dict[str, Any]]:
+    """The objects of a ``--json`` listing, one at a time, read in bounded memory."""
+    spec = LISTINGS[listing]
+    if (since is not None or until is not None) and spec.time_column is None:
+        raise ValueError(f"{listing} have no time: --since and --until do not apply")
+    window = Window(spec.time_column, since, until, sort, limit)
+    options: dict[str, Any] = {}
+    if listing == "positions":
+        options["include_flat"] = include_flat
+    if listing == "trades":
+        options.update(status=status, with_fills=with_fills)
+    rows = reads.listing(spec.rows, filters, window, **options)
+    if listing == "positions":
+        return (position_view(row) for row in rows)
+    if listing == "trades":
+        return (trade_view(row, row["fills"] if with_fills else None) for row in rows)
+    view = {"anomalies": anomaly_view, "rejected": rejected_view, "transfers": transfer_view}
+    return (view[listing](row) for row in rows)
+
+
+_REFERENCE = {"account": "accounts", "instrument": "instruments", "strategy": "strategies"}
+
+
+def reference_views(reads: Reads, kind: str) -> list[dict[str, Any]]:
+    """Registered accounts, instruments or strategies (``kind``), by name: the fields of
+    their JSONL records (docs/format.md), and ``seq``, the journal entry that registered
+    them (or last changed them)."""
+    out = []
+    for row in reads.table(_REFERENCE[kind]):
+        item: dict[str, Any] = {}
+        for name, value in row.items():
+            if isinstance(value, Decimal):
+                item[name] = fmt(value)
+            elif name in ("inverse", "allow_negative_prices", "adopt_orphans"):
+                item[name] = bool(value)
+            else:
+                item[name] = value
+        out.append(item)
+    return sorted(out, key=lambda item: str(item[kind]))

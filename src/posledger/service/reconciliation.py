@@ -1,4 +1,4 @@
-"""Reconciliation: compare the ledger with a broker snapshot (DESIGN §7 ``broker_position``).
+"""Reconciliation: compare the ledger with a broker snapshot (docs/format.md ``broker_position``).
 
 A snapshot lists what the broker holds per (account, instrument, position side) for the
 accounts it covers; anything the ledger holds there that the snapshot does not list, the

@@ -308,7 +308,31 @@ def _engine(parsed: URL, target: URL, durable: bool) -> Engine:
             return _sqlite_engine(target, durable)
         return create_engine(target, pool_pre_ping=True)
     except (NoSuchModuleError, ImportError) as exc:
-        raise DatabaseError(f"no driver for {parsed.drivername}: {exc}") from None
+        hint = scheme_hint(parsed.drivername)
+        raise DatabaseError(
+            f"no driver for {parsed.drivername}: {exc}" + (f"; {hint}" if hint else "")
+        ) from None
+
+
+SCHEMES = {
+    "postgresql": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mysql+pymysql",
+}
+"""The URL schemes posledger's drivers take, by database (docs/deployment.md)."""
+
+
+def scheme_hint(drivername: str) -> str | None:
+    """What to write instead of a URL scheme no installed driver takes (``postgres://``,
+    ``mysql://``), or None."""
+    database = drivername.partition("+")[0].lower()
+    if database in ("postgres", "postgresql", "psql", "pg"):
+        return f"write {SCHEMES['postgresql']}://USER@HOST/DATABASE (psycopg 3)"
+    if database in ("mysql", "mariadb"):
+        return f"write {SCHEMES['mysql']}://USER@HOST/DATABASE (PyMySQL)"
+    if database in ("sqlite3", "file"):
+        return "write sqlite:///PATH (three slashes, then the file's path)"
+    return None
 
 
 def _connect(url: str | URL, *, create: bool, durable: bool, persistent: bool) -> Database:

@@ -1,4 +1,4 @@
-"""The outbox (DESIGN §8): commands written with the input that caused them, then claimed
+"""The outbox (docs/brackets.md): commands written with the input that caused them, then claimed
 under a lease, acked or failed by whoever executes orders.
 
 A command is pending until a worker claims it; a claim lasts until its lease runs out,

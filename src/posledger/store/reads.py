@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager, nullcontext
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, String, Table, func, select
+from sqlalchemy import Connection, Engine, Float, Select, String, Table, case, cast, func, select
 
 from ..domain.enums import PositionMode, PositionSide, Side
 from ..domain.exits import Bracket, ExitOrder
@@ -22,7 +22,7 @@ from ..domain.invariants import Position3, check_invariants, fill_delta
 from ..domain.numbers import exact
 from ..domain.positions import Slot
 from ..domain.refdata import Instrument, Strategy
-from ..ports import CommandRow, Filters, JournalRow, Reads
+from ..ports import CommandRow, Filters, JournalRow, Reads, Window
 from . import codec
 from . import schema as s
 from .journal import journal_rows
@@ -52,6 +52,10 @@ def _filtered(query: Select[Any], table: Table, filters: Filters) -> Select[Any]
     return query
 
 
+_PAGE = 1000
+"""Rows a listing fetches from the database at a time."""
+
+
 class SqlReads(Reads):
     def __init__(self, engine: Engine, connection: Connection | None = None) -> None:
         self.engine = engine
@@ -67,8 +71,16 @@ class SqlReads(Reads):
             return [dict(row._mapping) for row in conn.execute(query)]
 
     def slots(self, filters: Filters, include_flat: bool) -> list[dict[str, Any]]:
+        sl = s.slots
+        query = self._slots_query()
+        rows = self._rows(_filtered(query, sl, filters))
+        if not include_flat:
+            rows = [row for row in rows if row["quantity"]]
+        return rows
+
+    def _slots_query(self) -> Select[Any]:
         sl, tr, mk = s.slots, s.trades, s.marks
-        query = (
+        return (
             select(
                 sl,
                 tr.c.realized_pnl,
@@ -85,10 +97,6 @@ class SqlReads(Reads):
             .join(s.instruments, s.instruments.c.instrument == sl.c.instrument)
             .order_by(sl.c.account, sl.c.instrument, sl.c.strategy, sl.c.position_side)
         )
-        rows = self._rows(_filtered(query, sl, filters))
-        if not include_flat:
-            rows = [row for row in rows if row["quantity"]]
-        return rows
 
     def trades(self, filters: Filters, status: str | None = None) -> list[dict[str, Any]]:
         """Trades in the order they were opened: by the journal number of their first fill
@@ -174,6 +182,134 @@ class SqlReads(Reads):
 
     def projections(self) -> dict[str, tuple[str, ...]]:
         return dict(PROJECTIONS)
+
+    # -- listings, streamed ---------------------------------------------------------------
+
+    def _order_by(self, column: Any, descending: bool) -> list[Any]:
+        """ORDER BY terms for ``column``: absent values last either way; amounts by value
+        (SQLite keeps them as text: compared as REAL there, to about 15 digits)."""
+        key = column
+        if isinstance(column.type, s.Amount) and self.engine.dialect.name == "sqlite":
+            key = cast(column, Float)
+        terms: list[Any] = []
+        if column.nullable:
+            terms.append(case((column.is_(None), 1), else_=0))
+        terms.append(key.desc() if descending else key)
+        return terms
+
+    def _windowed(
+        self, query: Select[Any], table: Any, window: Window, own_order: list[Any]
+    ) -> Select[Any]:
+        if window.time is not None:
+            column = table.c[window.time]
+            if window.since is not None:
+                query = query.where(column >= window.since)
+            if window.until is not None:
+                query = query.where(column < window.until)
+        order: list[Any] = []
+        for name, descending in window.sort:
+            order += self._order_by(table.c[name], descending)
+        return query.order_by(*order, *own_order)
+
+    def _stream(self, query: Select[Any]) -> Iterator[dict[str, Any]]:
+        names = [column.name for column in query.selected_columns]
+        for row in self._tuples(query):
+            yield dict(zip(names, row, strict=True))
+
+    def _tuples(self, query: Select[Any]) -> Iterator[tuple[Any, ...]]:
+        """The rows of ``query`` as tuples, fetched a page at a time (a server-side cursor
+        on PostgreSQL and MariaDB)."""
+        with self._connect() as conn:
+            result = conn.execute(query.execution_options(yield_per=_PAGE))
+            try:
+                for row in result:
+                    yield tuple(row)
+            finally:
+                result.close()
+
+    def listing(
+        self, name: str, filters: Filters, window: Window, **options: Any
+    ) -> Iterator[dict[str, Any]]:
+        rows = self._listing_rows(name, filters, window, **options)
+        if name == "slots" and not options.get("include_flat"):
+            rows = (row for row in rows if row["quantity"])
+        if window.limit is None:
+            yield from rows
+            return
+        if window.limit <= 0:
+            return
+        for count, row in enumerate(rows, 1):
+            yield row
+            if count >= window.limit:
+                break
+
+    def _listing_rows(
+        self, name: str, filters: Filters, window: Window, **options: Any
+    ) -> Iterator[dict[str, Any]]:
+        if name == "trades":
+            return self._trade_listing(
+                filters, window, options.get("status"), bool(options.get("with_fills"))
+            )
+        if name == "slots":
+            sl = s.slots
+            query = self._slots_query().order_by(None)
+            keys = [sl.c.account, sl.c.instrument, sl.c.strategy, sl.c.position_side]
+            return self._stream(self._windowed(_filtered(query, sl, filters), sl, window, keys))
+        if name == "anomalies":
+            table = s.anomalies
+            query = _filtered(select(table), table, filters)
+            return self._stream(self._windowed(query, table, window, [table.c.seq, table.c.idx]))
+        if name == "rejected":
+            table = s.rejected_inputs
+            return self._stream(self._windowed(select(table), table, window, [table.c.id]))
+        if name == "transfers":
+            table = s.transfers
+            query = _filtered(select(table), table, filters)
+            return self._stream(self._windowed(query, table, window, [table.c.seq]))
+        return super().listing(name, filters, window, **options)
+
+    def _trade_listing(
+        self, filters: Filters, window: Window, status: str | None, with_fills: bool
+    ) -> Iterator[dict[str, Any]]:
+        """Trades with (``with_fills``) their legs: one statement, trades and legs joined,
+        read a page at a time and put back together trade by trade."""
+        tr = s.trades
+        first = s.trade_fills.alias("first_leg")
+        opened = (
+            select(func.min(first.c.seq)).where(first.c.trade_id == tr.c.trade_id).scalar_subquery()
+        )
+        own = [opened, tr.c.trade_id]
+        if not with_fills:
+            query = _filtered(select(tr), tr, filters)
+            if status is not None:
+                query = query.where(tr.c.status == status)
+            yield from self._stream(self._windowed(query, tr, window, own))
+            return
+        tf = s.trade_fills
+        legs = [c.label(f"leg_{c.name}") for c in tf.columns]
+        query = _filtered(select(tr, *legs), tr, filters).join(
+            tf, tf.c.trade_id == tr.c.trade_id, isouter=True
+        )
+        if status is not None:
+            query = query.where(tr.c.status == status)
+        query = self._windowed(query, tr, window, [*own, tf.c.seq, tf.c.leg])
+        trade_names = [c.name for c in tr.columns]
+        leg_names = [c.name for c in tf.columns]
+        split = len(trade_names)
+        key = trade_names.index("trade_id")
+        trade: dict[str, Any] | None = None
+        current = None
+        for row in self._tuples(query):
+            if trade is None or row[key] != current:
+                if trade is not None:
+                    yield trade
+                current = row[key]
+                trade = dict(zip(trade_names, row[:split], strict=True))
+                trade["fills"] = []
+            if row[split] is not None:  # a trade without legs: the outer join's NULLs
+                trade["fills"].append(dict(zip(leg_names, row[split:], strict=True)))
+        if trade is not None:
+            yield trade
 
     def counts(self) -> dict[str, int]:
         with self._connect() as conn:

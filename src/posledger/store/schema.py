@@ -480,7 +480,7 @@ outbox = Table(
     Column("reason", Text),
     Index("ix_outbox_status_seq", "status", "seq"),
 )
-"""Commands for whoever executes orders (DESIGN §8), written in the transaction of the
+"""Commands for whoever executes orders (docs/brackets.md), written in the transaction of the
 input that caused them: pending, claimed under a lease by a worker, then acked or failed."""
 
 PROJECTIONS = (
