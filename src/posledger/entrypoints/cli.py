@@ -32,6 +32,7 @@ from ..errors import (
     ReconcileError,
     UsageError,
 )
+from .asof import as_of, as_of_option
 
 if TYPE_CHECKING:  # the command line imports the ledger only when a command runs
     from ..adapters.jsonl import Line
@@ -464,6 +465,7 @@ def ingest(
 @click.option("--all", "include_flat", is_flag=True, help="Include flat slots.")
 @_filters
 @_listing("positions")
+@as_of_option
 @click.pass_context
 def positions(
     ctx: click.Context,
@@ -473,6 +475,7 @@ def positions(
     strategy: str | None,
     mode: str | None,
     as_json: bool,
+    as_of_time: str | None,
 ) -> None:
     """Each strategy's position per account, instrument and position side (its slot).
 
@@ -483,9 +486,10 @@ def positions(
     \b
     Example:
       posledger positions --strategy mes-orb-01 --json
+      posledger positions --as-of 2026-11-20T15:00:00Z
     """
     fmt = _format(ctx, as_json)
-    with _ledger(ctx) as ledger:
+    with _ledger(ctx) as now, as_of(now, as_of_time) as ledger:
         rows = ledger.listing(
             "positions",
             include_flat=include_flat,
@@ -503,6 +507,7 @@ def positions(
 @click.option("--closed", "only_closed", is_flag=True, help="Only closed trades.")
 @_filters
 @_listing("trades", times="trades opened")
+@as_of_option
 @click.pass_context
 def trades(
     ctx: click.Context,
@@ -513,6 +518,7 @@ def trades(
     strategy: str | None,
     mode: str | None,
     as_json: bool,
+    as_of_time: str | None,
 ) -> None:
     """Round-trip trades (flat to flat) in the order they were opened.
 
@@ -522,12 +528,13 @@ def trades(
     \b
     Example:
       posledger trades --closed --json
+      posledger trades --as-of 2026-11-20T15:00:00Z --json
     """
     if only_open and only_closed:
         raise click.UsageError("--open and --closed exclude each other; give one or neither")
     status = "open" if only_open else "closed" if only_closed else None
     fmt = _format(ctx, as_json)
-    with _ledger(ctx) as ledger:
+    with _ledger(ctx) as now, as_of(now, as_of_time) as ledger:
         rows = ledger.listing(
             "trades",
             account=account,

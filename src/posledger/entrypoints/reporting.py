@@ -16,6 +16,7 @@ import click
 
 from ..bootstrap import open_ledger, resolve_url
 from ..errors import UsageError
+from .asof import as_of, as_of_option
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -37,30 +38,6 @@ def _ledger(ctx: click.Context) -> Iterator[Ledger]:
         yield ledger
     finally:
         ledger.close()
-
-
-@contextmanager
-def as_of(ledger: Ledger, when: str | None) -> Iterator[Ledger]:
-    """``ledger``, or with ``when`` the ledger as it stood then, replayed from the journal
-    (docs/format.md, As of a time), with progress on a terminal."""
-    if when is None:
-        yield ledger
-        return
-    with _progress("replaying the journal") as progress:
-        past = ledger.as_of(when, progress=progress)
-    try:
-        yield past
-    finally:
-        past.close()
-
-
-as_of_option = click.option(
-    "--as-of",
-    "as_of_time",
-    metavar="TS",
-    help="The books as they stood at TS (ISO 8601 with an offset), replayed from the "
-    "journal (docs/format.md, As of a time).",
-)
 
 
 @contextmanager
