@@ -16,6 +16,7 @@ the pure domain, ``decide_fill`` and ``Book.apply``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import inspect
 import itertools
@@ -52,6 +53,7 @@ from posledger.domain.inputs import Fill, Mark
 from posledger.domain.marks import MarkPolicy
 from posledger.domain.numbers import exact
 from posledger.domain.refdata import Account, Instrument
+from posledger.domain.timestamps import format_ts
 from workloads import (
     ACCOUNT,
     INSTRUMENT,
@@ -90,6 +92,7 @@ GOAL_PNL_FPS = 50_000  # trade-fill legs/s, start-up included
 GOAL_PNL_RSS = 300 * 2**20
 GOAL_BRACKETS_RATIO = 0.7  # brackets cost at most 30% of throughput
 GOAL_MARKS_FPS = 100_000  # marks applied per second (in memory, written by the policy)
+GOAL_ASOF_FPS = 1_000_000  # as of a time: a 1M-fill journal in about 1 s
 
 BATCH = 1_000  # --batch-size of the batched ingests
 BIG_BATCH = 10_000  # --batch-size that builds the big database
@@ -648,6 +651,29 @@ def big_repetition(db: Path, big: Session, workdir: Path) -> None:
     run_child("pnl", [POSLEDGER, "--db", url, *pnl], workdir, big.fills)
     page = str(workdir / "report.html")
     run_child("report", [POSLEDGER, "--db", url, "report", "--out", page], workdir, big.fills)
+    when, fills = as_of_cut(db, ASOF_SHARE)
+    run_child("asof", [POSLEDGER, "--db", url, "positions", "--as-of", when], workdir, fills)
+
+
+ASOF_SHARE = 10
+"""``positions --as-of`` is timed at the first tenth of the big journal (the whole of it
+would take minutes a repetition)."""
+
+
+def as_of_cut(db: Path, share: int) -> tuple[str, int]:
+    """The recorded time of the journal entry ``1/share`` of the way in, and how many
+    fills the journal holds up to it."""
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        (last,) = conn.execute("SELECT max(seq) FROM journal").fetchone()
+        cut = last // share
+        (at,) = conn.execute("SELECT recorded_at FROM journal WHERE seq = ?", (cut,)).fetchone()
+        (upto,) = conn.execute(
+            "SELECT max(seq) FROM journal WHERE recorded_at <= ?", (at,)
+        ).fetchone()
+        (fills,) = conn.execute(
+            "SELECT count(*) FROM journal WHERE seq <= ? AND kind = 'fill'", (upto,)
+        ).fetchone()
+    return format_ts(int(at)), int(fills)
 
 
 # -- machine context ----------------------------------------------------------------------
@@ -810,6 +836,8 @@ def summary_rows(servers: list[Server], big_name: str) -> list[Row]:
         Row("`report` peak RSS", "report rss", "legs floor rss", GOAL_PNL_RSS, higher=False),
         Row("Brackets on every slot / none, SQLite batched",
             "brackets fps", "no brackets fps", GOAL_BRACKETS_RATIO, on_ratio=True),
+        Row(f"`positions --as-of`, the first tenth of the {big_name} journal",
+            "asof fps", "scan floor fps", GOAL_ASOF_FPS),
         Row("Marks on 1,000 open slots, applied in memory",
             "marks mps", "marks floor mps", GOAL_MARKS_FPS),
     ]
@@ -999,7 +1027,7 @@ def report(
             },
         ),
         *section(
-            f"9. `pnl` and `report` on the {big_name} database",
+            f"9. `pnl`, `report` and `positions --as-of` on the {big_name} database",
             f"On the database of section 6 ({facts['legs']:,} trade-fill legs): `posledger "
             "--db sqlite:///… pnl --period day --by strategy,instrument --tz America/Chicago "
             "--session-start 17:00 --json`, which streams every leg and adds it up by group "
@@ -1008,7 +1036,10 @@ def report(
             "into the page). Each a process timed from spawn to exit; fills/s is the "
             "session's fills over the wall time; peak RSS as in section 7. Floor: a "
             "`python -c` reading every row of `trade_fills` with bare `sqlite3` and adding "
-            "up its realized P&L and commission as `Decimal`s.",
+            "up its realized P&L and commission as `Decimal`s. Then `posledger positions "
+            f"--as-of TS`, TS the recorded time of the journal entry 1/{ASOF_SHARE} of the way "
+            "in: the journal up to it replayed into a scratch database (docs/format.md, As of "
+            "a time); fills/s is the fills of that part of the journal over the wall time.",
             {
                 "`pnl`": "pnl fps",
                 "`pnl` wall time": "pnl s",
@@ -1016,6 +1047,9 @@ def report(
                 "`report`": "report fps",
                 "`report` wall time": "report s",
                 "`report` peak RSS": "report rss",
+                f"`positions --as-of` the first 1/{ASOF_SHARE} of the journal": "asof fps",
+                "`positions --as-of` wall time": "asof s",
+                "`positions --as-of` peak RSS": "asof rss",
                 "trade-fill scan (floor)": "legs floor fps",
                 "trade-fill scan peak RSS": "legs floor rss",
             },

@@ -70,13 +70,15 @@ def test_the_report_has_every_section(report: str) -> None:
         assert heading in lines, heading
     assert any(line.startswith("## 6. Start-up and `positions` on the ") for line in lines)
     assert any(line.startswith("## 7. `verify` and `rebuild` of the ") for line in lines)
-    assert any(line.startswith("## 9. `pnl` and `report` on the ") for line in lines)
+    assert any(
+        line.startswith("## 9. `pnl`, `report` and `positions --as-of` on the ") for line in lines
+    )
     assert "**Quick mode**" in report
 
 
 def test_every_sqlite_measure_has_a_number_a_floor_and_a_verdict(report: str) -> None:
     rows = summary(report)
-    assert len(rows) == 20, rows
+    assert len(rows) == 21, rows
     for measure, (median, floor, ratio, goal, met) in rows.items():
         if measure.startswith(("PostgreSQL", "MariaDB")):
             continue
