@@ -121,29 +121,3 @@ def test_pnl_on_an_empty_ledger(tmp_path: Path) -> None:
     assert run("pnl", db=path).stdout.strip() == "no P&L in this window"
     assert json.loads(run("pnl", "--json", db=path).stdout) == []
     assert run("pnl", "--csv", db=path).stdout.startswith("strategy,currency,")
-
-
-def test_pnl_as_of_a_time_is_the_pnl_of_what_was_applied_by_then(tmp_path: Path) -> None:
-    """Half the session, then the rest in a later command: `pnl --as-of` a moment between
-    the two prints what a database holding only the first half prints."""
-    import time
-
-    from posledger.domain.timestamps import format_ts
-
-    half = len(RECORDS) // 2
-    first = write(tmp_path / "first.jsonl", RECORDS[:half])
-    rest = write(tmp_path / "rest.jsonl", RECORDS[half:])
-    both, alone = tmp_path / "both.db", tmp_path / "alone.db"
-    assert run("ingest", str(first), db=both).returncode == 0
-    between = format_ts(time.time_ns())
-    assert run("ingest", str(rest), db=both).returncode == 0
-    assert run("ingest", str(first), db=alone).returncode == 0
-
-    then = run("pnl", "--period", "day", *CHICAGO, "--json", "--as-of", between, db=both)
-    assert then.returncode == 0, then.stderr
-    expected = run("pnl", "--period", "day", *CHICAGO, "--json", db=alone)
-    assert json.loads(then.stdout) == json.loads(expected.stdout)
-    now = run("pnl", "--period", "day", *CHICAGO, "--json", db=both)
-    assert json.loads(now.stdout) == DAILY_CHICAGO != json.loads(then.stdout)
-    bad = run("pnl", "--as-of", "last tuesday", db=both)
-    assert bad.returncode == 2 and "as of" in bad.stderr
