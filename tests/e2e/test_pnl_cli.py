@@ -12,7 +12,7 @@ import pytest
 
 from tests.pnl_session import DAILY_CHICAGO, RECORDS, TOTALS
 
-from .scenario import run, write
+from .scenario import clean_env, run, write
 
 CHICAGO = ["--tz", "America/Chicago", "--session-start", "17:00"]
 
@@ -121,3 +121,23 @@ def test_pnl_on_an_empty_ledger(tmp_path: Path) -> None:
     assert run("pnl", db=path).stdout.strip() == "no P&L in this window"
     assert json.loads(run("pnl", "--json", db=path).stdout) == []
     assert run("pnl", "--csv", db=path).stdout.startswith("strategy,currency,")
+
+
+def test_pnl_stats_and_report_open_the_database_the_configuration_file_names(
+    db: Path, tmp_path: Path
+) -> None:
+    """No --db and no $POSLEDGER_DB: the database is posledger.toml's, as for every other
+    command (docs/cli.md, Which database)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "posledger.toml").write_text(f'db = "sqlite:///{db}"\n')
+    env = clean_env(XDG_CONFIG_HOME=str(tmp_path / "no-config"))
+    result = run("pnl", "--json", cwd=work, env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == TOTALS
+    result = run("stats", "--json", cwd=work, env=env)
+    assert result.returncode == 0, result.stderr
+    assert [row["strategy"] for row in json.loads(result.stdout)] == ["alpha", "alpha"]
+    result = run("report", "--out", str(work / "r.html"), cwd=work, env=env)
+    assert result.returncode == 0, result.stderr
+    assert not (work / "posledger.db").exists()

@@ -6,58 +6,29 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..bootstrap import open_ledger, resolve_url
 from ..errors import UsageError
+from . import cli as shell
 from .asof import as_of, as_of_option
 
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from ..service.ledger import Ledger
 
 __all__ = ["pnl", "report", "stats"]
 
 _MONEY_FIELDS = ("gross_realized", "commissions", "realized", "unrealized", "total", "cumulative")
 
 
-@contextmanager
-def _ledger(ctx: click.Context) -> Iterator[Ledger]:
-    """The ledger ``--db`` names; a database that does not exist is refused (a typo must
-    not look like an empty ledger)."""
-    root = ctx.find_root()
-    ledger = open_ledger(resolve_url(root.obj["db"]), create=False, persistent=True)
-    try:
-        yield ledger
-    finally:
-        ledger.close()
-
-
-@contextmanager
-def _progress(what: str) -> Iterator[Callable[[int], None] | None]:
-    """A Rich progress line on stderr when stderr is a terminal; nothing otherwise."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}: {task.completed:,} rows"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task(what, total=None)
-        yield lambda count: bar.update(task, completed=count)
+def _progress(what: str) -> Any:
+    """The command line's progress bar on stderr, shown on a terminal only (rows read)."""
+    return shell._render().Progress(True, what, "rows")
 
 
 def _window_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -135,24 +106,11 @@ def _seconds(value: str | None) -> str:
     return f"{hours}:{minutes:02d}:{seconds:02d}"
 
 
-def _print(table: Table, wide: bool = False) -> None:
-    from .render import console
-
-    console(wide=wide).print(table)
-
-
-def _wide(ctx: click.Context, given: bool | None) -> bool:
-    """--wide, else the configuration file's ``display.wide`` (docs/cli.md)."""
-    if given is not None:
-        return given
-    from .config import load_config
-
-    return load_config().wide
-
-
-wide_option = click.option(
-    "--wide", is_flag=True, default=None, help="Show every column, however wide the table gets."
-)
+def _print(ctx: click.Context, tables: list[Table]) -> None:
+    """Print tables made as wide as ``--wide`` (or the configuration file) asks."""
+    console = shell._render().console(wide=shell._wide(ctx))
+    for table in tables:
+        console.print(table)
 
 
 # -- pnl --------------------------------------------------------------------------------
@@ -216,7 +174,7 @@ def pnl_tables(
 @as_of_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of tables.")
-@wide_option
+@shell._wide_option
 @click.pass_context
 def pnl(
     ctx: click.Context,
@@ -233,7 +191,6 @@ def pnl(
     as_of_time: str | None,
     as_json: bool,
     as_csv: bool,
-    wide: bool | None,
 ) -> None:
     """Realized and unrealized P&L per strategy (or --by account, mode, instrument), per
     trading day, week or month, one table per currency (currencies are never added).
@@ -253,7 +210,7 @@ def pnl(
     if as_json and as_csv:
         raise click.UsageError("--json and --csv exclude each other; give one or neither")
     with (
-        _ledger(ctx) as now,
+        shell._ledger(ctx) as now,
         as_of(now, as_of_time) as ledger,
         _progress("reading fills") as progress,
     ):
@@ -268,7 +225,7 @@ def pnl(
             account=account,
             instrument=instrument,
             mode=mode,
-            progress=progress,
+            progress=progress.tick,
         )
     if unmarked:
         click.echo(
@@ -289,9 +246,7 @@ def pnl(
     elif not rows:
         click.echo("no P&L in this window")
     else:
-        shown = _wide(ctx, wide)
-        for table in pnl_tables(rows, groups, period, wide=shown):
-            _print(table, shown)
+        _print(ctx, pnl_tables(rows, groups, period, wide=shell._wide(ctx)))
 
 
 # -- stats ------------------------------------------------------------------------------
@@ -344,7 +299,7 @@ def stats_cells(row: dict[str, Any]) -> list[str]:
 @click.command()
 @_window_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@wide_option
+@shell._wide_option
 @click.pass_context
 def stats(
     ctx: click.Context,
@@ -357,7 +312,6 @@ def stats(
     tz: str,
     session_start: str,
     as_json: bool,
-    wide: bool | None,
 ) -> None:
     """Statistics of closed trades per strategy and currency: win rate, average win and
     loss, profit factor, expectancy, maximum drawdown of the realized equity curve (in
@@ -370,7 +324,7 @@ def stats(
     Example:
       posledger stats --strategy orb --since 2026-03-01 --json
     """
-    with _ledger(ctx) as ledger:
+    with shell._ledger(ctx) as ledger:
         rows = ledger.stats(
             tz=tz,
             session_start=session_start,
@@ -386,8 +340,7 @@ def stats(
     elif not rows:
         click.echo("no closed trades in this window")
     else:
-        shown = _wide(ctx, wide)
-        _print(stats_table(rows, wide=shown), shown)
+        _print(ctx, [stats_table(rows, wide=shell._wide(ctx))])
 
 
 # -- report -----------------------------------------------------------------------------
@@ -439,7 +392,7 @@ def report(
         raise UsageError(
             f"posledger report needs plotly ({exc}): pip install 'posledger[report]'"
         ) from None
-    with _ledger(ctx) as ledger, _progress("reading trades and fills") as progress:
+    with shell._ledger(ctx) as ledger, _progress("reading trades and fills") as progress:
         page, summary = build_report(
             ledger,
             tz=tz,
@@ -451,7 +404,7 @@ def report(
             instrument=instrument,
             mode=mode,
             max_trades=max_trades,
-            progress=progress,
+            progress=progress.tick,
         )
     out.write_text(page, encoding="utf-8")
     click.echo(f"wrote {out}: {summary}")
