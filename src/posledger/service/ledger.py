@@ -67,6 +67,7 @@ from .reconciliation import (
 )
 from .replay import RebuildReport, VerifyReport, rebuild, replay_prefix, verify
 from .reporting import ReportData, pnl_views, report_data, stats_views, window
+from .reporting import Window as PnlWindow
 
 __all__ = [
     "LEASE_NS",
@@ -888,11 +889,11 @@ class Ledger:
         """:meth:`pnl`'s rows and how many open positions had no mark (left out)."""
         try:
             groups = parse_groups(by if isinstance(by, str) else ",".join(by))
-            found = window(tz, session_start, since, until)
-            if period is not None and period not in PERIODS:
-                raise ValueError(f"a period is one of {', '.join(PERIODS)}, got {period!r}")
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+        found = _window(tz, session_start, since, until)
+        if period is not None and period not in PERIODS:
+            raise UsageError(f"a period is one of {', '.join(PERIODS)}, got {period!r}")
         filters = _filters(account, instrument, strategy, mode)
         with self.store.snapshot() as reads:
             return pnl_views(reads, filters, groups, period, found, progress)
@@ -912,10 +913,7 @@ class Ledger:
         """Per strategy and currency, statistics of the trades closed in the window (win
         rate, average win and loss, profit factor, expectancy, drawdown, MAE/MFE,
         duration), as docs/pnl.md defines them."""
-        try:
-            found = window(tz, session_start, since, until)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+        found = _window(tz, session_start, since, until)
         filters = _filters(account, instrument, strategy, mode)
         with self.store.snapshot() as reads:
             return stats_views(reads, filters, found)
@@ -936,10 +934,7 @@ class Ledger:
     ) -> ReportData:
         """What ``posledger report`` draws: statistics with equity curves, P&L by trading
         day, the latest ``max_trades`` closed trades and the MAE/MFE points."""
-        try:
-            found = window(tz, session_start, since, until)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+        found = _window(tz, session_start, since, until)
         filters = _filters(account, instrument, strategy, mode)
         with self.store.snapshot() as reads:
             return report_data(reads, filters, found, max_trades, progress)
@@ -1157,6 +1152,15 @@ def _filters(
     if mode is not None:
         mode = mode.upper()
     return {"account": account, "instrument": instrument, "strategy": strategy, "mode": mode}
+
+
+def _window(tz: str, session_start: str, since: str | None, until: str | None) -> PnlWindow:
+    """The trading days and instants ``--tz``, ``--session-start``, ``--since`` and
+    ``--until`` say (docs/pnl.md); what cannot be read is a usage error."""
+    try:
+        return window(tz, session_start, since, until)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _chunks(lines: Iterator[Line], size: int) -> Iterator[list[Line]]:

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from ..domain.numbers import fmt, fmt_opt
 from ..domain.pnl import GROUPS, Leg, PnlBook, Sessions, Stats, StatsBook, TradeResult
-from ..domain.timestamps import format_ts, parse_ts
+from ..domain.timestamps import datetime_ns, format_ts, parse_ts
 from ..ports import Filters, Reads
 from .queries import position_views
 
@@ -37,7 +37,6 @@ Progress = Callable[[int], None]
 _TICK = 20_000
 SCATTER_POINTS = 5000
 """The MAE/MFE scatter of a report draws at most this many trades: the latest closed."""
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -71,8 +70,7 @@ def _bound(sessions: Sessions, text: str, end: bool) -> int:
         raise ValueError(f"{text!r} is not a date (YYYY-MM-DD) or an ISO time") from None
     if local.tzinfo is None:
         local = local.replace(tzinfo=sessions.zone)
-    delta = local - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    return datetime_ns(local)
 
 
 def window(

@@ -149,10 +149,7 @@ class SqlReads(Reads):
             query = query.where(tf.c.ts >= since)
         if until is not None:
             query = query.where(tf.c.ts < until)
-        with self._connect() as conn:
-            result = conn.execute(query.execution_options(yield_per=chunk))
-            for row in result:
-                yield tuple(row)
+        return self._tuples(query, chunk)
 
     def closed_trades(
         self, filters: Filters, since: int | None, until: int | None, chunk: int = 5000
@@ -165,11 +162,7 @@ class SqlReads(Reads):
             query = query.where(tr.c.closed_at >= since)
         if until is not None:
             query = query.where(tr.c.closed_at < until)
-        query = query.order_by(tr.c.closed_at, tr.c.trade_id)
-        with self._connect() as conn:
-            result = conn.execute(query.execution_options(yield_per=chunk))
-            for row in result:
-                yield dict(row._mapping)
+        return self._stream(query.order_by(tr.c.closed_at, tr.c.trade_id), chunk)
 
     def rejected(self) -> list[dict[str, Any]]:
         table = s.rejected_inputs
@@ -211,16 +204,16 @@ class SqlReads(Reads):
             order += self._order_by(table.c[name], descending)
         return query.order_by(*order, *own_order)
 
-    def _stream(self, query: Select[Any]) -> Iterator[dict[str, Any]]:
+    def _stream(self, query: Select[Any], page: int = _PAGE) -> Iterator[dict[str, Any]]:
         names = [column.name for column in query.selected_columns]
-        for row in self._tuples(query):
+        for row in self._tuples(query, page):
             yield dict(zip(names, row, strict=True))
 
-    def _tuples(self, query: Select[Any]) -> Iterator[tuple[Any, ...]]:
-        """The rows of ``query`` as tuples, fetched a page at a time (a server-side cursor
-        on PostgreSQL and MariaDB)."""
+    def _tuples(self, query: Select[Any], page: int = _PAGE) -> Iterator[tuple[Any, ...]]:
+        """The rows of ``query`` as tuples, fetched ``page`` at a time (a server-side
+        cursor on PostgreSQL and MariaDB)."""
         with self._connect() as conn:
-            result = conn.execute(query.execution_options(yield_per=_PAGE))
+            result = conn.execute(query.execution_options(yield_per=page))
             try:
                 for row in result:
                     yield tuple(row)
