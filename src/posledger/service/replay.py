@@ -221,6 +221,25 @@ def _pages(reads: Reads, until_seq: int | None = None) -> Iterator[JournalRow]:
         after = page[-1].seq
 
 
+def _replay_into(
+    scratch: Store,
+    stored: Reads,
+    txid: str,
+    progress: Callable[[int], None] | None,
+    until_seq: int | None = None,
+) -> tuple[int, list[str]]:
+    """Replay the stored journal (up to entry ``until_seq``) into the empty ``scratch``
+    store, in one transaction; how many entries, and the problems found."""
+    uow = scratch.replay_unit_of_work()
+    try:
+        uow.begin(txid)
+        entries, problems = replay(_pages(stored, until_seq), uow, progress)
+        uow.commit()
+    finally:
+        uow.close()
+    return entries, problems
+
+
 def replay_prefix(
     store: Store, until_seq: int, progress: Callable[[int], None] | None = None
 ) -> Store:
@@ -231,15 +250,9 @@ def replay_prefix(
     scratch = store.scratch()
     try:
         with store.snapshot() as stored:
-            uow = scratch.replay_unit_of_work()
-            try:
-                uow.begin("as-of")
-                _, problems = replay(_pages(stored, until_seq), uow, progress)
-                if problems:
-                    raise RebuildError(problems)
-                uow.commit()
-            finally:
-                uow.close()
+            _, problems = _replay_into(scratch, stored, "as-of", progress, until_seq)
+        if problems:
+            raise RebuildError(problems)
     except BaseException:
         scratch.close()
         raise
@@ -363,13 +376,7 @@ def verify(store: Store, progress: Callable[[int], None] | None = None) -> Verif
     scratch = store.scratch()
     try:
         with store.snapshot() as stored:
-            uow = scratch.replay_unit_of_work()
-            try:
-                uow.begin("verify")
-                entries, problems = replay(_pages(stored), uow, progress)
-                uow.commit()
-            finally:
-                uow.close()
+            entries, problems = _replay_into(scratch, stored, "verify", progress)
             report = VerifyReport(journal_entries=entries, problems=list(problems))
             replayed = scratch.reads()
             for name, keys in stored.projections().items():
