@@ -84,6 +84,28 @@ def mark_policy(environ: Mapping[str, str] | None = None) -> MarkPolicy:
         raise UsageError(str(exc)) from None
 
 
+def checkpoint_every(environ: Mapping[str, str] | None = None) -> int:
+    """Journal entries between checkpoints (docs/format.md, As of a time): 2000, or what
+    ``$POSLEDGER_CHECKPOINT_EVERY`` says (0: take none)."""
+    from .errors import UsageError
+    from .service.ledger import CHECKPOINT_EVERY
+
+    env = os.environ if environ is None else environ
+    text = env.get("POSLEDGER_CHECKPOINT_EVERY")
+    if not text:
+        return CHECKPOINT_EVERY
+    try:
+        every = int(text)
+    except ValueError:
+        every = -1
+    if every < 0:
+        raise UsageError(
+            f"POSLEDGER_CHECKPOINT_EVERY must be a whole number of journal entries (0: no "
+            f"checkpoints), got {text!r}"
+        )
+    return every
+
+
 def open_ledger(
     url: str | None = None,
     *,
@@ -105,5 +127,6 @@ def open_ledger(
     from .service.ledger import Ledger
 
     policy = mark_policy() if marks is None else marks
+    every = checkpoint_every()
     store = open_store(resolve_url(url), create=create, persistent=persistent)
-    return Ledger(store, clock=clock, marks=policy)
+    return Ledger(store, clock=clock, marks=policy, checkpoint_every=every)

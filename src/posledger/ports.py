@@ -9,7 +9,7 @@ package imports the other.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -598,6 +598,20 @@ class Reads(ABC):
         yield from rows
 
 
+@dataclass
+class Past:
+    """Where the ledger as of an earlier entry is replayed: ``store`` holds the books as
+    they stood after journal entry ``after`` (nothing when 0), with each stream at its
+    version in ``versions``; the entries after it are replayed into it.
+    ``history()`` then adds, when a reader needs them, the fills, legs, transfers and
+    closed trades up to ``after`` that the books leave out."""
+
+    store: Store
+    after: int
+    versions: dict[str, int]
+    history: Callable[[], None] = lambda: None
+
+
 class Store(ABC):
     """A ledger database: where units of work and reads come from."""
 
@@ -623,6 +637,23 @@ class Store(ABC):
     @abstractmethod
     def scratch(self) -> Store:
         """A new, empty store to replay the journal into (verify); gone once closed."""
+
+    def past(self, until_seq: int) -> Past:
+        """A scratch store to replay the journal up to entry ``until_seq`` into: restored
+        from the newest usable checkpoint at or before it where the store keeps them
+        (docs/format.md, As of a time), else empty. The caller closes it."""
+        return Past(self.scratch(), 0, {})
+
+    def checkpoint(self, every: int, now: int) -> int | None:
+        """Save the books at the journal's last entry when ``every`` entries or more came
+        since the last checkpoint; the entry saved at, or None (also where the store keeps
+        no checkpoints)."""
+        return None
+
+    def last_checkpoint(self) -> int | None:
+        """The newest checkpoint's entry, 0 when there is none, None where the store keeps
+        no checkpoints."""
+        return None
 
     @abstractmethod
     def rebuilding(self) -> AbstractContextManager[UnitOfWork]:

@@ -13,6 +13,8 @@ SQL_ONLY_MODULES = {
     "test_migrate_kills": "memory: no schema to create or migrate, nothing to kill half-way",
     "test_opening": "memory: no database file or server to open (memory URLs: test_opening's "
     "own in-memory tests)",
+    "test_checkpoints": "memory: keeps no checkpoints (as of a time replays its whole "
+    "journal there; test_as_of runs on it)",
     "test_damage": "memory: no storage to damage, so no damage mark (doctor's checks on a "
     "memory ledger are in test_damage's own memory test)",
 }

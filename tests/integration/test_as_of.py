@@ -26,18 +26,29 @@ def _views(ledger) -> tuple[list, list]:
     return ledger.positions(include_flat=True), ledger.trades()
 
 
-def test_as_of_equals_a_database_built_from_the_journal_prefix(db_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("every", [0, 1, 5, 13], ids=["replay", "checkpoints-1", "checkpoints-5", "checkpoints-13"])
+def test_as_of_equals_a_database_built_from_the_journal_prefix(
+    db_url: str, tmp_path: Path, every: int
+) -> None:
+    """From the start of the journal (no checkpoints), or from the last checkpoint before
+    the cut (one at every entry, or every 5 or 13, so that cuts fall between an order and
+    its fills or its cancel, and a fill's order is looked up as it stood at the
+    checkpoint)."""
     session = tmp_path / "session.jsonl"
     generate(session, fills=120, seed=11)
     lines = session.read_text().splitlines()
     clock = [T0]
     with open_ledger(db_url, clock=lambda: clock[0]) as full:
+        full.checkpoint_every = every
         for n, line in enumerate(lines):
             clock[0] = T0 + n * SECOND
             full.ingest([line])
         journal = full.journal(limit=None)
         assert len(journal) > 100
-        cuts = [len(lines) // 5, len(lines) // 2, len(lines) - 1]
+        taken = full.store.last_checkpoint()
+        if every and taken is not None:  # the memory store keeps none
+            assert taken > len(journal) - every - 1
+        cuts = [len(lines) // 5, len(lines) // 2, len(lines) - 1, *range(7, len(lines), 17)]
         at = [0]  # the reference's clock
         for cut in cuts:
             when = T0 + cut * SECOND
@@ -45,6 +56,8 @@ def test_as_of_equals_a_database_built_from_the_journal_prefix(db_url: str, tmp_
             assert prefix and prefix[-1].seq == len(prefix)  # a prefix, numbered 1..n
             with full.as_of(format_ts(when)) as past:
                 seen = _views(past)
+            with full.as_of(format_ts(when), history=False) as books:
+                books_only = books.positions(include_flat=True)
             with (
                 fresh_database("memory") as reference_url,
                 open_ledger(
@@ -58,6 +71,7 @@ def test_as_of_equals_a_database_built_from_the_journal_prefix(db_url: str, tmp_
                 assert [e.input for e in reference.journal(limit=None)] == [e.input for e in prefix]
                 expected = _views(reference)
             assert seen == expected, f"as of line {cut}"
+            assert books_only == expected[0], f"positions as of line {cut}"
         # the first cut is not the end: as-of is not the present
         with full.as_of(seq=len(journal) // 5) as early:
             assert _views(early) != _views(full)

@@ -24,16 +24,17 @@ as_of_option = click.option(
 
 
 @contextmanager
-def as_of(ledger: Ledger, when: str | None) -> Iterator[Ledger]:
+def as_of(ledger: Ledger, when: str | None, *, history: bool = True) -> Iterator[Ledger]:
     """``ledger``, or with ``when`` the ledger as it stood then, replayed from the journal
-    into a scratch database (a progress bar on a terminal), closed afterwards."""
+    into a scratch database (a progress bar on a terminal), closed afterwards; without
+    ``history``, the books only (see :meth:`Ledger.as_of`)."""
     if when is None:
         yield ledger
         return
     from .render import Progress
 
     with Progress(True, "replaying the journal", "entries") as progress:
-        past = ledger.as_of(when, progress=progress.tick)
+        past = ledger.as_of(when, history=history, progress=progress.tick)
     try:
         yield past
     finally:

@@ -489,7 +489,7 @@ def positions(
       posledger positions --as-of 2026-11-20T15:00:00Z
     """
     fmt = _format(ctx, as_json)
-    with _ledger(ctx) as now, as_of(now, as_of_time) as ledger:
+    with _ledger(ctx) as now, as_of(now, as_of_time, history=False) as ledger:
         rows = ledger.listing(
             "positions",
             include_flat=include_flat,

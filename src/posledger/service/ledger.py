@@ -88,6 +88,10 @@ MAX_REASON = 4000
 """Longest reason kept with a refused input (characters): longer ones are cut."""
 MAX_SOURCE = 512
 """Longest source name kept with a refused input (the column's size)."""
+CHECKPOINT_EVERY = 2000
+"""Journal entries between two checkpoints: the most the ledger as of a time replays
+(docs/format.md, As of a time)."""
+
 T = TypeVar("T")
 
 
@@ -164,6 +168,7 @@ class Ledger:
         store: Store,
         clock: Callable[[], int] = now_ns,
         marks: MarkPolicy | None = None,
+        checkpoint_every: int = CHECKPOINT_EVERY,
     ) -> None:
         self.store = store
         self._clock = clock
@@ -178,6 +183,10 @@ class Ledger:
         self._changed_windows: dict[str, Window | None] = {}
         """The windows the current transaction changed (``None``: dropped); they replace
         the committed ones when it commits, and are forgotten when it rolls back."""
+        self.checkpoint_every = checkpoint_every
+        """Journal entries between checkpoints (0: none are taken; docs/format.md, As of a
+        time)."""
+        self._next_checkpoint: int | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -214,6 +223,29 @@ class Ledger:
 
     # -- transactions ---------------------------------------------------------------------
 
+    def _checkpoint(self, seqs: list[int]) -> None:
+        """After a commit: save the books when :attr:`checkpoint_every` journal entries
+        came since the last checkpoint. A checkpoint is a cache; when the database refuses
+        it for a passing reason, the next commit that is due tries again."""
+        every = self.checkpoint_every
+        if not seqs or every <= 0:
+            return
+        if self._next_checkpoint is None:
+            last = self.store.last_checkpoint()
+            if last is None:  # a store that keeps none
+                self.checkpoint_every = 0
+                return
+            self._next_checkpoint = last + every
+        if max(seqs) < self._next_checkpoint:
+            return
+        try:
+            taken = self.store.checkpoint(every, self._clock())
+        except Exception as exc:
+            if self._uow.classify(exc) is None:
+                raise
+            taken = None
+        self._next_checkpoint = (max(seqs) if taken is None else taken) + every
+
     def _run(self, work: Callable[[UnitOfWork], T]) -> T:
         """:meth:`_transact` for work that journals nothing."""
         return self._transact(work)[0]
@@ -249,6 +281,7 @@ class Ledger:
                     uow.rollback()
                     raise
                 self._keep_windows()
+                self._checkpoint(seqs)
                 return result, seqs
             except Exception as exc:
                 cure = uow.classify(exc)
@@ -270,6 +303,7 @@ class Ledger:
                             done = uow.committed(txid)
                             if done is not None:
                                 self._keep_windows()
+                                self._checkpoint(done)
                                 return result, done
                     except Exception as failed:  # the server is still away: try again later
                         if uow.classify(failed) is None:
@@ -1084,6 +1118,7 @@ class Ledger:
         when: str | int | None = None,
         *,
         seq: int | None = None,
+        history: bool = True,
         progress: Callable[[int], None] | None = None,
     ) -> Ledger:
         """The ledger as it stood at ``when`` (ISO 8601 with an offset, or nanoseconds since
@@ -1091,7 +1126,8 @@ class Ledger:
         last entry recorded at or before then (or up to entry ``seq``). Its positions,
         trades and P&L are what they were then (it holds the books, not the journal);
         close it when done (docs/format.md, As of a time). Writing to it changes nothing
-        here."""
+        here. Without ``history`` it holds the books only (positions, open trades, marks),
+        not the fills, legs and closed trades: quicker when those are not read."""
         if (when is None) == (seq is None):
             raise UsageError("as_of needs a time or a journal seq, not both")
         if seq is None:
@@ -1103,8 +1139,8 @@ class Ledger:
             seq = self._reads.last_seq_at(at)
         elif seq < 0:
             raise UsageError(f"as of: a journal seq is not negative, got {seq}")
-        past = replay_prefix(self.store, seq, progress)
-        return Ledger(past, clock=self._clock, marks=self.mark_policy)
+        past = replay_prefix(self.store, seq, progress, history=history)
+        return Ledger(past, clock=self._clock, marks=self.mark_policy, checkpoint_every=0)
 
     def verify(self, progress: Callable[[int], None] | None = None) -> VerifyReport:
         """Replay the journal in memory, compare with the stored projections, check invariants."""

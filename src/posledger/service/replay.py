@@ -28,7 +28,7 @@ from ..domain.numbers import exact
 from ..domain.refdata import Account, Instrument, InvalidInput, Order, Strategy
 from ..domain.writeset import WriteSet
 from ..errors import RebuildError
-from ..ports import CommandRow, JournalRow, Reads, Seen, Store, UnitOfWork
+from ..ports import CommandRow, JournalRow, Past, Reads, Seen, Store, UnitOfWork
 from .handlers import REFUSED, handle
 
 __all__ = [
@@ -49,10 +49,10 @@ PAGE = 2000
 class Replaying(UnitOfWork):
     """A store's replay unit of work, fed one journal entry at a time (see the module)."""
 
-    def __init__(self, inner: UnitOfWork) -> None:
+    def __init__(self, inner: UnitOfWork, versions: dict[str, int] | None = None) -> None:
         self.inner = inner
         self.problems: list[str] = []
-        self.versions: dict[str, int] = defaultdict(int)
+        self.versions: dict[str, int] = defaultdict(int, versions or {})
         self._entry: JournalRow | None = None
         self._effects: Any = None
         self._ids: list[int] = []
@@ -210,9 +210,9 @@ def _earlier_mae_rule(kind: str, effects: Any) -> bool:
     return kind == "mark" and isinstance(effects, dict) and "mae_rule" not in effects
 
 
-def _pages(reads: Reads, until_seq: int | None = None) -> Iterator[JournalRow]:
-    """The journal in order, a page at a time (up to entry ``until_seq``)."""
-    after = 0
+def _pages(reads: Reads, until_seq: int | None = None, after: int = 0) -> Iterator[JournalRow]:
+    """The journal in order after entry ``after``, a page at a time (up to entry
+    ``until_seq``)."""
     while page := reads.journal(after, PAGE):
         for entry in page:
             if until_seq is not None and entry.seq > until_seq:
@@ -227,13 +227,17 @@ def _replay_into(
     txid: str,
     progress: Callable[[int], None] | None,
     until_seq: int | None = None,
+    past: Past | None = None,
 ) -> tuple[int, list[str]]:
     """Replay the stored journal (up to entry ``until_seq``) into the empty ``scratch``
-    store, in one transaction; how many entries, and the problems found."""
+    store (or into ``past``, after its entry), in one transaction; how many entries, and
+    the problems found."""
+    after, versions = (0, None) if past is None else (past.after, past.versions)
     uow = scratch.replay_unit_of_work()
     try:
         uow.begin(txid)
-        entries, problems = replay(_pages(stored, until_seq), uow, progress)
+        journal = _pages(stored, until_seq, after)
+        entries, problems = replay(journal, uow, progress, versions)
         uow.commit()
     finally:
         uow.close()
@@ -241,18 +245,27 @@ def _replay_into(
 
 
 def replay_prefix(
-    store: Store, until_seq: int, progress: Callable[[int], None] | None = None
+    store: Store,
+    until_seq: int,
+    progress: Callable[[int], None] | None = None,
+    *,
+    history: bool = True,
 ) -> Store:
     """A new scratch store holding the ledger as it stood once journal entry ``until_seq``
-    was applied: the journal up to it, replayed (docs/format.md, As of a time). The caller
-    closes it. Raises :class:`RebuildError` if that part of the journal does not replay
-    cleanly."""
-    scratch = store.scratch()
+    was applied: the newest usable checkpoint before it, and the journal after that
+    replayed (docs/format.md, As of a time). With ``history``, also the fills, legs and
+    closed trades up to it (what ``trades`` and ``pnl`` read; ``positions`` does not). The
+    caller closes it. Raises :class:`RebuildError` if that part of the journal does not
+    replay cleanly."""
+    past = store.past(until_seq)
+    scratch = past.store
     try:
         with store.snapshot() as stored:
-            _, problems = _replay_into(scratch, stored, "as-of", progress, until_seq)
+            _, problems = _replay_into(scratch, stored, "as-of", progress, until_seq, past)
         if problems:
             raise RebuildError(problems)
+        if history:
+            past.history()
     except BaseException:
         scratch.close()
         raise
@@ -260,11 +273,15 @@ def replay_prefix(
 
 
 def replay(
-    journal: Iterable[JournalRow], uow: UnitOfWork, progress: Callable[[int], None] | None = None
+    journal: Iterable[JournalRow],
+    uow: UnitOfWork,
+    progress: Callable[[int], None] | None = None,
+    versions: dict[str, int] | None = None,
 ) -> tuple[int, list[str]]:
     """Re-apply every journal entry, in order, into ``uow`` (a store's replay unit of work,
-    in a transaction the caller owns); return how many entries and the problems found."""
-    replaying = Replaying(uow)
+    in a transaction the caller owns; its streams at ``versions``, all at 0 without);
+    return how many entries and the problems found."""
+    replaying = Replaying(uow, versions)
     entries = 0
     with exact():
         for entry in journal:

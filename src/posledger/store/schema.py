@@ -33,7 +33,7 @@ from ..domain.numbers import fmt
 
 __all__ = ["SCHEMA_REVISION", "Amount", "metadata"]
 
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 """The Alembic revision this code reads and writes; a test keeps it equal to the head."""
 
 ID = 128
@@ -504,6 +504,32 @@ PROJECTIONS = (
 )
 """Tables ``rebuild`` rewrites from the journal. (The outbox is not one of them: what was
 sent to a broker, and acknowledged, is not in the journal and cannot be rewritten.)"""
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("seq", RowId, primary_key=True, autoincrement=False),
+    Column("entries", BigInteger, nullable=False),
+    Column("recorded_at", BigInteger, nullable=False),
+    Column("state", LongText(), nullable=False),
+)
+"""The books saved at journal entry ``seq``, which covers ``entries`` journal entries: a
+cache for the ledger as of a time (store/checkpoints.py)."""
+
+checkpoint_orders = Table(
+    "checkpoint_orders",
+    metadata,
+    Column("client_order_id", String(ID), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("state", LongText(), nullable=False),
+    PrimaryKeyConstraint("client_order_id", "seq", name="pk_checkpoint_orders"),
+    sqlite_with_rowid=False,
+)
+"""Each order registered or changed before checkpoint ``seq`` and after the one before it,
+as it stood then."""
+
+CHECKPOINTS = (checkpoints, checkpoint_orders)
+"""Derived from the projections; ``rebuild`` deletes them."""
 
 paper_venues = Table(
     "paper_venues",

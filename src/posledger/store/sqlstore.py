@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import insert, select, update
 
-from ..ports import DamageMark, Inspection, Reads, Store, UnitOfWork
+from ..ports import DamageMark, Inspection, Past, Reads, Store, UnitOfWork
 from . import damage
 from . import schema as s
 from .database import Database, open_database
@@ -61,6 +61,23 @@ class SqlStore(Store):
                 finally:
                     transaction.rollback()
 
+    def past(self, until_seq: int) -> Past:
+        from . import checkpoints
+
+        return checkpoints.restore(self.database, until_seq)
+
+    def checkpoint(self, every: int, now: int) -> int | None:
+        from . import checkpoints
+
+        if self.database.read_only is not None:
+            return None
+        return checkpoints.take(self.database.engine, every, now)
+
+    def last_checkpoint(self) -> int | None:
+        from . import checkpoints
+
+        return checkpoints.last(self.database.engine)
+
     @contextmanager
     def rebuilding(self) -> Iterator[UnitOfWork]:
         """A replay unit of work in a transaction that holds the database's write lock and
@@ -70,7 +87,7 @@ class SqlStore(Store):
             uow.begin("rebuild")
             cursor = uow.cursor
             _lock(cursor, self.database.dialect)
-            for table in reversed(s.PROJECTIONS):
+            for table in (*reversed(s.PROJECTIONS), *s.CHECKPOINTS):
                 cursor.execute(f"DELETE FROM {table.name}")
             yield uow
         finally:

@@ -1,0 +1,141 @@
+"""Checkpoints (docs/format.md, As of a time): the ledger as of any journal entry is the
+same from the newest checkpoint before it as from the start of the journal, through
+brackets, cancels and amended legs; a checkpoint a late commit made stale is never used;
+``rebuild`` deletes them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from posledger import Ledger, open_ledger
+from posledger.ports import Store
+from posledger.store.sqlstore import SqlStore
+
+from . import test_brackets
+from .helpers import fill, setup
+
+
+def _books(ledger: Ledger) -> tuple[Any, ...]:
+    return (
+        ledger.positions(include_flat=True),
+        ledger.trades(),
+        ledger.brackets(),
+        ledger.exit_orders(),
+        ledger.pnl(by="strategy"),
+    )
+
+
+def _every_entry_both_ways(url: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Compare, at every journal entry, the ledger as of it from checkpoints and from the
+    start of the journal; how many of them started from a checkpoint."""
+    from_checkpoint = 0
+    with open_ledger(url) as ledger:
+        last = ledger.journal(limit=None)[-1].seq
+        assert ledger.store.last_checkpoint()
+        for seq in range(1, last + 1):
+            past = ledger.store.past(seq)
+            from_checkpoint += past.after > 0
+            past.store.close()
+            with ledger.as_of(seq=seq) as quick:
+                seen = _books(quick)
+            with monkeypatch.context() as m:
+                m.setattr(SqlStore, "past", Store.past)
+                with ledger.as_of(seq=seq) as slow:
+                    expected = _books(slow)
+            assert seen == expected, f"as of entry {seq}"
+    return from_checkpoint
+
+
+SCENARIOS: dict[str, Callable[[str], None]] = {
+    "fills-and-acks": test_brackets.test_each_strategy_keeps_its_own_bracket_through_fills_and_acks,
+    "stuck-cancel": test_brackets.test_a_stuck_cancel_is_an_anomaly_until_a_sweep,
+    "adoption": test_brackets.test_an_adoption_at_reconciliation_resizes_the_legs_and_acks_come_as_lines,
+}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_as_of_from_a_checkpoint_equals_a_replay_from_the_start(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, scenario: str
+) -> None:
+    monkeypatch.setenv("POSLEDGER_CHECKPOINT_EVERY", "3")
+    # The scenario's own verify and rebuild at its end (rebuild deletes the checkpoints).
+    monkeypatch.setattr(test_brackets, "replays", lambda ledger: None)
+    SCENARIOS[scenario](db_url)
+    assert _every_entry_both_ways(db_url, monkeypatch) > 0
+
+
+def _fills(ledger: Ledger, first: int, count: int) -> None:
+    for n in range(first, first + count):
+        side = "BUY" if n % 3 else "SELL"
+        assert fill(ledger, f"x{n}", side, "1", str(100 + n % 7), strategy="alpha", minute=n).applied
+
+
+def test_a_stale_checkpoint_is_not_used_and_the_next_one_replaces_it(db_url: str) -> None:
+    with open_ledger(db_url) as ledger:
+        ledger.checkpoint_every = 4
+        setup(ledger)
+        _fills(ledger, 1, 12)
+        store = ledger.store
+        newest = store.last_checkpoint()
+        assert newest
+        with ledger.as_of(seq=newest) as past:
+            expected = _books(past)
+        # As if an entry below the newest checkpoint had committed after it was taken.
+        assert isinstance(store, SqlStore)
+        with store.database.engine.begin() as conn:
+            conn.execute(text("UPDATE checkpoints SET entries = entries - 1 WHERE seq = :s"),
+                         {"s": newest})  # fmt: skip
+        start = store.past(newest)
+        start.store.close()
+        assert 0 < start.after < newest
+        with ledger.as_of(seq=newest) as past:
+            assert _books(past) == expected
+        _fills(ledger, 13, 4)
+        with store.database.engine.connect() as conn:
+            kept = [seq for (seq,) in conn.execute(text("SELECT seq FROM checkpoints"))]
+        assert newest not in kept and max(kept) > newest
+
+
+def test_rebuild_deletes_the_checkpoints(db_url: str) -> None:
+    with open_ledger(db_url) as ledger:
+        ledger.checkpoint_every = 2
+        setup(ledger)
+        _fills(ledger, 1, 6)
+        assert ledger.store.last_checkpoint()
+        ledger.rebuild()
+        assert ledger.store.last_checkpoint() == 0
+        assert ledger.verify().ok
+
+
+def test_an_order_changed_after_the_checkpoint_is_looked_up_as_it_stood_then(
+    db_url: str,
+) -> None:
+    """An order registered before the checkpoint and cancelled after the entry asked for:
+    its stored row is the cancelled one, so the replay after the checkpoint must find it
+    as it was then (open, beta's) to give its fill to beta."""
+    with open_ledger(db_url) as ledger:
+        ledger.checkpoint_every = 1
+        setup(ledger)
+        order = ledger.register_order(
+            client_order_id="O-1", account="ACC", strategy="beta", instrument="FUT",
+            side="BUY", quantity="3", intent="entry", ts="2026-03-02T10:00:00Z",
+        )  # fmt: skip
+        assert order.applied
+        filled = fill(ledger, "f1", "BUY", "1", "100", strategy=None, client_order_id="O-1",
+                      minute=1)  # fmt: skip
+        assert filled.applied, filled
+        assert ledger.cancel_order(client_order_id="O-1", ts="2026-03-02T10:02:00Z").applied
+        store = ledger.store
+        assert isinstance(store, SqlStore)
+        with store.database.engine.begin() as conn:
+            conn.execute(text("DELETE FROM checkpoints WHERE seq > :s"), {"s": order.seq})
+        start = store.past(filled.seq)
+        start.store.close()
+        assert start.after == order.seq
+        with ledger.as_of(seq=filled.seq) as past:
+            (slot,) = past.positions()
+        assert (slot["strategy"], slot["quantity"]) == ("beta", "1")
