@@ -391,6 +391,14 @@ class UnitOfWork(ABC):
     def run_seen(self, run: str) -> bool:
         """Whether a reconciliation run of this name was recorded."""
 
+    def save_checkpoint(
+        self, seq: int, entries: int, versions: dict[str, int], after: int, now: int
+    ) -> None:
+        """Save the books of this transaction as checkpoint ``seq`` (a rebuild's, at journal
+        entry ``seq``, the ``entries``-th, with the streams at ``versions``; the previous
+        checkpoint at entry ``after``). Nothing where the store keeps no checkpoints."""
+        return None
+
     @abstractmethod
     def journal_record(self, seq: int) -> str:
         """The canonical input record journaled at ``seq``."""

@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from posledger import Ledger, open_ledger
 from posledger.ports import Store
+from posledger.service import replay
 from posledger.store.sqlstore import SqlStore
 
 from . import test_brackets
@@ -100,15 +101,36 @@ def test_a_stale_checkpoint_is_not_used_and_the_next_one_replaces_it(db_url: str
         assert newest not in kept and max(kept) > newest
 
 
-def test_rebuild_deletes_the_checkpoints(db_url: str) -> None:
+def _checkpoints(ledger: Ledger) -> list[tuple[int, int]]:
+    store = ledger.store
+    assert isinstance(store, SqlStore)
+    with store.database.engine.connect() as conn:
+        query = text("SELECT seq, entries FROM checkpoints ORDER BY seq")
+        return [(int(seq), int(entries)) for seq, entries in conn.execute(query)]
+
+
+def test_rebuild_replaces_the_checkpoints_with_its_own(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The projections a rebuild rewrites may differ from those the old checkpoints were
+    taken from: it deletes them and takes its own as it replays (here every 4 entries)."""
     with open_ledger(db_url) as ledger:
-        ledger.checkpoint_every = 2
+        ledger.checkpoint_every = 5
         setup(ledger)
-        _fills(ledger, 1, 6)
-        assert ledger.store.last_checkpoint()
+        _fills(ledger, 1, 12)
+        before = _checkpoints(ledger)
+        assert before
+        store = ledger.store
+        assert isinstance(store, SqlStore)
+        with store.database.engine.begin() as conn:  # a checkpoint no rebuild would write
+            conn.execute(text("UPDATE checkpoints SET state = 'wrong'"))
+        monkeypatch.setattr(replay, "PAGE", 4)
         ledger.rebuild()
-        assert ledger.store.last_checkpoint() == 0
+        after = _checkpoints(ledger)
+        last = ledger.journal(limit=None)[-1].seq
+        assert after == [(seq, seq) for seq in range(4, last + 1, 4)]
         assert ledger.verify().ok
+    assert _every_entry_both_ways(db_url, monkeypatch) > 0
 
 
 def test_an_order_changed_after_the_checkpoint_is_looked_up_as_it_stood_then(

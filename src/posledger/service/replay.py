@@ -13,6 +13,7 @@ is compared with what the journal says was decided then.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -277,10 +278,13 @@ def replay(
     uow: UnitOfWork,
     progress: Callable[[int], None] | None = None,
     versions: dict[str, int] | None = None,
+    checkpoint: Callable[[int, int, dict[str, int]], None] | None = None,
 ) -> tuple[int, list[str]]:
     """Re-apply every journal entry, in order, into ``uow`` (a store's replay unit of work,
     in a transaction the caller owns; its streams at ``versions``, all at 0 without);
-    return how many entries and the problems found."""
+    return how many entries and the problems found. Every :data:`PAGE` entries, while
+    nothing is wrong, ``checkpoint`` is called with the last entry's number, the entries
+    replayed and the streams' versions."""
     replaying = Replaying(uow, versions)
     entries = 0
     with exact():
@@ -308,6 +312,8 @@ def replay(
                 )
             if entries % PAGE == 0:
                 uow.flush()
+                if checkpoint is not None and not replaying.problems:
+                    checkpoint(entry.seq, entries, replaying.versions)
                 if progress is not None:
                     progress(entries)
     return entries, replaying.problems
@@ -405,10 +411,18 @@ def verify(store: Store, progress: Callable[[int], None] | None = None) -> Verif
 
 
 def rebuild(store: Store, progress: Callable[[int], None] | None = None) -> RebuildReport:
-    """Rewrite every projection from the journal, in one transaction; refuse (changing
-    nothing) if the journal does not replay cleanly."""
+    """Rewrite every projection from the journal, in one transaction, with a checkpoint
+    every :data:`PAGE` entries; refuse (changing nothing) if the journal does not replay
+    cleanly."""
     with store.rebuilding() as uow:
-        entries, problems = replay(_pages(store.reads()), uow, progress)
+        last = 0
+
+        def checkpoint(seq: int, entries: int, versions: dict[str, int]) -> None:
+            nonlocal last
+            uow.save_checkpoint(seq, entries, versions, last, time.time_ns())
+            last = seq
+
+        entries, problems = replay(_pages(store.reads()), uow, progress, checkpoint=checkpoint)
         if problems:
             raise RebuildError(problems)
         uow.commit()

@@ -32,7 +32,6 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import IntegrityError
 
 from ..domain.enums import OrderStatus
 from ..domain.numbers import fmt
@@ -130,17 +129,78 @@ def last(engine: Engine) -> int:
         return int(conn.exec_driver_sql("SELECT max(seq) FROM checkpoints").scalar() or 0)
 
 
+class _Sql:
+    """SQL with ``?`` placeholders on a DBAPI cursor (one transaction, whatever opened it)."""
+
+    def __init__(self, cursor: Any, placeholder: str) -> None:
+        self.cursor = cursor
+        self.q = placeholder
+
+    def rows(self, sql: str, *params: Any) -> list[dict[str, Any]]:
+        self.cursor.execute(sql.replace("?", self.q), params)
+        rows = self.cursor.fetchall()  # first: in pipeline mode the reply comes with the rows
+        names = [d[0] for d in self.cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def scalar(self, sql: str, *params: Any) -> Any:
+        self.cursor.execute(sql.replace("?", self.q), params)
+        row = self.cursor.fetchone()
+        return None if row is None else row[0]
+
+    def execute(self, sql: str, *params: Any) -> None:
+        self.cursor.execute(sql.replace("?", self.q), params)
+
+    def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            self.cursor.executemany(sql.replace("?", self.q), rows)
+
+
+def _capture(sql: _Sql, after: int, head: int, versions: dict[str, int]) -> tuple[str, list[Any]]:
+    """The books as ``sql``'s transaction sees them, with the streams at ``versions``; and
+    the orders registered or changed after entry ``after``, as checkpoint ``head``'s."""
+    tables = {}
+    for table in STATE:
+        where = (
+            " WHERE status = 'open' OR trade_id IN (SELECT trade_id FROM slots)"
+            if table is s.trades
+            else ""
+        )
+        tables[table.name] = [
+            _canonical(table.name, row) for row in sql.rows(f"SELECT * FROM {table.name}{where}")
+        ]
+    orders = [
+        (row["client_order_id"], head, msgspec.json.encode(_canonical("orders", row)).decode())
+        for row in sql.rows("SELECT * FROM orders WHERE seq > ? AND seq <= ?", after, head)
+    ]
+    state = msgspec.json.encode({"versions": versions, "tables": tables}).decode()
+    return state, orders
+
+
+def _save(
+    sql: _Sql, head: int, entries: int, now: int, state: str, orders: list[Any], after: int
+) -> None:
+    """Write checkpoint ``head``, replacing any after entry ``after``."""
+    sql.execute("DELETE FROM checkpoints WHERE seq > ?", after)
+    sql.execute("DELETE FROM checkpoint_orders WHERE seq > ?", after)
+    sql.execute(
+        "INSERT INTO checkpoints (seq, entries, recorded_at, state) VALUES (?, ?, ?, ?)",
+        head,
+        entries,
+        now,
+        state,
+    )
+    sql.many("INSERT INTO checkpoint_orders (client_order_id, seq, state) VALUES (?, ?, ?)", orders)
+
+
 def take(engine: Engine, every: int, now: int) -> int | None:
     """Save a checkpoint at the journal's last entry if at least ``every`` entries came
     after the newest valid one; the entry it was taken at, or None."""
     with _snapshot(engine) as conn:
         head = int(conn.exec_driver_sql("SELECT max(seq) FROM journal").scalar() or 0)
         chain = _valid(conn, head)
-        base, stale = chain[-1], [int(row["seq"]) for row in chain[:-1]]
+        base, stale = chain[-1], len(chain) > 1
         after = int(base["seq"])
-        if head - after < every and not stale:
-            return None
-        if head <= after:
+        if head <= after or (head - after < every and not stale):
             return None
         entries = int(base["entries"]) + _count(conn, after, head)
         versions: dict[str, int] = {}
@@ -155,46 +215,34 @@ def take(engine: Engine, every: int, now: int) -> int | None:
             (after, head),
         ):
             versions[stream] = int(version)
-        tables = {}
-        for table in STATE:
-            where = (
-                " WHERE status = 'open' OR trade_id IN (SELECT trade_id FROM slots)"
-                if table is s.trades
-                else ""
-            )
-            tables[table.name] = [
-                _canonical(table.name, row)
-                for row in _dicts(conn, f"SELECT * FROM {table.name}{where}")
-            ]
-        orders = [
-            (row["client_order_id"], head, msgspec.json.encode(_canonical("orders", row)).decode())
-            for row in _dicts(
-                conn, "SELECT * FROM orders WHERE seq > ? AND seq <= ?", (after, head)
-            )
-        ]
-    state = msgspec.json.encode({"versions": versions, "tables": tables}).decode()
+        reading = _Sql(conn.connection.driver_connection.cursor(), _mark(conn))  # type: ignore[union-attr]
+        state, orders = _capture(reading, after, head, versions)
     try:
         with engine.begin() as conn:
-            mark = _mark(conn)
-            if stale:
-                conn.exec_driver_sql(f"DELETE FROM checkpoints WHERE seq > {mark}", (after,))
-                conn.exec_driver_sql(
-                    f"DELETE FROM checkpoint_orders WHERE seq > {mark}", (after,)
-                )
-            conn.exec_driver_sql(
-                f"INSERT INTO checkpoints (seq, entries, recorded_at, state) "
-                f"VALUES ({mark}, {mark}, {mark}, {mark})",
-                (head, entries, now, state),
-            )
-            if orders:
-                conn.exec_driver_sql(
-                    f"INSERT INTO checkpoint_orders (client_order_id, seq, state) "
-                    f"VALUES ({mark}, {mark}, {mark})",
-                    orders,
-                )
-    except IntegrityError:
+            writing = _Sql(conn.connection.driver_connection.cursor(), _mark(conn))  # type: ignore[union-attr]
+            _save(writing, head, entries, now, state, orders, after)
+    except Exception as exc:
+        if not any(cls.__name__ == "IntegrityError" for cls in type(exc).__mro__):
+            raise
         return None  # another writer took this one
     return head
+
+
+def save_in_transaction(
+    cursor: Any,
+    placeholder: str,
+    head: int,
+    entries: int,
+    versions: dict[str, int],
+    after: int,
+    now: int,
+) -> None:
+    """Checkpoint ``head`` from the books of the transaction ``cursor`` is in (a rebuild's,
+    which replays the whole journal: ``entries`` and ``versions`` are its own count), the
+    last one before it at entry ``after``."""
+    sql = _Sql(cursor, placeholder)
+    state, orders = _capture(sql, after, head, dict(versions))
+    _save(sql, head, entries, now, state, orders, after)
 
 
 def _insert(cursor: Any, table: str, rows: list[dict[str, Any]]) -> None:

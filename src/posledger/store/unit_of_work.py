@@ -304,6 +304,15 @@ class SqlUnitOfWork(StagingUnitOfWork):
     def journal_record(self, seq: int) -> str:
         return self._journal.record(self._cur, seq)
 
+    def save_checkpoint(
+        self, seq: int, entries: int, versions: dict[str, int], after: int, now: int
+    ) -> None:
+        from .checkpoints import save_in_transaction
+
+        self.flush()
+        placeholder = "?" if self.database.engine.dialect.paramstyle == "qmark" else "%s"
+        save_in_transaction(self._cur, placeholder, seq, entries, versions, after, now)
+
     def _lock(self, stream: str) -> int:
         """The stream's stored version, with its lock taken for this transaction (servers)."""
         version = self._locked.get(stream)
