@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from posledger import Ledger, open_ledger
+from posledger.errors import UsageError
 from posledger.ports import Store
 from posledger.service import replay
 from posledger.store.sqlstore import SqlStore
@@ -161,3 +162,22 @@ def test_an_order_changed_after_the_checkpoint_is_looked_up_as_it_stood_then(
         with ledger.as_of(seq=filled.seq) as past:
             (slot,) = past.positions()
         assert (slot["strategy"], slot["quantity"]) == ("beta", "1")
+
+
+def test_the_interval_comes_from_the_environment(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POSLEDGER_CHECKPOINT_EVERY", "0")
+    with open_ledger(db_url) as ledger:
+        assert ledger.checkpoint_every == 0
+        setup(ledger)
+        _fills(ledger, 1, 5)
+        assert ledger.store.last_checkpoint() == 0
+    monkeypatch.setenv("POSLEDGER_CHECKPOINT_EVERY", "2")
+    with open_ledger(db_url) as ledger:
+        _fills(ledger, 6, 3)
+        assert ledger.store.last_checkpoint() == ledger.journal(limit=None)[-1].seq
+    for bad in ("-1", "often"):
+        monkeypatch.setenv("POSLEDGER_CHECKPOINT_EVERY", bad)
+        with pytest.raises(UsageError, match="POSLEDGER_CHECKPOINT_EVERY"):
+            open_ledger(db_url)

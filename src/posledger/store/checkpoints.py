@@ -466,6 +466,36 @@ class PastUnitOfWork(SqlUnitOfWork):
         return super().journal_record(seq)
 
 
+def _attach_and_copy(scratch: Database, path: str, after: int) -> None:
+    """:meth:`History.copy` from an SQLite file, inside SQLite: the file attached to the
+    scratch database and copied by ``INSERT … SELECT``."""
+    raw = scratch.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("ATTACH DATABASE ? AS source", (path,))
+        try:
+            cursor.execute("BEGIN")
+            for table in (*HISTORY, s.trades):
+                names = ", ".join(column.name for column in table.columns)
+                where = "seq <= ?"
+                if table is s.trades:
+                    where = (
+                        "status = 'closed' AND trade_id NOT IN (SELECT trade_id FROM "
+                        "main.trades) AND trade_id IN (SELECT trade_id FROM main.trade_fills "
+                        "WHERE seq <= ?)"
+                    )
+                cursor.execute(
+                    f"INSERT INTO main.{table.name} ({names}) SELECT {names} "
+                    f"FROM source.{table.name} WHERE {where}",
+                    (after,),
+                )
+            cursor.execute("COMMIT")
+        finally:
+            cursor.execute("DETACH DATABASE source")
+    finally:
+        raw.close()
+
+
 class PastStore(SqlStore):
     """A scratch SQLite store restored from a checkpoint of ``source`` at entry ``after``
     (see :func:`restore`)."""
@@ -483,6 +513,9 @@ class PastStore(SqlStore):
         return PastUnitOfWork(self.database, history, self.versions)
 
     def copy_history(self) -> None:
+        if self.source.dialect == "sqlite" and self.source.url.database:
+            _attach_and_copy(self.database, self.source.url.database, self.after)
+            return
         history = History(self.source, self.after)
         try:
             history.copy(self.database)
