@@ -239,7 +239,8 @@ SESSION: list[dict[str, Any]] = [
 ]
 
 # An exit order of beta for 3 while beta is short 1: 1 closes beta's trade 2, the other 2
-# are another strategy's quantity and land on EXTERNAL as an anomaly (DESIGN §3.3).
+# are another strategy's quantity and land on EXTERNAL as an anomaly
+# (docs/accounting.md, An exit never opens).
 OVERSHOOT: list[dict[str, Any]] = [
     _order("b-2", "ACC-1", "beta", "FUT.X", "BUY", "3", "exit", T + "12:00:00Z"),
     _fill(

@@ -223,7 +223,8 @@ def test_ingest_through_click_runner(tmp_path: Path, ingested: Ingested) -> None
 
 
 def test_a_line_that_is_not_utf8_is_rejected_not_fatal(tmp_path: Path, ingested: Ingested) -> None:
-    """Bad input is refused whole with a reason (DESIGN §3.8); the lines after it still count."""
+    """Bad input is refused whole with a reason (docs/format.md, Limits); the lines after it
+    still count."""
     lines = [json.dumps(r).encode() for r in SESSION]
     bad = b'{"type":"strategy","strategy":"caf\xe9"}'  # Latin-1, not UTF-8
     lines.insert(7, bad)

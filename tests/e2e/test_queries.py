@@ -1,4 +1,5 @@
-"""``positions``, ``trades``, ``anomalies``: the JSON contract of DESIGN §7 and the tables."""
+"""``positions``, ``trades``, ``anomalies``: the JSON contract of docs/format.md (JSON output)
+and the tables."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ DECIMAL_TRADE_FIELDS = (
 
 
 def _no_floats(value: Any) -> None:
-    """DESIGN §7: all decimals in output are strings."""
+    """docs/format.md, JSON output: all decimals in output are strings."""
     assert not isinstance(value, float), value
     if isinstance(value, dict):
         for item in value.values():

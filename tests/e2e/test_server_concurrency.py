@@ -320,7 +320,8 @@ def _compare(
         "rejected inputs differ",
     )
 
-    # DESIGN §7: trades --json lists the trades in the order they were opened.
+    # docs/format.md, JSON output: trades --json lists the trades in the order they were
+    # opened.
     opened = dict(
         _query(concurrent, "SELECT trade_id, min(seq) FROM trade_fills GROUP BY trade_id")
     )

@@ -1,5 +1,6 @@
-"""Decimals round-trip digit for digit on every store (DESIGN §4: NUMERIC(38, 18) on the
-servers, canonical text on SQLite and in memory).
+"""Decimals round-trip digit for digit on every store (docs/accounting.md, Numbers;
+docs/format.md, Limits: NUMERIC(38, 18) on the servers, canonical text on SQLite and in
+memory).
 
 Amounts with up to 20 integer and 18 fractional digits, negative, zero, tiny and huge, are
 written through the real ledger (an instrument and two fills per example) and read back

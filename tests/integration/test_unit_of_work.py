@@ -407,8 +407,9 @@ def test_a_key_another_unit_of_work_committed_first_fails_the_commit_for_a_retry
 def test_one_open_trade_per_slot_is_kept_by_the_store(
     store: Store, units: Callable[[], UnitOfWork]
 ) -> None:
-    """DESIGN §3.5: a second open trade in a slot fails the commit (a unique key on the
-    databases, the commit's check in memory), whatever the code above it did."""
+    """One open trade per slot (docs/accounting.md, Invariants): a second open trade in a
+    slot fails the commit (a unique key on the databases, the commit's check in memory),
+    whatever the code above it did."""
     commit(units(), *REFDATA, fill("e1", "BUY", "1", "100"))
     uow = units()
     uow.begin("second-open-trade")

@@ -1,4 +1,5 @@
-"""Accounting invariants of the pure domain over random streams (DESIGN §3, §4)."""
+"""Accounting invariants of the pure domain over random streams (docs/accounting.md,
+Invariants and Lot methods)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from posledger.domain.positions import SlotKey, unrealized
 from .world import World, split_fill, streams
 
 TOLERANCE = Decimal("1e-12")
-"""Averages and inverse P&L are quantized to 18 digits at every step (DESIGN §4), so two
-ways of reaching the same state may differ in the last digits; never by more than this."""
+"""Averages and inverse P&L are quantized to 18 digits at every step (docs/accounting.md,
+Numbers), so two ways of reaching the same state may differ in the last digits; never by
+more than this."""
 
 SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

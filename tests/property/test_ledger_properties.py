@@ -1,4 +1,5 @@
-"""Replay and exactly-once through the real ledger, on every database (DESIGN §3.4, §3.7).
+"""Replay and exactly-once through the real ledger, on every database (docs/format.md,
+JSON Lines input; docs/deployment.md, High availability).
 
 One fresh database per test function and database kind; every Hypothesis example ingests
 its stream into it under ids of its own (accounts, instruments, strategies, orders and
@@ -28,7 +29,8 @@ SETTINGS = settings(
 )
 
 RENAMED = ("account", "instrument", "strategy", "exec_id", "client_order_id")
-"""The id fields of a stream's records (DESIGN §7) that the example prefix goes on."""
+"""The id fields of a stream's records (docs/format.md, JSON Lines input) that the example
+prefix goes on."""
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Canonical decimal text and 18-digit quantization (DESIGN §4, §7)."""
+"""Canonical decimal text and 18-digit quantization (docs/accounting.md, Numbers;
+docs/format.md, Limits)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """Random JSONL streams (hypothesis strategies) and a pure-domain driver for them.
 
-A stream is a list of DESIGN §7 records (plain dicts, decimals as strings): reference data
-first, then orders, fills and marks in time order. :class:`World` applies such records to
-the pure domain the way the service does (one book per instrument, orders by id) and
-keeps everything the properties look at.
+A stream is a list of the JSONL records of docs/format.md (JSON Lines input; plain dicts,
+decimals as strings): reference data first, then orders, fills and marks in time order.
+:class:`World` applies such records to the pure domain the way the service does (one book
+per instrument, orders by id) and keeps everything the properties look at.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The outbox through the Ledger API (DESIGN §8): listing, claiming under a 30 s lease,
-handing out again once a lease ran out, acking and failing.
+"""The outbox through the Ledger API (docs/brackets.md, Commands and their life cycle):
+listing, claiming under a 30 s lease, handing out again once a lease ran out, acking and
+failing.
 
 The outbox stays empty until a feature sends commands; here they are written as one would
 be: in the write set of the input that causes them, committed by a unit of work.

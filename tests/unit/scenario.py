@@ -2,7 +2,8 @@
 
 A :class:`Scenario` is one account trading one instrument. It drives the real domain
 (``decide_fill`` / ``decide_mark`` and ``Book.apply``), keeps every trade it ever saw (open
-and closed) and checks the invariants of DESIGN §3 after every applied fill::
+and closed) and checks the invariants of docs/accounting.md (Invariants) after every
+applied fill::
 
     book = Scenario(instrument=future("MES", multiplier="5"))
     book.fill("s1", "BUY 2 @ 100 fee 1")      # strategy s1, no order

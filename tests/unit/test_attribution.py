@@ -1,4 +1,5 @@
-"""Ownership by evidence (DESIGN §3.1): order, else the fill's strategy, else EXTERNAL.
+"""Ownership by evidence (docs/accounting.md, Who owns a fill): order, else the fill's
+strategy, else EXTERNAL.
 
 Fills that contradict their order are refused."""
 

@@ -1,4 +1,5 @@
-"""Average cost (DESIGN §4): open, increase, reduce, close; multiplier; close reasons; roles."""
+"""Average cost (docs/accounting.md, Slots and Trades): open, increase, reduce, close;
+multiplier; close reasons; roles."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Commissions (DESIGN §4): settlement-currency ones are netted; others kept per currency;
-spot commissions in the base currency change the quantity held."""
+"""Commissions (docs/accounting.md, Commissions and P&L): settlement-currency ones are netted;
+others kept per currency; spot commissions in the base currency change the quantity held."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""An exit never opens (DESIGN §3.3): the excess of an exit-intent fill goes to EXTERNAL."""
+"""An exit never opens (docs/accounting.md, An exit never opens): the excess of an
+exit-intent fill goes to EXTERNAL."""
 
 from __future__ import annotations
 

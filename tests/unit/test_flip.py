@@ -1,4 +1,5 @@
-"""Flip on a netting slot (DESIGN §4): close the trade, open a new one at the fill price."""
+"""Flip on a netting slot (docs/accounting.md, Slots): close the trade, open a new one at the
+fill price."""
 
 from __future__ import annotations
 

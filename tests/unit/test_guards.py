@@ -1,4 +1,5 @@
-"""Pre-trade guards in the pure domain (issue 4 §4): would this order be allowed?
+"""Pre-trade guards in the pure domain (docs/reconciliation.md, Pre-trade checks): would this
+order be allowed?
 
 An exit-intent order may only reduce its own strategy's slot (that is what stops one
 strategy from closing another's position); entries are refused on a halted instrument and

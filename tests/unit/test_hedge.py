@@ -1,4 +1,5 @@
-"""Hedge mode (DESIGN §1.5, §3.3): LONG and SHORT slots at once; a hedge slot never changes sign."""
+"""Hedge mode (docs/accounting.md, Slots; Hedge slots never change sign): LONG and SHORT
+slots at once; a hedge slot never changes sign."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""check_invariants finds broken states built by hand (DESIGN §3.2, §3.3, §3.5)."""
+"""check_invariants finds broken states built by hand (docs/accounting.md, Invariants)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Inverse instruments (DESIGN §4): P&L = (1/avg - 1/p) * closed * m * sign, in base currency."""
+"""Inverse instruments (docs/accounting.md, Slots): P&L = (1/avg - 1/p) * closed * m * sign,
+in base currency."""
 
 from __future__ import annotations
 

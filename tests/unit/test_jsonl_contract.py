@@ -1,4 +1,5 @@
-"""Scenarios written as JSONL, through the real Python API, checked against DESIGN §7."""
+"""Scenarios written as JSONL, through the real Python API, checked against docs/format.md
+(JSON Lines input, JSON output)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Lot methods (DESIGN §4): FIFO/LIFO change only how a partial exit is matched to entries."""
+"""Lot methods (docs/accounting.md, Lot methods): FIFO/LIFO change only how a partial exit is
+matched to entries."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Exact decimals (DESIGN §4): parsing, canonical text, 18-digit half-even quantization."""
+"""Exact decimals (docs/accounting.md, Numbers; docs/format.md, Limits): parsing, canonical
+text, 18-digit half-even quantization."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Bad input is refused with a clear reason (DESIGN §3.8, §7): the JSONL records."""
+"""Bad input is refused with a clear reason (docs/format.md, JSON Lines input and Limits): the
+JSONL records."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Prices (DESIGN §3.9): zero/negative by kind, allow_negative_prices, no granularity checks."""
+"""Prices (docs/accounting.md, Prices): zero/negative by kind, allow_negative_prices, no
+granularity checks."""
 
 from __future__ import annotations
 

@@ -805,7 +805,8 @@ def test_orphan_on_a_hedge_side_is_adopted_by_the_slot_of_that_side():
 def test_a_wrong_side_orphan_never_turns_a_hedge_slot_around():
     # EXTERNAL LONG is short 1 (an over-reduction of s2's LONG slot), s1 holds LONG 2: the
     # key agrees with the broker (1). s2's flat LONG slot adopts orphans; taking -1 would
-    # make a hedge LONG slot short, which it never is (DESIGN §3.3).
+    # make a hedge LONG slot short, which it never is
+    # (docs/accounting.md, Hedge slots never change sign).
     book = Scenario(position_mode="hedge", instrument=perpetual())
     book.fill("s2", "BUY 1 @ 100 LONG")
     book.fill("s2", "SELL 2 @ 100 LONG")

@@ -1,4 +1,5 @@
-"""Trade statistics (DESIGN §5): average exit, return on entry, peak quantity, duration."""
+"""Trade statistics (docs/accounting.md, Trades): average exit, return on entry, peak
+quantity, duration."""
 
 from __future__ import annotations
 

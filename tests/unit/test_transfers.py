@@ -1,4 +1,5 @@
-"""Transfers between strategies in the pure domain (issue 4 §3, DESIGN §3.1).
+"""Transfers between strategies in the pure domain (docs/reconciliation.md, Transfers;
+docs/accounting.md, Transfers and reconciliation adjustments).
 
 A transfer moves quantity from a slot that holds at least that much to another strategy's
 slot, at the giving slot's average entry unless a price is given; the receiver's P&L
