@@ -26,7 +26,9 @@ def _views(ledger) -> tuple[list, list]:
     return ledger.positions(include_flat=True), ledger.trades()
 
 
-@pytest.mark.parametrize("every", [0, 1, 5, 13], ids=["replay", "checkpoints-1", "checkpoints-5", "checkpoints-13"])
+@pytest.mark.parametrize(
+    "every", [0, 1, 5, 13], ids=["replay", "checkpoints-1", "checkpoints-5", "checkpoints-13"]
+)
 def test_as_of_equals_a_database_built_from_the_journal_prefix(
     db_url: str, tmp_path: Path, every: int
 ) -> None:

@@ -52,10 +52,13 @@ def _every_entry_both_ways(url: str, monkeypatch: pytest.MonkeyPatch) -> int:
     return from_checkpoint
 
 
+_brackets = test_brackets
 SCENARIOS: dict[str, Callable[[str], None]] = {
-    "fills-and-acks": test_brackets.test_each_strategy_keeps_its_own_bracket_through_fills_and_acks,
-    "stuck-cancel": test_brackets.test_a_stuck_cancel_is_an_anomaly_until_a_sweep,
-    "adoption": test_brackets.test_an_adoption_at_reconciliation_resizes_the_legs_and_acks_come_as_lines,
+    "fills-and-acks": _brackets.test_each_strategy_keeps_its_own_bracket_through_fills_and_acks,
+    "stuck-cancel": _brackets.test_a_stuck_cancel_is_an_anomaly_until_a_sweep,
+    "adoption": (
+        _brackets.test_an_adoption_at_reconciliation_resizes_the_legs_and_acks_come_as_lines
+    ),
 }
 
 
@@ -73,7 +76,9 @@ def test_as_of_from_a_checkpoint_equals_a_replay_from_the_start(
 def _fills(ledger: Ledger, first: int, count: int) -> None:
     for n in range(first, first + count):
         side = "BUY" if n % 3 else "SELL"
-        assert fill(ledger, f"x{n}", side, "1", str(100 + n % 7), strategy="alpha", minute=n).applied
+        assert fill(
+            ledger, f"x{n}", side, "1", str(100 + n % 7), strategy="alpha", minute=n
+        ).applied
 
 
 def test_a_stale_checkpoint_is_not_used_and_the_next_one_replaces_it(db_url: str) -> None:

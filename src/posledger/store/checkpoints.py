@@ -318,8 +318,7 @@ class History:
 
     def transfer(self, account: str, transfer_id: str) -> Seen | None:
         for row in self._all(
-            "SELECT seq, digest FROM transfers WHERE account = ? AND transfer_id = ? "
-            "AND seq <= ?",
+            "SELECT seq, digest FROM transfers WHERE account = ? AND transfer_id = ? AND seq <= ?",
             account,
             transfer_id,
             self.after,
@@ -329,7 +328,9 @@ class History:
 
     def run(self, run: str) -> bool:
         return bool(
-            self._all("SELECT seq FROM reconciliation_runs WHERE run = ? AND seq <= ?", run, self.after)
+            self._all(
+                "SELECT seq FROM reconciliation_runs WHERE run = ? AND seq <= ?", run, self.after
+            )
         )
 
     def order_row(self, client_order_id: str) -> dict[str, Any] | None:
@@ -399,9 +400,7 @@ class History:
         amounts = _AMOUNTS.get(table, frozenset())
         self._cur.execute(sql.replace("?", self._q), (self.after,))
         names = [d[0] for d in self._cur.description]
-        insert = (
-            f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
-        )
+        insert = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
         amount_at = [i for i, name in enumerate(names) if name in amounts]
         key_at = names.index("trade_id") if skip is not None else -1
         while batch := self._cur.fetchmany(5000):
