@@ -192,6 +192,21 @@ SlotKey4 = tuple[str, str, str, str]
 """A slot's key as stored: (account, instrument, strategy, position_side)."""
 
 
+class KeyRow(NamedTuple):
+    """A key of the HTTP API as stored: only a hash of its secret (docs/service.md, Keys)."""
+
+    key_id: str
+    name: str | None
+    scope: str
+    """``admin`` or ``strategy``."""
+    strategy: str | None
+    """The strategy a strategy key acts for (None for an admin key)."""
+    secret_hash: str
+    """SHA-256 of the key's secret, in hex."""
+    created_at: int
+    revoked_at: int | None
+
+
 class DamageMark(NamedTuple):
     """The storage damage a database is marked with (it stops every writer)."""
 
@@ -542,6 +557,11 @@ class Reads(ABC):
         """Outbox commands, oldest first."""
 
     @abstractmethod
+    def owner(self, what: Literal["order", "command"], key: str) -> str | None:
+        """The strategy an order (by client order id) or an outbox command (by id) is
+        for; None when there is none."""
+
+    @abstractmethod
     def open_slots(self, filters: Filters) -> list[Slot]:
         """The slots that hold a position, as domain values, by key."""
 
@@ -684,6 +704,28 @@ class Store(ABC):
     def clear_damage(self) -> DamageMark | None:
         """Delete the damage mark (after a repair); the mark there was, if any."""
         return None
+
+    def unready(self) -> str | None:
+        """Why the store cannot be used now (the database is unreachable, its schema is
+        not this posledger's); None when it can (``/readyz``)."""
+        return None
+
+    # -- keys of the HTTP API (docs/service.md, Keys) ---------------------------------
+
+    @abstractmethod
+    def add_key(self, key: KeyRow) -> None:
+        """Store a new key, in a transaction of its own."""
+
+    @abstractmethod
+    def api_keys(self) -> list[KeyRow]:
+        """Every key, revoked ones included, oldest first."""
+
+    @abstractmethod
+    def key(self, key_id: str) -> KeyRow | None: ...
+
+    @abstractmethod
+    def revoke_key(self, key_id: str, now: int) -> KeyRow | None:
+        """Revoke a key (a revoked one stays as it was); the key, None if there is none."""
 
     @abstractmethod
     def venue_state(self, venue: str) -> str | None:

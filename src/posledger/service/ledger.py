@@ -15,7 +15,7 @@ import json
 import random
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import islice
@@ -36,7 +36,7 @@ from ..domain.timestamps import next_local_time, now_ns, parse_ts
 from ..domain.writeset import AddRejected, Rejected, WriteSet
 from ..errors import DatabaseError, NotFound, RebuildError, ReconcileError, UsageError
 from ..ports import FATAL, RECONNECT, CommandRow, DoctorReport, JournalRow, Store, UnitOfWork
-from . import handlers
+from . import handlers, keys, scopes
 from .handlers import Outcome, handle
 from .queries import (
     anomaly_views,
@@ -652,6 +652,20 @@ class Ledger:
         self.flush_marks()
         return report
 
+    def apply_lines(self, lines: Sequence[tuple[Line, str | None]]) -> list[Outcome]:
+        """Apply lines read by :func:`~posledger.adapters.jsonl.read_lines`, each with the
+        source it came from (kept with it when it is rejected), in one transaction: the
+        group commit of ``posledger serve`` (docs/service.md). One outcome per line, once
+        the transaction is durable."""
+        batch = list(lines)
+
+        def work(uow: UnitOfWork) -> list[Outcome]:
+            _prefetch(uow, [line for line, _ in batch])
+            return [self._ingest_line(uow, line, source) for line, source in batch]
+
+        outcomes, seqs = self._transact(work)
+        return [numbered(outcome, seqs) for outcome in outcomes]
+
     def _ingest_line(self, uow: UnitOfWork, line: Line, source: str | None) -> Outcome:
         if line.item is None:
             assert line.error is not None
@@ -1079,6 +1093,50 @@ class Ledger:
             )
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+
+    # -- keys of the HTTP API (docs/service.md, Keys) ------------------------------------
+
+    def create_key(
+        self, *, admin: bool = False, strategy: str | None = None, name: str | None = None
+    ) -> tuple[dict[str, Any], str]:
+        """A new key of the HTTP API, an admin key or ``strategy``'s (which must be
+        registered): the key as listed, and its token, which is shown once and never
+        stored (only a hash of it is)."""
+        if strategy is not None:
+            self.check_names(strategy=strategy)
+            if strategy == EXTERNAL:
+                raise UsageError("EXTERNAL is no strategy a key can act for")
+        row, token = keys.create(
+            self.store, admin=admin, strategy=strategy, name=name, now=self._clock()
+        )
+        return keys.view(row), token
+
+    def api_keys(self) -> list[dict[str, Any]]:
+        """The keys of the HTTP API, revoked ones included (never their hashes)."""
+        return [keys.view(row) for row in self.store.api_keys()]
+
+    def revoke_key(self, key_id: str) -> dict[str, Any]:
+        """Revoke a key: from now on it is refused. Raises :class:`NotFound`."""
+        return keys.view(keys.revoke(self.store, key_id, self._clock()))
+
+    def refusal(
+        self, principal: keys.Principal, item: Any, registered: dict[str, str]
+    ) -> str | None:
+        """Why ``principal`` may not send ``item`` (docs/service.md, What a strategy key may
+        do); None when it may. ``registered``: orders registered earlier in the same
+        request, filled in as they are checked."""
+        reads = self._reads
+        return scopes.refusal(
+            principal,
+            item,
+            order_owner=lambda key: reads.owner("order", key),
+            command_owner=lambda key: reads.owner("command", key),
+            registered=registered,
+        )
+
+    def authenticate(self, token: str) -> keys.Principal | None:
+        """Who ``token`` is, if it is a key of this ledger that was not revoked."""
+        return keys.authenticate(self.store, token)
 
     def check_names(
         self,

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from functools import cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from sqlalchemy import create_engine
 from sqlalchemy.dialects import sqlite
@@ -43,6 +43,7 @@ from ..ports import (
     Filters,
     Inspection,
     JournalRow,
+    KeyRow,
     Reads,
     Seen,
     Store,
@@ -117,6 +118,8 @@ class MemoryStore(Store):
         self._reads: tuple[int, SqlReads] | None = None
         self.venues: dict[str, str] = {}
         """Simulated venues' saved states (posledger.paper)."""
+        self.key_rows: dict[str, KeyRow] = {}
+        """Keys of the HTTP API, by id, oldest first."""
 
     @classmethod
     def named(cls, name: str) -> MemoryStore:
@@ -170,6 +173,27 @@ class MemoryStore(Store):
         engine = self._materialized().engine
         with inspecting(engine, self.display_url, copy=True) as inspection:
             yield inspection
+
+    def add_key(self, key: KeyRow) -> None:
+        with self.lock:
+            if key.key_id in self.key_rows:
+                raise ConstraintError(f"key {key.key_id} exists")
+            self.key_rows[key.key_id] = key
+
+    def api_keys(self) -> list[KeyRow]:
+        with self.lock:
+            return list(self.key_rows.values())
+
+    def key(self, key_id: str) -> KeyRow | None:
+        with self.lock:
+            return self.key_rows.get(key_id)
+
+    def revoke_key(self, key_id: str, now: int) -> KeyRow | None:
+        with self.lock:
+            found = self.key_rows.get(key_id)
+            if found is not None and found.revoked_at is None:
+                found = self.key_rows[key_id] = found._replace(revoked_at=now)
+            return found
 
     def venue_state(self, venue: str) -> str | None:
         with self.lock:
@@ -689,6 +713,9 @@ class _Reads(Reads):
 
     def slots(self, filters: Filters, include_flat: bool) -> list[dict[str, Any]]:
         return self._now().slots(filters, include_flat)
+
+    def owner(self, what: Literal["order", "command"], key: str) -> str | None:
+        return self._now().owner(what, key)
 
     def trades(self, filters: Filters, status: str | None = None) -> list[dict[str, Any]]:
         return self._now().trades(filters, status)

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, Float, Select, String, Table, case, cast, func, select
 
@@ -347,6 +347,16 @@ class SqlReads(Reads):
             query = query.limit(limit)
         with self._connect() as conn:
             return journal_rows([tuple(row) for row in conn.execute(query)])
+
+    def owner(self, what: Literal["order", "command"], key: str) -> str | None:
+        table, column = (
+            (s.orders, "client_order_id") if what == "order" else (s.outbox, "command_id")
+        )
+        with self._connect() as conn:
+            found = conn.execute(
+                select(table.c.strategy).where(table.c[column] == key)
+            ).scalar_one_or_none()
+        return None if found is None else str(found)
 
     def commands(self, status: str | None = None, limit: int | None = None) -> list[CommandRow]:
         ob = s.outbox
