@@ -29,7 +29,13 @@ KILL_AFTER = 120
 """Acknowledged fills before the server is killed."""
 
 SETUP = [
-    {"type": "account", "account": "ACC", "venue": "CME", "mode": "SIM", "position_mode": "netting"},
+    {
+        "type": "account",
+        "account": "ACC",
+        "venue": "CME",
+        "mode": "SIM",
+        "position_mode": "netting",
+    },
     {
         "type": "instrument",
         "instrument": "FUT",
