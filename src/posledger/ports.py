@@ -115,6 +115,8 @@ class JournalRow(NamedTuple):
     recorded_at: int
     input: str
     effects: str
+    key_id: str | None = None
+    """The key of the HTTP API that sent the input, if one did (docs/service.md, Keys)."""
 
 
 class CommandRow(NamedTuple):
@@ -405,6 +407,11 @@ class UnitOfWork(ABC):
     @abstractmethod
     def run_seen(self, run: str) -> bool:
         """Whether a reconciliation run of this name was recorded."""
+
+    def acting(self, key_id: str | None) -> None:
+        """Say which key of the HTTP API sends the inputs added from now on (None: none);
+        their journal entries record it (docs/service.md, Keys)."""
+        return None
 
     def save_checkpoint(
         self, seq: int, entries: int, versions: dict[str, int], after: int, now: int

@@ -8,7 +8,6 @@ Every wait is for a condition, bounded by a stall limit (``tests/progress.py``).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -231,7 +230,17 @@ def test_a_killed_server_keeps_every_acknowledged_input_once(
         env=clean_env(), check=False,
     )  # fmt: skip
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    assert os.path.exists(db)
+    # The audit trail: each fill's entry names the key that sent it; the setup, none.
+    entries = json.loads(_cli(db, "journal", "--limit", "100000", "--json"))
+    by_key = {(e["kind"], e["key_id"]) for e in entries}
+    alpha_id, admin_id = created["key_id"], admin.split("_")[1]
+    assert ("account", None) in by_key and ("fill", alpha_id) in by_key
+    senders = {e["input"]["exec_id"]: e["key_id"] for e in entries if e["kind"] == "fill"}
+    for exec_id in acknowledged:
+        assert senders[exec_id] == alpha_id  # applied by alpha's request, not the resend
+    assert set(senders.values()) <= {alpha_id, admin_id}
+    table = _cli(db, "journal", "--after-seq", str(entries[-1]["seq"] - 1))
+    assert entries[-1]["key_id"] in table
 
 
 def test_serve_refuses_what_cannot_work(tmp_path: Path) -> None:

@@ -139,6 +139,10 @@ def test_ingest_applies_each_line_once_and_reads_show_it(api: Api) -> None:
     assert kept["source"].startswith("key ") and "missing" in kept["reason"]
     entries = api.call("GET", "/v1/journal", api.admin, params={"after_seq": 0}).json()
     assert [e["kind"] for e in entries][-2:] == ["order", "fill"]
+    # The audit trail: which key sent each input (the setup came from the Python API).
+    admin_id = api.admin.split("_")[1]
+    assert [e["key_id"] for e in entries][-2:] == [admin_id, admin_id]
+    assert entries[0]["key_id"] is None
 
 
 def test_a_json_object_or_array_is_a_body_too(api: Api) -> None:
@@ -183,6 +187,9 @@ def test_a_strategy_key_acts_for_its_strategy_alone(api: Api) -> None:
         '{"type": "cancel", "client_order_id": "a-1", "ts": "2026-03-02T10:06:00Z"}',
     )
     assert mine.json()["applied"] == 4, mine.text
+    seqs = {o["seq"] for o in mine.json()["outcomes"]}
+    audit = api.call("GET", "/v1/journal", api.admin).json()
+    assert {e["key_id"] for e in audit if e["seq"] in seqs} == {api.alpha.split("_")[1]}
     assert (
         api.ingest(api.beta, _fill("f6", "BUY", "3", "99", 6, client_order_id="b-1")).json()[
             "applied"

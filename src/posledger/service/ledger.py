@@ -16,6 +16,7 @@ import random
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import islice
@@ -187,6 +188,10 @@ class Ledger:
         """Journal entries between checkpoints (0: none are taken; docs/format.md, As of a
         time)."""
         self._next_checkpoint: int | None = None
+        self._key: str | None = None
+        """The key of the HTTP API the inputs come from (:meth:`acting_for`)."""
+        self._acting: str | None = None
+        """The key the unit of work records now (a line's own, in :meth:`apply_lines`)."""
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -270,6 +275,8 @@ class Ledger:
             result: Any = None
             try:
                 uow.begin(txid)
+                self._acting = self._key
+                uow.acting(self._key)
                 self._entries = 0
                 self._changed_windows = {}
                 try:
@@ -376,11 +383,16 @@ class Ledger:
         return self._write(uow, window)
 
     def _write(self, uow: UnitOfWork, window: Window) -> Outcome:
-        outcome, write_set = handle(uow, window.take(), self._clock)
-        if outcome.status != "applied":
-            # Another writer wrote a newer mark meanwhile: start again from the book.
-            self._changed_windows[window.instrument] = None
-        return self._stage(uow, outcome, write_set)
+        # Marks written from memory record no key: they may hold marks several keys sent.
+        uow.acting(None)
+        try:
+            outcome, write_set = handle(uow, window.take(), self._clock)
+            if outcome.status != "applied":
+                # Another writer wrote a newer mark meanwhile: start again from the book.
+                self._changed_windows[window.instrument] = None
+            return self._stage(uow, outcome, write_set)
+        finally:
+            uow.acting(self._acting)
 
     def _write_window(self, uow: UnitOfWork, instrument: str) -> None:
         """Write the instrument's unwritten marks before its trades change, then forget
@@ -652,16 +664,24 @@ class Ledger:
         self.flush_marks()
         return report
 
-    def apply_lines(self, lines: Sequence[tuple[Line, str | None]]) -> list[Outcome]:
+    def apply_lines(self, lines: Sequence[tuple[Line, str | None, str | None]]) -> list[Outcome]:
         """Apply lines read by :func:`~posledger.adapters.jsonl.read_lines`, each with the
-        source it came from (kept with it when it is rejected), in one transaction: the
-        group commit of ``posledger serve`` (docs/service.md). One outcome per line, once
-        the transaction is durable."""
+        source it came from (kept with it when it is rejected) and the key of the HTTP API
+        that sent it (its journal entry records it), in one transaction: the group commit
+        of ``posledger serve`` (docs/service.md). One outcome per line, once the
+        transaction is durable."""
         batch = list(lines)
 
         def work(uow: UnitOfWork) -> list[Outcome]:
-            _prefetch(uow, [line for line, _ in batch])
-            return [self._ingest_line(uow, line, source) for line, source in batch]
+            _prefetch(uow, [line for line, _, _ in batch])
+            outcomes = []
+            for line, source, key in batch:
+                self._acting = key
+                uow.acting(key)
+                outcomes.append(self._ingest_line(uow, line, source))
+            self._acting = self._key
+            uow.acting(self._key)
+            return outcomes
 
         outcomes, seqs = self._transact(work)
         return [numbered(outcome, seqs) for outcome in outcomes]
@@ -1137,6 +1157,16 @@ class Ledger:
     def authenticate(self, token: str) -> keys.Principal | None:
         """Who ``token`` is, if it is a key of this ledger that was not revoked."""
         return keys.authenticate(self.store, token)
+
+    @contextmanager
+    def acting_for(self, key_id: str | None) -> Iterator[None]:
+        """Record ``key_id`` (a key of the HTTP API) as the sender of every input applied
+        inside (docs/service.md, Keys)."""
+        before, self._key = self._key, key_id
+        try:
+            yield
+        finally:
+            self._key = before
 
     def check_names(
         self,

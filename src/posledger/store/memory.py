@@ -439,7 +439,7 @@ class MemoryUnitOfWork(StagingUnitOfWork):
         new_rows: dict[str, dict[Key, Row | None]] = {}
         versions: dict[str, int] = {}
         journal = new_rows.setdefault("journal", {})
-        for entry, given in staged.entries:
+        for (entry, given), key in zip(staged.entries, staged.keys, strict=True):
             seq = given
             if seq is None:
                 top += 1
@@ -449,7 +449,7 @@ class MemoryUnitOfWork(StagingUnitOfWork):
                     raise ConstraintError(
                         f"journal: {entry.stream} version {entry.version} after {stored}"
                     )
-                journal[(seq,)] = codec.journal_row(entry, seq, self._txid)
+                journal[(seq,)] = (*codec.journal_row(entry, seq, self._txid), key)
             versions[entry.stream] = max(versions.get(entry.stream, 0), entry.version)
             seqs.append(seq)
         for change, index in staged.changes:

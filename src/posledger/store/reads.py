@@ -339,7 +339,7 @@ class SqlReads(Reads):
         jr = s.journal
         query = (
             select(jr.c.seq, jr.c.stream, jr.c.version, jr.c.kind, jr.c.recorded_at)
-            .add_columns(jr.c.input, jr.c.effects)
+            .add_columns(jr.c.input, jr.c.effects, jr.c.key_id)
             .where(jr.c.seq > after_seq)
             .order_by(jr.c.seq)
         )

@@ -185,6 +185,9 @@ journal = Table(
     # connection lost while committing, the entries numbered in that attempt are looked up
     # by number and this key tells whether the commit happened.
     Column("txid", String(32)),
+    # The key of the HTTP API that sent the input (docs/service.md, Keys): an audit trail.
+    # NULL for inputs from anywhere else (the command line, the Python API).
+    Column("key_id", String(32)),
     # Two writers can never append the same version of a stream.
     UniqueConstraint("stream", "version", name="uq_journal_stream_version"),
 )

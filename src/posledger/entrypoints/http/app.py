@@ -333,8 +333,8 @@ def _writes(app: FastAPI) -> None:
         lines = list(read_lines(_lines(body, request.headers.get("content-type", ""))))
         if not principal.admin:
             await asyncio.to_thread(_check_scope, service.reader, principal, lines)
-        source = f"key {principal.key_id}"
-        outcomes = await service.writer.apply([(line, source) for line in lines])
+        source, key = f"key {principal.key_id}", principal.key_id
+        outcomes = await service.writer.apply([(line, source, key) for line in lines])
         counts = {"applied": 0, "duplicate": 0, "rejected": 0}
         for outcome in outcomes:
             counts[outcome.status] = counts.get(outcome.status, 0) + 1
@@ -366,7 +366,9 @@ def _writes(app: FastAPI) -> None:
         """Claim up to `limit` commands for `worker`, under a 30 s lease (admin)."""
         _admin(principal, "claim commands")
         service = _service(request)
-        return await service.writer.call(lambda ledger: ledger.commands(claim=worker, limit=limit))
+        return await service.writer.call(
+            lambda ledger: ledger.commands(claim=worker, limit=limit), principal.key_id
+        )
 
     @app.post(f"{API}/commands/{{command_id}}/ack", tags=["commands"], summary="Ack a command.")
     async def ack(
@@ -379,7 +381,8 @@ def _writes(app: FastAPI) -> None:
         service = _service(request)
         await asyncio.to_thread(_own_command, service.reader, principal, command_id)
         return await service.writer.call(
-            lambda ledger: ledger.ack(command_id, broker_order_id=broker_order_id)
+            lambda ledger: ledger.ack(command_id, broker_order_id=broker_order_id),
+            principal.key_id,
         )
 
     @app.post(f"{API}/commands/{{command_id}}/fail", tags=["commands"], summary="Fail a command.")
@@ -392,7 +395,9 @@ def _writes(app: FastAPI) -> None:
         """The command could not be carried out, and why."""
         service = _service(request)
         await asyncio.to_thread(_own_command, service.reader, principal, command_id)
-        return await service.writer.call(lambda ledger: ledger.fail(command_id, reason=reason))
+        return await service.writer.call(
+            lambda ledger: ledger.fail(command_id, reason=reason), principal.key_id
+        )
 
     @app.post(f"{API}/reconcile", tags=["writes"], summary="Compare with a broker snapshot.")
     async def reconcile(
@@ -414,7 +419,8 @@ def _writes(app: FastAPI) -> None:
         report = await service.writer.call(
             lambda ledger: ledger.reconcile(
                 lines, accounts=accounts or (), policy=policy, source=source
-            )
+            ),
+            principal.key_id,
         )
         return report.as_dict()
 

@@ -26,7 +26,8 @@ __all__ = ["MAX_LINES", "GroupWriter", "outcome_view"]
 MAX_LINES = 2000
 """The most lines one transaction applies (a request with more gets one of its own)."""
 
-Batch = list[tuple[Line, str | None]]
+Batch = list[tuple[Line, str | None, str | None]]
+"""Lines, each with its source and the key that sent it."""
 T = TypeVar("T")
 
 
@@ -37,6 +38,8 @@ class _Job:
     loop: asyncio.AbstractEventLoop
     call: Callable[[Ledger], Any] | None = None
     """Work that runs alone on the writer's ledger, instead of lines."""
+    key: str | None = None
+    """The key the work is done for (its journal entries record it)."""
 
     def answer(self, result: Any, error: BaseException | None) -> None:
         def deliver() -> None:
@@ -86,14 +89,14 @@ class GroupWriter:
         self._jobs.put(_Job(lines, future, loop))
         return await future
 
-    async def call(self, work: Callable[[Ledger], T]) -> T:
+    async def call(self, work: Callable[[Ledger], T], key: str | None = None) -> T:
         """Run ``work`` on the writer's ledger, alone, between two group commits (what
         writes but is no line: a claim, an ack, a reconciliation, a pre-trade check)."""
         if not self._thread.is_alive():
             raise RuntimeError("the writer has stopped")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put(_Job([], future, loop, work))
+        self._jobs.put(_Job([], future, loop, work, key))
         return await future
 
     def close(self) -> None:
@@ -143,7 +146,8 @@ class GroupWriter:
     def _call(ledger: Ledger, job: _Job) -> None:
         assert job.call is not None
         try:
-            result = job.call(ledger)
+            with ledger.acting_for(job.key):
+                result = job.call(ledger)
         except Exception as exc:
             job.answer(None, exc)
             return

@@ -1,4 +1,5 @@
-"""Keys of the HTTP API (docs/service.md, Keys): only a hash of each key's secret is kept.
+"""Keys of the HTTP API (docs/service.md, Keys): only a hash of each key's secret is kept,
+and the journal records which key sent each input.
 
 Every step checks what is already there first (migrations/steps.py): MariaDB cannot roll
 DDL back, so a ``migrate`` killed half-way must be able to run again from where it stopped.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from posledger.store.migrations.steps import create_table, table_options
+from posledger.store.migrations.steps import add_column, create_table, table_options
 
 revision = "0008"
 down_revision = "0007"
@@ -21,6 +22,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    add_column("journal", sa.Column("key_id", sa.String(length=32), nullable=True))
     create_table(
         "api_keys",
         sa.Column("key_id", sa.String(length=32), nullable=False),
@@ -37,3 +39,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("api_keys")
+    with op.batch_alter_table("journal") as batch:
+        batch.drop_column("key_id")
