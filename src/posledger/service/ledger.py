@@ -720,7 +720,11 @@ class Ledger:
         position mode mismatch). ``run`` names the run (default: a new random id); a name
         already used is refused (:class:`UsageError`).
         """
-        chosen = None if policy is None else ReconcilePolicy(policy)
+        try:
+            chosen = None if policy is None else ReconcilePolicy(str(policy).lower())
+        except ValueError:
+            known = ", ".join(p.value for p in ReconcilePolicy)
+            raise UsageError(f"no reconcile policy {policy!r}: {known}") from None
         if run is not None:
             try:
                 check_identifier("run", run)

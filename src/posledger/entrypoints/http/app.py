@@ -257,6 +257,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         summary="Per-strategy positions, trades and P&L from fills (docs/service.md).",
         lifespan=lifespan,
+        responses=PROBLEMS,
     )
     _ledger_errors(app)
     _health(app)
@@ -268,6 +269,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def factory() -> FastAPI:
     """For uvicorn's ``--factory`` (each worker process builds its app)."""
     return create_app(Settings.from_environ())
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+}
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": why + " (problem details, docs/service.md, Errors)",
+        "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
+    }
+    for status, why in [
+        (400, "A usage error, or a body that is not JSON"),
+        (401, "No key, or an unknown or revoked one"),
+        (403, "What this key may not do"),
+        (404, "An unknown name, command or path"),
+        (405, "A method the path does not take"),
+        (408, "The body arrived too slowly"),
+        (413, "The body is too large"),
+        (422, "A parameter out of range, or a refused snapshot"),
+        (429, "Over the key's rate"),
+        (503, "The database cannot be used"),
+    ]
+}
+"""The errors every operation may answer with."""
 
 
 # -- health ------------------------------------------------------------------------------
