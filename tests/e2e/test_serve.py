@@ -12,12 +12,10 @@ import signal
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
-import pytest
 
 from tests.progress import wait_until
 
@@ -103,15 +101,6 @@ class Server:
         self._log.close()
         assert code in (0, -signal.SIGTERM), code
         assert "Application shutdown complete" in self.log.read_text()
-
-
-@pytest.fixture
-def servers() -> Iterator[list[Server]]:
-    started: list[Server] = []
-    yield started
-    for server in started:
-        if server.proc.poll() is None:
-            server.kill()
 
 
 def _fill(exec_id: str, strategy: str, minute: int) -> str:
