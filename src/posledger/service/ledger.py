@@ -1037,6 +1037,10 @@ class Ledger:
             raise UsageError("limit must be at least 1")
         return self._reads.journal(after_seq, limit)
 
+    def head(self) -> int:
+        """The journal's last entry (0 when it is empty)."""
+        return self._reads.last_seq_at(2**63 - 1)
+
     def journal_json(self, *, after_seq: int = 0, limit: int | None = 1000) -> list[dict[str, Any]]:
         """:meth:`journal` as JSON-able objects (input and effects decoded)."""
         return journal_views(self.journal(after_seq=after_seq, limit=limit))

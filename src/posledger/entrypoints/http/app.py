@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
@@ -263,6 +264,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _health(app)
     _writes(app)
     _reads(app)
+    _dashboard(app)
     return app
 
 
@@ -494,7 +496,30 @@ Reader = Annotated[Ledger, Depends(_reader)]
 Text = Annotated[str | None, Query(max_length=128)]
 
 
+def _dashboard(app: FastAPI) -> None:
+    """The dashboard: one page and its two files (docs/service.md, Dashboard)."""
+    from fastapi.staticfiles import StaticFiles
+    from starlette.responses import FileResponse
+
+    static = Path(__file__).with_name("static")
+    app.mount("/static", StaticFiles(directory=static), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def dashboard() -> FileResponse:
+        return FileResponse(static / "index.html", headers={"Cache-Control": "no-cache"})
+
+
 def _reads(app: FastAPI) -> None:
+    @app.get(f"{API}/head", tags=["reads"], summary="Who the key is, and the last entry.")
+    def head(ledger: Reader, principal: Key) -> dict[str, Any]:
+        """The journal's last entry (where a stream that starts now begins) and what the
+        key acts for."""
+        return {
+            "seq": ledger.head(),
+            "key_id": principal.key_id,
+            "strategy": principal.strategy,
+        }
+
     def names(
         ledger: Ledger, account: str | None, instrument: str | None, strategy: str | None
     ) -> None:
