@@ -186,3 +186,38 @@ def test_the_interval_comes_from_the_environment(
         monkeypatch.setenv("POSLEDGER_CHECKPOINT_EVERY", bad)
         with pytest.raises(UsageError, match="POSLEDGER_CHECKPOINT_EVERY"):
             open_ledger(db_url)
+
+
+def test_a_checkpoint_the_database_refuses_for_a_passing_reason_is_tried_again(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lost connection while a checkpoint is taken (after the commit) does not fail the
+    input that was committed: the next commit that is due takes it. A mistake in the SQL
+    is not passed over."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from posledger.store import checkpoints
+
+    with open_ledger(db_url) as ledger:
+        ledger.checkpoint_every = 2
+        setup(ledger)
+        real = checkpoints.take
+        lost = OperationalError("SELECT", {}, Exception("the connection is lost"))
+
+        def gone(*args: object) -> None:
+            raise lost
+
+        monkeypatch.setattr(checkpoints, "take", gone)
+        _fills(ledger, 1, 3)  # due twice, refused twice: still applied
+        before = ledger.store.last_checkpoint()
+        monkeypatch.setattr(checkpoints, "take", real)
+        _fills(ledger, 4, 2)
+        assert before < ledger.store.last_checkpoint() <= ledger.journal(limit=None)[-1].seq
+        mistake = ProgrammingError("SELECT", {}, Exception("syntax error"))
+
+        def wrong(*args: object) -> None:
+            raise mistake
+
+        monkeypatch.setattr(checkpoints, "take", wrong)
+        with pytest.raises(ProgrammingError):
+            _fills(ledger, 6, 2)

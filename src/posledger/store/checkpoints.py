@@ -192,6 +192,20 @@ def _save(
     sql.many("INSERT INTO checkpoint_orders (client_order_id, seq, state) VALUES (?, ?, ?)", orders)
 
 
+_PASSING = frozenset({"OperationalError", "InterfaceError", "IntegrityError"})
+
+
+def passing(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database failing for a passing reason (a lost connection, a
+    server going away, another writer taking the same checkpoint), raised by the driver
+    or by SQLAlchemy around it: a checkpoint not taken then is taken at the next commit
+    that is due. A mistake in the SQL is no passing reason."""
+    for error in (exc, getattr(exc, "orig", None)):
+        if error is not None and any(c.__name__ in _PASSING for c in type(error).__mro__):
+            return True
+    return False
+
+
 def take(engine: Engine, every: int, now: int) -> int | None:
     """Save a checkpoint at the journal's last entry if at least ``every`` entries came
     after the newest valid one; the entry it was taken at, or None."""
@@ -222,9 +236,9 @@ def take(engine: Engine, every: int, now: int) -> int | None:
             writing = _Sql(conn.connection.driver_connection.cursor(), _mark(conn))  # type: ignore[union-attr]
             _save(writing, head, entries, now, state, orders, after)
     except Exception as exc:
-        if not any(cls.__name__ == "IntegrityError" for cls in type(exc).__mro__):
+        if not passing(exc):
             raise
-        return None  # another writer took this one
+        return None  # another writer took this one, or the database went away
     return head
 
 
