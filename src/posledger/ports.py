@@ -572,6 +572,30 @@ class Reads(ABC):
     def open_slots(self, filters: Filters) -> list[Slot]:
         """The slots that hold a position, as domain values, by key."""
 
+    # -- what the service's metrics read (docs/service.md, Metrics) ----------------------
+
+    @abstractmethod
+    def tally(self, name: str, by: tuple[str, ...]) -> dict[tuple[Any, ...], int]:
+        """How many rows of table ``name`` hold each combination of the ``by`` columns."""
+
+    @abstractmethod
+    def closed_trade_figures(self, chunk: int = 5000) -> Iterator[tuple[Any, ...]]:
+        """Every closed trade, streamed in no particular order: ``(account, instrument,
+        strategy, position_side, opened_at, closed_at, peak_quantity, avg_entry, avg_exit,
+        gross_realized, realized_pnl, realized_return, multiplier, inverse)`` (the last two
+        its instrument's)."""
+
+    @abstractmethod
+    def oldest_command(self, statuses: tuple[str, ...]) -> int | None:
+        """When the oldest outbox command in one of ``statuses`` was made (nanoseconds
+        since the epoch); None when there is none."""
+
+    @abstractmethod
+    def latest_reconciliations(self) -> list[tuple[str, str, str, int, int]]:
+        """Each account's latest reconciliation run (the run of its newest check):
+        ``(account, run, kind, checks, ts)`` per check kind the run found there, ``ts``
+        when it ran; by account, then kind."""
+
     @abstractmethod
     def reference(self) -> tuple[dict[str, Instrument], dict[str, Strategy]]:
         """Every registered instrument and strategy, by name."""

@@ -3,12 +3,35 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
-from . import cli as shell
+__all__ = ["metrics_directory", "register"]
 
-__all__ = ["register"]
+MULTIPROC = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextmanager
+def metrics_directory() -> Iterator[str]:
+    """A fresh private directory (mode 0700) for the workers' metrics, named by
+    ``$PROMETHEUS_MULTIPROC_DIR`` while it lasts (docs/service.md, Metrics); removed, and
+    the variable put back as it was, on the way out. Enter it before prometheus_client is
+    imported: that import reads the variable."""
+    before = os.environ.get(MULTIPROC)
+    directory = tempfile.mkdtemp(prefix="posledger-metrics-")
+    os.environ[MULTIPROC] = directory
+    try:
+        yield directory
+    finally:
+        if before is None:
+            os.environ.pop(MULTIPROC, None)
+        else:
+            os.environ[MULTIPROC] = before
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @click.command(short_help="Run the HTTP API (keys: posledger keys).")
@@ -40,7 +63,8 @@ def serve(
     ctx: click.Context, host: str, port: int, workers: int, max_body: int, rate: float
 ) -> None:
     """Serve the ledger over HTTP: ingest, reads, commands and reconciliation under
-    /v1, /healthz and /readyz, the OpenAPI description at /openapi.json. Every /v1
+    /v1, /healthz and /readyz, Prometheus metrics at /metrics, the OpenAPI description
+    at /openapi.json. Every /v1
     request carries a key (`posledger keys create`). It listens on loopback unless
     --host says otherwise: put a TLS proxy in front of anything else (docs/service.md).
 
@@ -51,6 +75,13 @@ def serve(
       curl -H "Authorization: Bearer $KEY" --data-binary @fills.jsonl \\
           http://127.0.0.1:8400/v1/ingest
     """
+    with metrics_directory():
+        _serve(ctx, host, port, workers, max_body, rate)
+
+
+def _serve(
+    ctx: click.Context, host: str, port: int, workers: int, max_body: int, rate: float
+) -> None:
     try:
         import uvicorn
 
@@ -61,6 +92,7 @@ def serve(
         ) from None
     from ..bootstrap import open_ledger
     from ..store.database import in_memory
+    from . import cli as shell  # (cli imports this module)
 
     url = shell.database_url(ctx)
     if in_memory(url):

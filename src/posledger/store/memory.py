@@ -748,6 +748,18 @@ class _Reads(Reads):
     def open_slots(self, filters: Filters) -> list[Slot]:
         return self._now().open_slots(filters)
 
+    def tally(self, name: str, by: tuple[str, ...]) -> dict[tuple[Any, ...], int]:
+        return self._now().tally(name, by)
+
+    def closed_trade_figures(self, chunk: int = 5000) -> Iterator[tuple[Any, ...]]:
+        return self._now().closed_trade_figures(chunk)
+
+    def oldest_command(self, statuses: tuple[str, ...]) -> int | None:
+        return self._now().oldest_command(statuses)
+
+    def latest_reconciliations(self) -> list[tuple[str, str, str, int, int]]:
+        return self._now().latest_reconciliations()
+
     def reference(self) -> tuple[dict[str, Instrument], dict[str, Strategy]]:
         return self._now().reference()
 

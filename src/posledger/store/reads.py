@@ -14,7 +14,19 @@ from contextlib import AbstractContextManager, nullcontext
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, Float, Select, String, Table, case, cast, func, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Float,
+    Select,
+    String,
+    Table,
+    and_,
+    case,
+    cast,
+    func,
+    select,
+)
 
 from ..domain.enums import PositionMode, PositionSide, Side
 from ..domain.exits import Bracket, ExitOrder
@@ -398,6 +410,68 @@ class SqlReads(Reads):
         query = _filtered(select(table).order_by(*keys), table, filters)
         found = [codec.slot_from_row(row) for row in self._rows(query)]
         return [slot for slot in found if slot.quantity]
+
+    # -- what the service's metrics read (docs/service.md, Metrics) ----------------------
+
+    def tally(self, name: str, by: tuple[str, ...]) -> dict[tuple[Any, ...], int]:
+        table = TABLES[name]
+        columns = [table.c[column] for column in by]
+        query = select(*columns, func.count()).group_by(*columns)
+        with self._connect() as conn:
+            return {tuple(row[:-1]): int(row[-1]) for row in conn.execute(query)}
+
+    def closed_trade_figures(self, chunk: int = 5000) -> Iterator[tuple[Any, ...]]:
+        tr, ins = s.trades, s.instruments
+        query = (
+            select(
+                tr.c.account,
+                tr.c.instrument,
+                tr.c.strategy,
+                tr.c.position_side,
+                tr.c.opened_at,
+                tr.c.closed_at,
+                tr.c.peak_quantity,
+                tr.c.avg_entry,
+                tr.c.avg_exit,
+                tr.c.gross_realized,
+                tr.c.realized_pnl,
+                tr.c.realized_return,
+                ins.c.multiplier,
+                ins.c.inverse,
+            )
+            .join(ins, ins.c.instrument == tr.c.instrument)
+            .where(tr.c.status == "closed")
+        )
+        return self._tuples(query, chunk)
+
+    def oldest_command(self, statuses: tuple[str, ...]) -> int | None:
+        ob = s.outbox
+        query = select(func.min(ob.c.created_at)).where(ob.c.status.in_(statuses))
+        with self._connect() as conn:
+            found = conn.execute(query).scalar()
+        return None if found is None else int(found)
+
+    def latest_reconciliations(self) -> list[tuple[str, str, str, int, int]]:
+        rc = s.reconciliation_checks
+        newest = (
+            select(rc.c.account, func.max(rc.c.seq).label("seq")).group_by(rc.c.account).subquery()
+        )
+        latest = (
+            select(rc.c.account, rc.c.run)
+            .join(newest, and_(rc.c.account == newest.c.account, rc.c.seq == newest.c.seq))
+            .subquery()
+        )
+        query = (
+            select(rc.c.account, rc.c.run, rc.c.kind, func.count(), func.max(rc.c.ts))
+            .join(latest, and_(rc.c.account == latest.c.account, rc.c.run == latest.c.run))
+            .group_by(rc.c.account, rc.c.run, rc.c.kind)
+            .order_by(rc.c.account, rc.c.kind)
+        )
+        with self._connect() as conn:
+            return [
+                (str(account), str(run), str(kind), int(checks), int(ts))
+                for account, run, kind, checks, ts in conn.execute(query)
+            ]
 
     def reference(self) -> tuple[dict[str, Instrument], dict[str, Strategy]]:
         instruments = [codec.instrument_from_row(row) for row in self._rows(select(s.instruments))]

@@ -1,10 +1,10 @@
 """The HTTP API (docs/service.md): FastAPI on uvicorn, versioned under ``/v1``.
 
 Writes go through the process's one writer (:mod:`.writer`, group commit); reads use the
-ledger's read side directly. Every request but ``/healthz``, ``/readyz`` and
-``/openapi.json`` carries a key (``Authorization: Bearer KEY``); a strategy key acts for
-its strategy alone (:mod:`posledger.service.scopes`). Errors are problem details
-(:mod:`.problems`).
+ledger's read side directly. Every request but ``/healthz``, ``/readyz``, ``/metrics``
+(:mod:`.metrics`) and ``/openapi.json`` carries a key (``Authorization: Bearer KEY``); a
+strategy key acts for its strategy alone (:mod:`posledger.service.scopes`). Errors are
+problem details (:mod:`.problems`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,6 +29,7 @@ from ...adapters.jsonl import Line, read_lines
 from ...errors import LedgerError
 from ...service.keys import Principal
 from ...service.ledger import Ledger
+from . import metrics
 from .problems import Problem, from_ledger_error, problem
 from .writer import GroupWriter, outcome_view
 
@@ -47,6 +48,11 @@ class Settings(msgspec.Struct, frozen=True):
     """How long a request body may take to arrive."""
     rate: float = 200.0
     """Requests per second a key may make, on average (bursts of twice that)."""
+    metrics_dir: str | None = None
+    """prometheus_client's multiprocess directory (``$PROMETHEUS_MULTIPROC_DIR``, which
+    ``posledger serve`` sets): every worker's metrics are added up there."""
+    metrics_cache: float = 5.0
+    """Seconds the metrics read from the database are kept between scrapes."""
 
     @classmethod
     def from_environ(cls) -> Settings:
@@ -56,6 +62,8 @@ class Settings(msgspec.Struct, frozen=True):
             max_body=int(env.get("POSLEDGER_SERVE_MAX_BODY") or default.max_body),
             body_seconds=float(env.get("POSLEDGER_SERVE_BODY_SECONDS") or default.body_seconds),
             rate=float(env.get("POSLEDGER_SERVE_RATE") or default.rate),
+            metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+            metrics_cache=float(env.get("POSLEDGER_SERVE_METRICS_CACHE") or default.metrics_cache),
         )
 
 
@@ -83,12 +91,14 @@ class _Buckets:
 class Service:
     """What the app holds while it runs: a ledger to read from, and the writer."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, on_batch: Callable[[int, int, float], None] | None = None
+    ) -> None:
         from ...bootstrap import open_ledger
 
         self.settings = settings
         self.reader = open_ledger(settings.db)
-        self.writer = GroupWriter(lambda: open_ledger(settings.db))
+        self.writer = GroupWriter(lambda: open_ledger(settings.db), on_batch=on_batch)
         self.buckets = _Buckets(settings.rate)
 
     def start(self) -> None:
@@ -245,7 +255,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = Service(chosen)
+        service = Service(chosen, on_batch=counted.batch)
         try:
             await asyncio.to_thread(service.start)
             app.state.service = service
@@ -264,6 +274,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _health(app)
     _writes(app)
     _reads(app)
+    counted = metrics.install(app, chosen.metrics_dir, chosen.metrics_cache)
     _dashboard(app)
     return app
 
@@ -370,6 +381,7 @@ def _writes(app: FastAPI) -> None:
             await asyncio.to_thread(_check_scope, service.reader, principal, lines)
         source, key = f"key {principal.key_id}", principal.key_id
         outcomes = await service.writer.apply([(line, source, key) for line in lines])
+        app.state.metrics.count(outcomes)
         counts = {"applied": 0, "duplicate": 0, "rejected": 0}
         for outcome in outcomes:
             counts[outcome.status] = counts.get(outcome.status, 0) + 1
