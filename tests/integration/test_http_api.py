@@ -212,7 +212,7 @@ def test_a_strategy_key_acts_for_its_strategy_alone(api: Api) -> None:
 
 
 def test_a_revoked_key_is_refused(db_url: str) -> None:
-    for api in _api(db_url):
+    for api in _api(db_url, key_seconds=0):
         assert api.call("GET", "/v1/positions", api.beta).status_code == 200
         with open_ledger(db_url) as ledger:
             (beta,) = [k for k in ledger.api_keys() if k["strategy"] == "beta"]

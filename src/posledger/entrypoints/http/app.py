@@ -48,6 +48,8 @@ class Settings(msgspec.Struct, frozen=True):
     """How long a request body may take to arrive."""
     rate: float = 200.0
     """Requests per second a key may make, on average (bursts of twice that)."""
+    key_seconds: float = 1.0
+    """How long a key looked up stays known (a revoked key is refused after that)."""
     metrics_dir: str | None = None
     """prometheus_client's multiprocess directory (``$PROMETHEUS_MULTIPROC_DIR``, which
     ``posledger serve`` sets): every worker's metrics are added up there."""
@@ -88,6 +90,30 @@ class _Buckets:
             return (1 - tokens) / self.rate
 
 
+class _Keys:
+    """Who a token is, looked up in the database at most once a second per token: a
+    revoked key is refused within a second (docs/service.md, Keys)."""
+
+    def __init__(self, reader: Ledger, seconds: float) -> None:
+        self._reader = reader
+        self._seconds = seconds
+        self._known: dict[str, tuple[Principal | None, float]] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, token: str) -> Principal | None:
+        now = time.monotonic()
+        with self._lock:
+            found = self._known.get(token)
+        if found is not None and now - found[1] < self._seconds:
+            return found[0]
+        principal = self._reader.authenticate(token)
+        with self._lock:
+            if len(self._known) > 10_000:  # a flood of made-up tokens: start again
+                self._known.clear()
+            self._known[token] = (principal, now)
+        return principal
+
+
 class Service:
     """What the app holds while it runs: a ledger to read from, and the writer."""
 
@@ -100,6 +126,7 @@ class Service:
         self.reader = open_ledger(settings.db)
         self.writer = GroupWriter(lambda: open_ledger(settings.db), on_batch=on_batch)
         self.buckets = _Buckets(settings.rate)
+        self.keys = _Keys(self.reader, settings.key_seconds)
 
     def start(self) -> None:
         self.writer.start()
@@ -130,7 +157,7 @@ def _principal(request: Request) -> Principal:
             "send a key as `Authorization: Bearer KEY` (posledger keys create)",
             headers=challenge,
         )
-    found = service.reader.authenticate(token.strip())
+    found = service.keys.authenticate(token.strip())
     if found is None:
         raise Problem(
             401, "unauthorized", "Unknown key", "the key is unknown or revoked", headers=challenge
