@@ -559,6 +559,23 @@ class Reads(ABC):
         """The number of the last journal entry recorded at or before ``recorded_at``
         (nanoseconds since the epoch), 0 when there is none."""
 
+    def journal_end(self) -> int:
+        """The number of the journal's last entry, 0 when it is empty."""
+        return self.last_seq_at(2**63 - 1)
+
+    def journal_writers(self) -> frozenset[int] | None:
+        """Who may still commit journal entries numbered below one a reader already sees
+        (the live stream: docs/service.md, Live stream).
+
+        PostgreSQL and MariaDB number entries from a sequence as a transaction ends, so one
+        that drew a lower number can commit after a higher one is seen: there, the ids of
+        the transactions writing now. Once none of them runs any more, a number still
+        missing below an entry seen before they were asked never appears. Empty where
+        entries are numbered in commit order (SQLite, memory): a missing number never
+        appears later. None where the store cannot tell (MariaDB without the PROCESS
+        privilege)."""
+        return frozenset()
+
     @abstractmethod
     def commands(self, status: str | None = None, limit: int | None = None) -> list[CommandRow]:
         """Outbox commands, oldest first."""

@@ -8,6 +8,7 @@ the books while writers go on.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -26,7 +27,9 @@ from sqlalchemy import (
     cast,
     func,
     select,
+    text,
 )
+from sqlalchemy.exc import DBAPIError
 
 from ..domain.enums import PositionMode, PositionSide, Side
 from ..domain.exits import Bracket, ExitOrder
@@ -62,6 +65,22 @@ def _filtered(query: Select[Any], table: Table, filters: Filters) -> Select[Any]
         else:
             query = query.where(table.c[name] == value)
     return query
+
+
+_PG_RUNNING = (
+    "SELECT CAST(CAST(x AS text) AS bigint) FROM pg_snapshot_xip(pg_current_snapshot()) AS x"
+)
+_INNODB_RUNNING = re.compile(r"^---TRANSACTION (\d+), ACTIVE", re.MULTILINE)
+"""A read-write transaction in the InnoDB monitor's list (read-only ones have no number)."""
+
+
+def _cannot_tell(dialect: str, exc: DBAPIError) -> bool:
+    """Whether ``exc`` says the server will not list its transactions to this user
+    (MariaDB without the PROCESS privilege) or has no way to (PostgreSQL before 13)."""
+    if dialect == "postgresql":
+        return getattr(exc.orig, "sqlstate", None) == "42883"  # no such function
+    args: tuple[Any, ...] = getattr(exc.orig, "args", ())
+    return bool(args) and args[0] in (1227, 1142)  # access denied
 
 
 _PAGE = 1000
@@ -359,6 +378,34 @@ class SqlReads(Reads):
             query = query.limit(limit)
         with self._connect() as conn:
             return journal_rows([tuple(row) for row in conn.execute(query)])
+
+    def journal_end(self) -> int:
+        with self._connect() as conn:
+            return int(conn.execute(select(func.max(s.journal.c.seq))).scalar() or 0)
+
+    def journal_writers(self) -> frozenset[int] | None:
+        dialect = self.engine.dialect.name
+        if dialect == "sqlite":
+            return frozenset()  # one writer at a time, numbering under its lock
+        try:
+            with self._connect() as conn:
+                if dialect == "postgresql":
+                    # The transactions running now that hold an id: every writer does,
+                    # from the first stream lock it takes, before it draws its numbers.
+                    rows = conn.execute(text(_PG_RUNNING))
+                    return frozenset(int(row[0]) for row in rows)
+                # InnoDB's read-write transactions running now: a writer is one from its
+                # first stream lock on. (Its INNODB_TRX table would not do: a cache that
+                # is refreshed only when nobody read it for 0.1 s.)
+                status = str(conn.execute(text("SHOW ENGINE INNODB STATUS")).one()[2])
+        except DBAPIError as exc:
+            if _cannot_tell(dialect, exc):
+                return None
+            raise
+        listed = status.partition("LIST OF TRANSACTIONS FOR EACH SESSION:")[2]
+        if not listed or "truncated" in listed:
+            return None
+        return frozenset(int(trx) for trx in _INNODB_RUNNING.findall(listed))
 
     def owner(self, what: Literal["order", "command"], key: str) -> str | None:
         table, column = (

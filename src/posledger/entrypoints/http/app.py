@@ -29,8 +29,9 @@ from ...adapters.jsonl import Line, read_lines
 from ...errors import LedgerError
 from ...service.keys import Principal
 from ...service.ledger import Ledger
-from . import metrics
+from . import metrics, stream
 from .problems import Problem, from_ledger_error, problem
+from .stream import StreamSettings
 from .writer import GroupWriter, outcome_view
 
 __all__ = ["Settings", "create_app", "factory"]
@@ -55,6 +56,8 @@ class Settings(msgspec.Struct, frozen=True):
     ``posledger serve`` sets): every worker's metrics are added up there."""
     metrics_cache: float = 5.0
     """Seconds the metrics read from the database are kept between scrapes."""
+    stream: StreamSettings = msgspec.field(default_factory=StreamSettings)
+    """The live stream's intervals (:mod:`.stream`)."""
 
     @classmethod
     def from_environ(cls) -> Settings:
@@ -143,24 +146,31 @@ def _service(request: Request) -> Service:
     return found
 
 
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="posledger"'}
+
+
 async def _principal(request: Request) -> Principal:
     """The key the request carries (401 without a valid one; 429 over its rate)."""
-    service = _service(request)
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    challenge = {"WWW-Authenticate": 'Bearer realm="posledger"'}
     if scheme.lower() != "bearer" or not token.strip():
         raise Problem(
             401,
             "unauthorized",
             "A key is needed",
             "send a key as `Authorization: Bearer KEY` (posledger keys create)",
-            headers=challenge,
+            headers=_CHALLENGE,
         )
-    found = service.keys.authenticate(token.strip())
+    return _authenticate(request, token.strip())
+
+
+def _authenticate(request: Request, token: str) -> Principal:
+    """The key ``token`` is (401 unless a valid one; 429 over its rate)."""
+    service = _service(request)
+    found = service.keys.authenticate(token)
     if found is None:
         raise Problem(
-            401, "unauthorized", "Unknown key", "the key is unknown or revoked", headers=challenge
+            401, "unauthorized", "Unknown key", "the key is unknown or revoked", headers=_CHALLENGE
         )
     wait = service.buckets.wait(found.key_id)
     if wait > 0:
@@ -302,6 +312,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _writes(app)
     _reads(app)
     counted = metrics.install(app, chosen.metrics_dir, chosen.metrics_cache)
+    app.include_router(stream.router(_principal, _authenticate), prefix=API)
     _dashboard(app)
     return app
 

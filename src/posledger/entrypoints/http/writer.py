@@ -70,6 +70,17 @@ class GroupWriter:
         self._thread = threading.Thread(target=self._run, name="posledger-writer", daemon=True)
         self._ready = threading.Event()
         self._failed: BaseException | None = None
+        self._listeners: tuple[Callable[[], None], ...] = ()
+
+    def on_commit(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` in the writer's thread after each transaction (and each call
+        run alone): the live stream reads the journal then (:mod:`.stream`). It must be
+        quick, safe to call from another thread than its own, and never raise."""
+        self._listeners = (*self._listeners, listener)
+
+    def _committed(self) -> None:
+        for listener in self._listeners:
+            listener()
 
     def start(self) -> None:
         """Start the writer; raise what opening its ledger raised."""
@@ -121,6 +132,7 @@ class GroupWriter:
                     break
                 if job.call is not None:
                     self._call(ledger, job)
+                    self._committed()
                     continue
                 batch, count, alone = [job], len(job.lines), None
                 while count < self._max:
@@ -137,8 +149,10 @@ class GroupWriter:
                     batch.append(more)
                     count += len(more.lines)
                 self._apply(ledger, batch, count)
+                self._committed()
                 if alone is not None:
                     self._call(ledger, alone)
+                    self._committed()
         finally:
             ledger.close()
 
