@@ -42,7 +42,7 @@ class Live:
     """The app served by uvicorn in a thread of the test process."""
 
     def __init__(self, db_url: str, stream: StreamSettings = FAST) -> None:
-        self.app = create_app(Settings(db=db_url, rate=1e6, stream=stream))
+        self.app = create_app(Settings(db=db_url, rate=1e6, key_seconds=0, stream=stream))
         listening = socket.socket()
         listening.bind(("127.0.0.1", 0))
         self.base = f"http://127.0.0.1:{listening.getsockname()[1]}"
