@@ -94,6 +94,13 @@ def test_the_dashboard_follows_the_ledger_live(tmp_path: Path, servers: list[Ser
                 ".some(r => r.cells[4].textContent === 'closed')",
                 timeout=120_000,
             )
+            trade = page.eval_on_selector_all(
+                "#trades tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))"
+            )
+            # bought 1 at 100, sold 1 at 103 (multiplier 5, 0.5 a fill): 15 - 1 = 14
+            assert trade == [
+                ["1", "alpha", "FUT", "LONG", "closed", "1", "14", "exit", "2026-03-02 10:02:00"]
+            ], trade
             page.wait_for_selector("#equity svg polyline[data-strategy=alpha]")
             page.wait_for_selector("#slots tbody tr.empty")
             assert loads == [server.base + "/"]

@@ -69,8 +69,8 @@ async function slots() {
 async function trades() {
   const rows = (await api("/v1/trades?limit=50")).reverse();
   fill("trades", rows, "No trade yet.", (t) => [
-    cell(t.trade_id, "n"), cell(t.strategy), cell(t.instrument), cell(t.direction), cell(t.status),
-    cell(t.peak_quantity ?? t.quantity, "n"), cell(t.realized_pnl, signed(t.realized_pnl)),
+    cell(t.trade_id, "n"), cell(t.strategy), cell(t.instrument), cell(t.side), cell(t.status),
+    cell(t.peak_quantity, "n"), cell(t.realized_pnl, signed(t.realized_pnl)),
     cell(t.close_reason), cell(t.closed_at ? t.closed_at.replace("T", " ").slice(0, 19) : ""),
   ]);
 }
