@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import gc
 import inspect
 import itertools
@@ -91,6 +92,9 @@ GOAL_REPLAY_RSS = 300 * 2**20
 GOAL_PNL_FPS = 50_000  # trade-fill legs/s, start-up included
 GOAL_PNL_RSS = 300 * 2**20
 GOAL_BRACKETS_RATIO = 0.7  # brackets cost at most 30% of throughput
+GOAL_HTTP_CLIENTS_RATIO = 5.0  # 16 clients' fills/s over one client's, same guarantee
+GOAL_HTTP_P99 = 0.020  # seconds, a request at 16 clients
+GOAL_HTTP_BATCHED_RATIO = 0.7  # batched requests over direct batched ingest
 GOAL_MARKS_FPS = 100_000  # marks applied per second (in memory, written by the policy)
 GOAL_ASOF_FPS = 1_000_000  # as of a time: a 1M-fill journal in about 1 s
 
@@ -107,11 +111,12 @@ class Sizes:
     big: int  # fills of the database of start-up, positions, verify and rebuild
     brackets: int  # fills of the bracket workload, with and without brackets
     marks: int  # marks over 1,000 open slots on 100 instruments
+    http: int  # one-fill requests to posledger serve, shared by the clients
     repeat: int
 
 
-FULL = Sizes(200_000, 5_000, 3_000, 50_000, 1_000_000, 20_000, 500_000, repeat=3)
-QUICK = Sizes(2_000, 100, 50, 1_000, 5_000, 500, 20_000, repeat=1)
+FULL = Sizes(200_000, 5_000, 3_000, 50_000, 1_000_000, 20_000, 500_000, 2_000, repeat=3)
+QUICK = Sizes(2_000, 100, 50, 1_000, 5_000, 500, 20_000, 48, repeat=1)
 
 # -- measuring ----------------------------------------------------------------------------
 
@@ -591,6 +596,11 @@ class Server:
             self.skipped = f"{self.url.render_as_string()} does not answer: {first}"
 
     @contextmanager
+    def fresh_url(self) -> Iterator[str]:
+        with self.fresh() as (_, url):
+            yield url
+
+    @contextmanager
     def fresh(self) -> Iterator[tuple[str, str]]:
         """A fresh schema (PostgreSQL) or database (MariaDB), dropped afterwards: its name
         and posledger's URL for it."""
@@ -619,6 +629,167 @@ def server_repetition(
         floor_batched(f"{name} batched floor", spec, session, workdir)
     with server.fresh() as (_, url):
         cli_ingest(f"{name} batched", url, session, workdir)
+
+
+# -- the HTTP API: posledger serve under 1, 4 and 16 clients --------------------------------
+
+HTTP_CLIENTS = (1, 4, 16)
+HTTP_ACCOUNT = REFDATA_ONE_SLOT[0]["account"]
+HTTP_INSTRUMENT = REFDATA_ONE_SLOT[1]["instrument"]
+
+
+def http_clients(spec: str) -> None:
+    """Clients of ``posledger serve`` (threads, one keep-alive connection each): each sends
+    its fills, ``batch`` per request, and times every request. Prints the wall time and
+    the latencies."""
+    import json
+    import threading
+    import time
+
+    import httpx
+
+    a = json.loads(spec)
+    headers = {"Authorization": f"Bearer {a['key']}"}
+    latencies: list[int] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+
+    def line(n: int, k: int) -> str:
+        side = "BUY" if k % 2 == 0 else "SELL"
+        return json.dumps({
+            "type": "fill", "exec_id": f"{a['prefix']}-{n}-{k}", "account": a["account"],
+            "instrument": a["instrument"], "side": side, "quantity": "1",
+            "price": str(6800 + k % 7), "ts": "2026-03-02T10:00:00Z", "strategy": a["strategy"],
+            "commission": "0.62", "commission_currency": "USD",
+        })  # fmt: skip
+
+    def client(n: int) -> None:
+        mine: list[int] = []
+        with httpx.Client(base_url=a["base"], headers=headers, timeout=120) as session:
+            for first in range(0, a["fills"], a["batch"]):
+                body = "\n".join(line(n, k) for k in range(first, first + a["batch"]))
+                t0 = time.perf_counter_ns()
+                answer = session.post("/v1/ingest", content=body)
+                mine.append(time.perf_counter_ns() - t0)
+                if answer.status_code != 200 or answer.json()["applied"] != a["batch"]:
+                    with lock:
+                        failures.append(answer.text[:300])
+                    return
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(a["clients"])]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print(json.dumps({"seconds": time.perf_counter() - start, "latencies": latencies,
+                      "failures": failures}))  # fmt: skip
+
+
+@contextmanager
+def serving(url: str, workdir: Path) -> Iterator[tuple[str, str]]:
+    """``posledger serve`` on a free loopback port over ``url`` (the one-slot reference
+    data registered, an admin key made): its base URL and the key."""
+    import socket
+
+    import httpx
+
+    setup = workdir / "http-setup.jsonl"
+    setup.write_text("".join(jsonl(r) + "\n" for r in REFDATA_ONE_SLOT))
+    env = {k: v for k, v in os.environ.items() if k != "POSLEDGER_DB"}
+    subprocess.run([POSLEDGER, "--db", url, "ingest", str(setup), "--quiet"], check=True, env=env)
+    made = subprocess.run(
+        [POSLEDGER, "--db", url, "keys", "create", "--admin", "--json"],
+        check=True, capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    key = json.loads(made.stdout)["key"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = (workdir / "serve.log").open("w")
+    server = subprocess.Popen(
+        [POSLEDGER, "--db", url, "serve", "--port", str(port), "--rate", "1000000"],
+        stdout=log, stderr=subprocess.STDOUT, env=env,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            if server.poll() is not None:
+                raise SystemExit(f"posledger serve exited: {(workdir / 'serve.log').read_text()}")
+            try:
+                if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        yield base, key
+    finally:
+        server.terminate()
+        server.wait()
+        log.close()
+
+
+def http_repetition(name: str, fresh: Callable[[], Any], fills: int, workdir: Path) -> None:
+    """One-fill requests from 1, 4 and 16 clients at once (each client its own strategy's
+    fills on one instrument), then batched requests from one client, each on a fresh
+    database behind a fresh server."""
+    for clients in HTTP_CLIENTS:
+        with fresh() as url, serving(url, workdir) as (base, key):
+            spec = {"base": base, "key": key, "clients": clients, "batch": 1, "prefix": "h"}
+            spec |= {"fills": max(1, fills // clients), "account": HTTP_ACCOUNT}
+            spec |= {"instrument": HTTP_INSTRUMENT, "strategy": SLOT_STRATEGY}
+            http_child(f"{name} http {clients} fps", spec, workdir)
+    with fresh() as url, serving(url, workdir) as (base, key):
+        spec = {"base": base, "key": key, "clients": 1, "batch": BATCH, "prefix": "b"}
+        spec |= {"fills": BATCH * max(1, fills // BATCH * 5), "account": HTTP_ACCOUNT}
+        spec |= {"instrument": HTTP_INSTRUMENT, "strategy": SLOT_STRATEGY}
+        http_child(f"{name} http batched fps", spec, workdir)
+    with fresh() as url:
+        lines = [direct_line(k) for k in range(BATCH * max(1, fills // BATCH * 5))]
+        ledger = open_slot_ledger(url)
+        try:
+            start = time.perf_counter()
+            done = ledger.ingest(lines, batch_size=BATCH)
+            elapsed = time.perf_counter() - start
+        finally:
+            ledger.close()
+        if done.applied != len(lines):
+            raise SystemExit(f"direct batched: {done.rejections[:3]}")
+        record(f"{name} direct batched fps", len(lines) / elapsed)
+
+
+def direct_line(k: int) -> str:
+    """The line ``http_clients`` sends as fill ``k`` (exec id ``d-k``)."""
+    record = {"type": "fill", "exec_id": f"d-{k}", "account": HTTP_ACCOUNT}
+    record |= {"instrument": HTTP_INSTRUMENT, "side": "BUY" if k % 2 == 0 else "SELL"}
+    record |= {"quantity": "1", "price": str(6800 + k % 7), "ts": "2026-03-02T10:00:00Z"}
+    record |= {"strategy": SLOT_STRATEGY, "commission": "0.62", "commission_currency": "USD"}
+    return json.dumps(record)
+
+
+@contextmanager
+def sqlite_file(db: Path) -> Iterator[str]:
+    """A fresh SQLite file's URL, removed afterwards."""
+    remove_db(db)
+    try:
+        yield f"sqlite:///{db}"
+    finally:
+        remove_db(db)
+
+
+def http_child(key: str, spec: dict[str, Any], workdir: Path) -> None:
+    out = subprocess.run(
+        [*python_c(http_clients), json.dumps(spec)], capture_output=True, text=True, cwd=workdir
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"{key}: clients failed: {out.stderr[-3000:]}")
+    answer = json.loads(out.stdout)
+    if answer["failures"]:
+        raise SystemExit(f"{key}: {answer['failures'][:3]}")
+    total = spec["clients"] * spec["fills"]
+    samples = [int(v) for v in answer["latencies"]]
+    record_loop(key, total, answer["seconds"], samples)
 
 
 # -- child processes: batched ingest and the big database ---------------------------------
@@ -838,6 +1009,12 @@ def summary_rows(servers: list[Server], big_name: str) -> list[Row]:
             "asof fps", "scan floor fps", GOAL_ASOF_FPS),
         Row("Marks on 1,000 open slots, applied in memory",
             "marks mps", "marks floor mps", GOAL_MARKS_FPS),
+        Row("HTTP, 16 clients / 1 client, SQLite",
+            "sqlite http 16 fps", "sqlite http 1 fps", GOAL_HTTP_CLIENTS_RATIO, on_ratio=True),
+        Row("HTTP, 16 clients, p99 latency, SQLite",
+            "sqlite http 16 fps p99", "sqlite http 1 fps p99", GOAL_HTTP_P99, higher=False),
+        Row("HTTP batched requests / direct batched, SQLite", "sqlite http batched fps",
+            "sqlite direct batched fps", GOAL_HTTP_BATCHED_RATIO, on_ratio=True),
     ]
     # fmt: on
 
@@ -1077,8 +1254,45 @@ def report(
                 "dict update per mark (floor)": "marks floor mps",
             },
         ),
+        *section(
+            "11. The HTTP API",
+            f"`posledger serve` (one worker) over a fresh database, started for each run; "
+            "clients in one separate process, a thread and a keep-alive connection each, "
+            f"sending one-fill requests to `/v1/ingest` with an admin key: {sizes.http:,} "
+            f"fills shared by {', '.join(map(str, HTTP_CLIENTS))} clients at once, so the "
+            "server's group commit (docs/service.md) puts concurrent requests in one "
+            "transaction. Latency: each request, sent to answered (after its fill is "
+            f"durable). Then one client sending {BATCH:,}-fill requests, beside the same fills "
+            f"through `ledger.ingest(lines, batch_size={BATCH})` in this process (the direct "
+            "batched floor). On SQLite and on PostgreSQL.",
+            {
+                **{
+                    f"{name}, {n} client{'s' if n > 1 else ''}": f"{key} http {n} fps"
+                    for key, name in http_labels(servers)
+                    for n in HTTP_CLIENTS
+                },
+                **{
+                    f"{name}, {n} client{'s' if n > 1 else ''}, p99": f"{key} http {n} fps p99"
+                    for key, name in http_labels(servers)
+                    for n in HTTP_CLIENTS
+                },
+                **{
+                    f"{name}, batched requests": f"{key} http batched fps"
+                    for key, name in http_labels(servers)
+                },
+                **{
+                    f"{name}, direct batched (floor)": f"{key} direct batched fps"
+                    for key, name in http_labels(servers)
+                },
+            },
+        ),
     ]
     return "\n".join(out)
+
+
+def http_labels(servers: list[Server]) -> list[tuple[str, str]]:
+    """(key prefix, name) of the databases the HTTP API is measured on."""
+    return [("sqlite", "SQLite")] + [(s.label, s.label) for s in servers if s.kind == "postgresql"]
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -1170,8 +1384,11 @@ def main() -> int:
             marks_floor(marks)
             marks_run(f"sqlite:///{db}", mark_setup, marks)
             remove_db(db)
+            http_repetition("sqlite", functools.partial(sqlite_file, db), sizes.http, workdir)
             for server in active:
                 server_repetition(server, server_rows, server_lines, session, workdir)
+                if server.kind == "postgresql":
+                    http_repetition(server.label, server.fresh_url, sizes.http, workdir)
             big_repetition(big_db, big, workdir)
         calibrate(workdir)
         context = machine(workdir, servers)

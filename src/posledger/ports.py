@@ -115,6 +115,8 @@ class JournalRow(NamedTuple):
     recorded_at: int
     input: str
     effects: str
+    key_id: str | None = None
+    """The key of the HTTP API that sent the input, if one did (docs/service.md, Keys)."""
 
 
 class CommandRow(NamedTuple):
@@ -190,6 +192,21 @@ class DoctorReport:
 
 SlotKey4 = tuple[str, str, str, str]
 """A slot's key as stored: (account, instrument, strategy, position_side)."""
+
+
+class KeyRow(NamedTuple):
+    """A key of the HTTP API as stored: only a hash of its secret (docs/service.md, Keys)."""
+
+    key_id: str
+    name: str | None
+    scope: str
+    """``admin`` or ``strategy``."""
+    strategy: str | None
+    """The strategy a strategy key acts for (None for an admin key)."""
+    secret_hash: str
+    """SHA-256 of the key's secret, in hex."""
+    created_at: int
+    revoked_at: int | None
 
 
 class DamageMark(NamedTuple):
@@ -391,6 +408,11 @@ class UnitOfWork(ABC):
     def run_seen(self, run: str) -> bool:
         """Whether a reconciliation run of this name was recorded."""
 
+    def acting(self, key_id: str | None) -> None:
+        """Say which key of the HTTP API sends the inputs added from now on (None: none);
+        their journal entries record it (docs/service.md, Keys)."""
+        return None
+
     def save_checkpoint(
         self, seq: int, entries: int, versions: dict[str, int], after: int, now: int
     ) -> None:
@@ -537,13 +559,59 @@ class Reads(ABC):
         """The number of the last journal entry recorded at or before ``recorded_at``
         (nanoseconds since the epoch), 0 when there is none."""
 
+    def journal_end(self) -> int:
+        """The number of the journal's last entry, 0 when it is empty."""
+        return self.last_seq_at(2**63 - 1)
+
+    def journal_writers(self) -> frozenset[int] | None:
+        """Who may still commit journal entries numbered below one a reader already sees
+        (the live stream: docs/service.md, Live stream).
+
+        PostgreSQL and MariaDB number entries from a sequence as a transaction ends, so one
+        that drew a lower number can commit after a higher one is seen: there, the ids of
+        the transactions writing now. Once none of them runs any more, a number still
+        missing below an entry seen before they were asked never appears. Empty where
+        entries are numbered in commit order (SQLite, memory): a missing number never
+        appears later. None where the store cannot tell (MariaDB without the PROCESS
+        privilege)."""
+        return frozenset()
+
     @abstractmethod
     def commands(self, status: str | None = None, limit: int | None = None) -> list[CommandRow]:
         """Outbox commands, oldest first."""
 
     @abstractmethod
+    def owner(self, what: Literal["order", "command"], key: str) -> str | None:
+        """The strategy an order (by client order id) or an outbox command (by id) is
+        for; None when there is none."""
+
+    @abstractmethod
     def open_slots(self, filters: Filters) -> list[Slot]:
         """The slots that hold a position, as domain values, by key."""
+
+    # -- what the service's metrics read (docs/service.md, Metrics) ----------------------
+
+    @abstractmethod
+    def tally(self, name: str, by: tuple[str, ...]) -> dict[tuple[Any, ...], int]:
+        """How many rows of table ``name`` hold each combination of the ``by`` columns."""
+
+    @abstractmethod
+    def closed_trade_figures(self, chunk: int = 5000) -> Iterator[tuple[Any, ...]]:
+        """Every closed trade, streamed in no particular order: ``(account, instrument,
+        strategy, position_side, opened_at, closed_at, peak_quantity, avg_entry, avg_exit,
+        gross_realized, realized_pnl, realized_return, multiplier, inverse)`` (the last two
+        its instrument's)."""
+
+    @abstractmethod
+    def oldest_command(self, statuses: tuple[str, ...]) -> int | None:
+        """When the oldest outbox command in one of ``statuses`` was made (nanoseconds
+        since the epoch); None when there is none."""
+
+    @abstractmethod
+    def latest_reconciliations(self) -> list[tuple[str, str, str, int, int]]:
+        """Each account's latest reconciliation run (the run of its newest check):
+        ``(account, run, kind, checks, ts)`` per check kind the run found there, ``ts``
+        when it ran; by account, then kind."""
 
     @abstractmethod
     def reference(self) -> tuple[dict[str, Instrument], dict[str, Strategy]]:
@@ -684,6 +752,28 @@ class Store(ABC):
     def clear_damage(self) -> DamageMark | None:
         """Delete the damage mark (after a repair); the mark there was, if any."""
         return None
+
+    def unready(self) -> str | None:
+        """Why the store cannot be used now (the database is unreachable, its schema is
+        not this posledger's); None when it can (``/readyz``)."""
+        return None
+
+    # -- keys of the HTTP API (docs/service.md, Keys) ---------------------------------
+
+    @abstractmethod
+    def add_key(self, key: KeyRow) -> None:
+        """Store a new key, in a transaction of its own."""
+
+    @abstractmethod
+    def api_keys(self) -> list[KeyRow]:
+        """Every key, revoked ones included, oldest first."""
+
+    @abstractmethod
+    def key(self, key_id: str) -> KeyRow | None: ...
+
+    @abstractmethod
+    def revoke_key(self, key_id: str, now: int) -> KeyRow | None:
+        """Revoke a key (a revoked one stays as it was); the key, None if there is none."""
 
     @abstractmethod
     def venue_state(self, venue: str) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,3 +51,14 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> Ingested:
         positions_all=run_json("positions", "--all", db=db),
         trades=run_json("trades", db=db),
     )
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Any]]:
+    """``posledger serve`` processes a test starts (tests/e2e/test_serve.py ``Server``):
+    any still running at the end is killed."""
+    started: list[Any] = []
+    yield started
+    for server in started:
+        if server.proc.poll() is None:
+            server.kill()

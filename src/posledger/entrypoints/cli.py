@@ -1658,6 +1658,14 @@ from .registry import register as _register_reference_data  # noqa: E402
 
 _register_reference_data(cli)
 
+from .journal import register as _register_journal  # noqa: E402
+from .keys import register as _register_keys  # noqa: E402
+from .serve import register as _register_serve  # noqa: E402
+
+_register_keys(cli)
+_register_serve(cli)
+_register_journal(cli)
+
 
 def _leaves(group: click.Group) -> Iterator[click.Command]:
     for command in group.commands.values():

@@ -15,7 +15,8 @@ import json
 import random
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import islice
@@ -36,7 +37,7 @@ from ..domain.timestamps import next_local_time, now_ns, parse_ts
 from ..domain.writeset import AddRejected, Rejected, WriteSet
 from ..errors import DatabaseError, NotFound, RebuildError, ReconcileError, UsageError
 from ..ports import FATAL, RECONNECT, CommandRow, DoctorReport, JournalRow, Store, UnitOfWork
-from . import handlers
+from . import handlers, keys, scopes
 from .handlers import Outcome, handle
 from .queries import (
     anomaly_views,
@@ -187,6 +188,10 @@ class Ledger:
         """Journal entries between checkpoints (0: none are taken; docs/format.md, As of a
         time)."""
         self._next_checkpoint: int | None = None
+        self._key: str | None = None
+        """The key of the HTTP API the inputs come from (:meth:`acting_for`)."""
+        self._acting: str | None = None
+        """The key the unit of work records now (a line's own, in :meth:`apply_lines`)."""
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -270,6 +275,8 @@ class Ledger:
             result: Any = None
             try:
                 uow.begin(txid)
+                self._acting = self._key
+                uow.acting(self._key)
                 self._entries = 0
                 self._changed_windows = {}
                 try:
@@ -376,11 +383,16 @@ class Ledger:
         return self._write(uow, window)
 
     def _write(self, uow: UnitOfWork, window: Window) -> Outcome:
-        outcome, write_set = handle(uow, window.take(), self._clock)
-        if outcome.status != "applied":
-            # Another writer wrote a newer mark meanwhile: start again from the book.
-            self._changed_windows[window.instrument] = None
-        return self._stage(uow, outcome, write_set)
+        # Marks written from memory record no key: they may hold marks several keys sent.
+        uow.acting(None)
+        try:
+            outcome, write_set = handle(uow, window.take(), self._clock)
+            if outcome.status != "applied":
+                # Another writer wrote a newer mark meanwhile: start again from the book.
+                self._changed_windows[window.instrument] = None
+            return self._stage(uow, outcome, write_set)
+        finally:
+            uow.acting(self._acting)
 
     def _write_window(self, uow: UnitOfWork, instrument: str) -> None:
         """Write the instrument's unwritten marks before its trades change, then forget
@@ -652,6 +664,28 @@ class Ledger:
         self.flush_marks()
         return report
 
+    def apply_lines(self, lines: Sequence[tuple[Line, str | None, str | None]]) -> list[Outcome]:
+        """Apply lines read by :func:`~posledger.adapters.jsonl.read_lines`, each with the
+        source it came from (kept with it when it is rejected) and the key of the HTTP API
+        that sent it (its journal entry records it), in one transaction: the group commit
+        of ``posledger serve`` (docs/service.md). One outcome per line, once the
+        transaction is durable."""
+        batch = list(lines)
+
+        def work(uow: UnitOfWork) -> list[Outcome]:
+            _prefetch(uow, [line for line, _, _ in batch])
+            outcomes = []
+            for line, source, key in batch:
+                self._acting = key
+                uow.acting(key)
+                outcomes.append(self._ingest_line(uow, line, source))
+            self._acting = self._key
+            uow.acting(self._key)
+            return outcomes
+
+        outcomes, seqs = self._transact(work)
+        return [numbered(outcome, seqs) for outcome in outcomes]
+
     def _ingest_line(self, uow: UnitOfWork, line: Line, source: str | None) -> Outcome:
         if line.item is None:
             assert line.error is not None
@@ -686,7 +720,11 @@ class Ledger:
         position mode mismatch). ``run`` names the run (default: a new random id); a name
         already used is refused (:class:`UsageError`).
         """
-        chosen = None if policy is None else ReconcilePolicy(policy)
+        try:
+            chosen = None if policy is None else ReconcilePolicy(str(policy).lower())
+        except ValueError:
+            known = ", ".join(p.value for p in ReconcilePolicy)
+            raise UsageError(f"no reconcile policy {policy!r}: {known}") from None
         if run is not None:
             try:
                 check_identifier("run", run)
@@ -999,6 +1037,10 @@ class Ledger:
             raise UsageError("limit must be at least 1")
         return self._reads.journal(after_seq, limit)
 
+    def head(self) -> int:
+        """The journal's last entry (0 when it is empty)."""
+        return self._reads.last_seq_at(2**63 - 1)
+
     def journal_json(self, *, after_seq: int = 0, limit: int | None = 1000) -> list[dict[str, Any]]:
         """:meth:`journal` as JSON-able objects (input and effects decoded)."""
         return journal_views(self.journal(after_seq=after_seq, limit=limit))
@@ -1079,6 +1121,60 @@ class Ledger:
             )
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+
+    # -- keys of the HTTP API (docs/service.md, Keys) ------------------------------------
+
+    def create_key(
+        self, *, admin: bool = False, strategy: str | None = None, name: str | None = None
+    ) -> tuple[dict[str, Any], str]:
+        """A new key of the HTTP API, an admin key or ``strategy``'s (which must be
+        registered): the key as listed, and its token, which is shown once and never
+        stored (only a hash of it is)."""
+        if strategy is not None:
+            self.check_names(strategy=strategy)
+            if strategy == EXTERNAL:
+                raise UsageError("EXTERNAL is no strategy a key can act for")
+        row, token = keys.create(
+            self.store, admin=admin, strategy=strategy, name=name, now=self._clock()
+        )
+        return keys.view(row), token
+
+    def api_keys(self) -> list[dict[str, Any]]:
+        """The keys of the HTTP API, revoked ones included (never their hashes)."""
+        return [keys.view(row) for row in self.store.api_keys()]
+
+    def revoke_key(self, key_id: str) -> dict[str, Any]:
+        """Revoke a key: from now on it is refused. Raises :class:`NotFound`."""
+        return keys.view(keys.revoke(self.store, key_id, self._clock()))
+
+    def refusal(
+        self, principal: keys.Principal, item: Any, registered: dict[str, str]
+    ) -> str | None:
+        """Why ``principal`` may not send ``item`` (docs/service.md, What a strategy key may
+        do); None when it may. ``registered``: orders registered earlier in the same
+        request, filled in as they are checked."""
+        reads = self._reads
+        return scopes.refusal(
+            principal,
+            item,
+            order_owner=lambda key: reads.owner("order", key),
+            command_owner=lambda key: reads.owner("command", key),
+            registered=registered,
+        )
+
+    def authenticate(self, token: str) -> keys.Principal | None:
+        """Who ``token`` is, if it is a key of this ledger that was not revoked."""
+        return keys.authenticate(self.store, token)
+
+    @contextmanager
+    def acting_for(self, key_id: str | None) -> Iterator[None]:
+        """Record ``key_id`` (a key of the HTTP API) as the sender of every input applied
+        inside (docs/service.md, Keys)."""
+        before, self._key = self._key, key_id
+        try:
+            yield
+        finally:
+            self._key = before
 
     def check_names(
         self,

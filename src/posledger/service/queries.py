@@ -294,6 +294,7 @@ def journal_views(rows: list[JournalRow]) -> list[dict[str, Any]]:
             "recorded_at": format_ts(row.recorded_at),
             "input": msgspec.json.decode(row.input),
             "effects": msgspec.json.decode(row.effects),
+            "key_id": row.key_id,
         }
         for row in rows
     ]

@@ -56,11 +56,17 @@ class Journal:
         self._next += count
         return list(range(first, first + count))
 
-    def write(self, cursor: Any, entries: list[tuple[JournalEntry, int]], txid: str | None) -> None:
+    def write(
+        self,
+        cursor: Any,
+        entries: list[tuple[JournalEntry, int, str | None]],
+        txid: str | None,
+    ) -> None:
+        """Write ``entries``: each with its number and the key that sent it (or None)."""
         if not entries:
             return
         stamp = txid if self.backend.sets_txid else None
-        params = [journal_row(entry, seq, stamp) for entry, seq in entries]
+        params = [(*journal_row(entry, seq, stamp), key) for entry, seq, key in entries]
         if len(params) == 1:
             cursor.execute(self.sql.insert["journal"], params[0])
         else:
@@ -92,7 +98,8 @@ class Journal:
 
 
 def journal_rows(rows: list[tuple[Any, ...]]) -> list[JournalRow]:
-    """Rows of ``SELECT seq, stream, version, kind, recorded_at, input, effects``."""
+    """Rows of ``SELECT seq, stream, version, kind, recorded_at, input, effects, key_id``."""
     return [
-        JournalRow(int(r[0]), r[1], int(r[2]), r[3], int(r[4]), str(r[5]), str(r[6])) for r in rows
+        JournalRow(int(r[0]), r[1], int(r[2]), r[3], int(r[4]), str(r[5]), str(r[6]), r[7])
+        for r in rows
     ]

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from functools import cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from sqlalchemy import create_engine
 from sqlalchemy.dialects import sqlite
@@ -43,6 +43,7 @@ from ..ports import (
     Filters,
     Inspection,
     JournalRow,
+    KeyRow,
     Reads,
     Seen,
     Store,
@@ -117,6 +118,8 @@ class MemoryStore(Store):
         self._reads: tuple[int, SqlReads] | None = None
         self.venues: dict[str, str] = {}
         """Simulated venues' saved states (posledger.paper)."""
+        self.key_rows: dict[str, KeyRow] = {}
+        """Keys of the HTTP API, by id, oldest first."""
 
     @classmethod
     def named(cls, name: str) -> MemoryStore:
@@ -170,6 +173,27 @@ class MemoryStore(Store):
         engine = self._materialized().engine
         with inspecting(engine, self.display_url, copy=True) as inspection:
             yield inspection
+
+    def add_key(self, key: KeyRow) -> None:
+        with self.lock:
+            if key.key_id in self.key_rows:
+                raise ConstraintError(f"key {key.key_id} exists")
+            self.key_rows[key.key_id] = key
+
+    def api_keys(self) -> list[KeyRow]:
+        with self.lock:
+            return list(self.key_rows.values())
+
+    def key(self, key_id: str) -> KeyRow | None:
+        with self.lock:
+            return self.key_rows.get(key_id)
+
+    def revoke_key(self, key_id: str, now: int) -> KeyRow | None:
+        with self.lock:
+            found = self.key_rows.get(key_id)
+            if found is not None and found.revoked_at is None:
+                found = self.key_rows[key_id] = found._replace(revoked_at=now)
+            return found
 
     def venue_state(self, venue: str) -> str | None:
         with self.lock:
@@ -415,7 +439,7 @@ class MemoryUnitOfWork(StagingUnitOfWork):
         new_rows: dict[str, dict[Key, Row | None]] = {}
         versions: dict[str, int] = {}
         journal = new_rows.setdefault("journal", {})
-        for entry, given in staged.entries:
+        for (entry, given), key in zip(staged.entries, staged.keys, strict=True):
             seq = given
             if seq is None:
                 top += 1
@@ -425,7 +449,7 @@ class MemoryUnitOfWork(StagingUnitOfWork):
                     raise ConstraintError(
                         f"journal: {entry.stream} version {entry.version} after {stored}"
                     )
-                journal[(seq,)] = codec.journal_row(entry, seq, self._txid)
+                journal[(seq,)] = (*codec.journal_row(entry, seq, self._txid), key)
             versions[entry.stream] = max(versions.get(entry.stream, 0), entry.version)
             seqs.append(seq)
         for change, index in staged.changes:
@@ -690,6 +714,9 @@ class _Reads(Reads):
     def slots(self, filters: Filters, include_flat: bool) -> list[dict[str, Any]]:
         return self._now().slots(filters, include_flat)
 
+    def owner(self, what: Literal["order", "command"], key: str) -> str | None:
+        return self._now().owner(what, key)
+
     def trades(self, filters: Filters, status: str | None = None) -> list[dict[str, Any]]:
         return self._now().trades(filters, status)
 
@@ -720,6 +747,18 @@ class _Reads(Reads):
 
     def open_slots(self, filters: Filters) -> list[Slot]:
         return self._now().open_slots(filters)
+
+    def tally(self, name: str, by: tuple[str, ...]) -> dict[tuple[Any, ...], int]:
+        return self._now().tally(name, by)
+
+    def closed_trade_figures(self, chunk: int = 5000) -> Iterator[tuple[Any, ...]]:
+        return self._now().closed_trade_figures(chunk)
+
+    def oldest_command(self, statuses: tuple[str, ...]) -> int | None:
+        return self._now().oldest_command(statuses)
+
+    def latest_reconciliations(self) -> list[tuple[str, str, str, int, int]]:
+        return self._now().latest_reconciliations()
 
     def reference(self) -> tuple[dict[str, Instrument], dict[str, Strategy]]:
         return self._now().reference()

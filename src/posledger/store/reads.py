@@ -8,13 +8,28 @@ the books while writers go on.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, Float, Select, String, Table, case, cast, func, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Float,
+    Select,
+    String,
+    Table,
+    and_,
+    case,
+    cast,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.exc import DBAPIError
 
 from ..domain.enums import PositionMode, PositionSide, Side
 from ..domain.exits import Bracket, ExitOrder
@@ -50,6 +65,22 @@ def _filtered(query: Select[Any], table: Table, filters: Filters) -> Select[Any]
         else:
             query = query.where(table.c[name] == value)
     return query
+
+
+_PG_RUNNING = (
+    "SELECT CAST(CAST(x AS text) AS bigint) FROM pg_snapshot_xip(pg_current_snapshot()) AS x"
+)
+_INNODB_RUNNING = re.compile(r"^---TRANSACTION (\d+), ACTIVE", re.MULTILINE)
+"""A read-write transaction in the InnoDB monitor's list (read-only ones have no number)."""
+
+
+def _cannot_tell(dialect: str, exc: DBAPIError) -> bool:
+    """Whether ``exc`` says the server will not list its transactions to this user
+    (MariaDB without the PROCESS privilege) or has no way to (PostgreSQL before 13)."""
+    if dialect == "postgresql":
+        return getattr(exc.orig, "sqlstate", None) == "42883"  # no such function
+    args: tuple[Any, ...] = getattr(exc.orig, "args", ())
+    return bool(args) and args[0] in (1227, 1142)  # access denied
 
 
 _PAGE = 1000
@@ -339,7 +370,7 @@ class SqlReads(Reads):
         jr = s.journal
         query = (
             select(jr.c.seq, jr.c.stream, jr.c.version, jr.c.kind, jr.c.recorded_at)
-            .add_columns(jr.c.input, jr.c.effects)
+            .add_columns(jr.c.input, jr.c.effects, jr.c.key_id)
             .where(jr.c.seq > after_seq)
             .order_by(jr.c.seq)
         )
@@ -347,6 +378,44 @@ class SqlReads(Reads):
             query = query.limit(limit)
         with self._connect() as conn:
             return journal_rows([tuple(row) for row in conn.execute(query)])
+
+    def journal_end(self) -> int:
+        with self._connect() as conn:
+            return int(conn.execute(select(func.max(s.journal.c.seq))).scalar() or 0)
+
+    def journal_writers(self) -> frozenset[int] | None:
+        dialect = self.engine.dialect.name
+        if dialect == "sqlite":
+            return frozenset()  # one writer at a time, numbering under its lock
+        try:
+            with self._connect() as conn:
+                if dialect == "postgresql":
+                    # The transactions running now that hold an id: every writer does,
+                    # from the first stream lock it takes, before it draws its numbers.
+                    rows = conn.execute(text(_PG_RUNNING))
+                    return frozenset(int(row[0]) for row in rows)
+                # InnoDB's read-write transactions running now: a writer is one from its
+                # first stream lock on. (Its INNODB_TRX table would not do: a cache that
+                # is refreshed only when nobody read it for 0.1 s.)
+                status = str(conn.execute(text("SHOW ENGINE INNODB STATUS")).one()[2])
+        except DBAPIError as exc:
+            if _cannot_tell(dialect, exc):
+                return None
+            raise
+        listed = status.partition("LIST OF TRANSACTIONS FOR EACH SESSION:")[2]
+        if not listed or "truncated" in listed:
+            return None
+        return frozenset(int(trx) for trx in _INNODB_RUNNING.findall(listed))
+
+    def owner(self, what: Literal["order", "command"], key: str) -> str | None:
+        table, column = (
+            (s.orders, "client_order_id") if what == "order" else (s.outbox, "command_id")
+        )
+        with self._connect() as conn:
+            found = conn.execute(
+                select(table.c.strategy).where(table.c[column] == key)
+            ).scalar_one_or_none()
+        return None if found is None else str(found)
 
     def commands(self, status: str | None = None, limit: int | None = None) -> list[CommandRow]:
         ob = s.outbox
@@ -388,6 +457,68 @@ class SqlReads(Reads):
         query = _filtered(select(table).order_by(*keys), table, filters)
         found = [codec.slot_from_row(row) for row in self._rows(query)]
         return [slot for slot in found if slot.quantity]
+
+    # -- what the service's metrics read (docs/service.md, Metrics) ----------------------
+
+    def tally(self, name: str, by: tuple[str, ...]) -> dict[tuple[Any, ...], int]:
+        table = TABLES[name]
+        columns = [table.c[column] for column in by]
+        query = select(*columns, func.count()).group_by(*columns)
+        with self._connect() as conn:
+            return {tuple(row[:-1]): int(row[-1]) for row in conn.execute(query)}
+
+    def closed_trade_figures(self, chunk: int = 5000) -> Iterator[tuple[Any, ...]]:
+        tr, ins = s.trades, s.instruments
+        query = (
+            select(
+                tr.c.account,
+                tr.c.instrument,
+                tr.c.strategy,
+                tr.c.position_side,
+                tr.c.opened_at,
+                tr.c.closed_at,
+                tr.c.peak_quantity,
+                tr.c.avg_entry,
+                tr.c.avg_exit,
+                tr.c.gross_realized,
+                tr.c.realized_pnl,
+                tr.c.realized_return,
+                ins.c.multiplier,
+                ins.c.inverse,
+            )
+            .join(ins, ins.c.instrument == tr.c.instrument)
+            .where(tr.c.status == "closed")
+        )
+        return self._tuples(query, chunk)
+
+    def oldest_command(self, statuses: tuple[str, ...]) -> int | None:
+        ob = s.outbox
+        query = select(func.min(ob.c.created_at)).where(ob.c.status.in_(statuses))
+        with self._connect() as conn:
+            found = conn.execute(query).scalar()
+        return None if found is None else int(found)
+
+    def latest_reconciliations(self) -> list[tuple[str, str, str, int, int]]:
+        rc = s.reconciliation_checks
+        newest = (
+            select(rc.c.account, func.max(rc.c.seq).label("seq")).group_by(rc.c.account).subquery()
+        )
+        latest = (
+            select(rc.c.account, rc.c.run)
+            .join(newest, and_(rc.c.account == newest.c.account, rc.c.seq == newest.c.seq))
+            .subquery()
+        )
+        query = (
+            select(rc.c.account, rc.c.run, rc.c.kind, func.count(), func.max(rc.c.ts))
+            .join(latest, and_(rc.c.account == latest.c.account, rc.c.run == latest.c.run))
+            .group_by(rc.c.account, rc.c.run, rc.c.kind)
+            .order_by(rc.c.account, rc.c.kind)
+        )
+        with self._connect() as conn:
+            return [
+                (str(account), str(run), str(kind), int(checks), int(ts))
+                for account, run, kind, checks, ts in conn.execute(query)
+            ]
 
     def reference(self) -> tuple[dict[str, Instrument], dict[str, Strategy]]:
         instruments = [codec.instrument_from_row(row) for row in self._rows(select(s.instruments))]

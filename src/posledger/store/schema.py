@@ -33,7 +33,7 @@ from ..domain.numbers import fmt
 
 __all__ = ["SCHEMA_REVISION", "Amount", "metadata"]
 
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0008"
 """The Alembic revision this code reads and writes; a test keeps it equal to the head."""
 
 ID = 128
@@ -185,6 +185,9 @@ journal = Table(
     # connection lost while committing, the entries numbered in that attempt are looked up
     # by number and this key tells whether the commit happened.
     Column("txid", String(32)),
+    # The key of the HTTP API that sent the input (docs/service.md, Keys): an audit trail.
+    # NULL for inputs from anywhere else (the command line, the Python API).
+    Column("key_id", String(32)),
     # Two writers can never append the same version of a stream.
     UniqueConstraint("stream", "version", name="uq_journal_stream_version"),
 )
@@ -530,6 +533,21 @@ as it stood then."""
 
 CHECKPOINTS = (checkpoints, checkpoint_orders)
 """Derived from the projections; ``rebuild`` deletes them."""
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("name", String(ID)),
+    Column("scope", String(ENUM), nullable=False),
+    Column("strategy", String(ID)),
+    Column("secret_hash", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
+)
+"""Keys of the HTTP API (docs/service.md, Keys): an admin key, or a strategy's. Only a
+SHA-256 of each key's secret is kept. Not a projection: keys are not journaled, and
+``rebuild`` leaves them alone."""
 
 paper_venues = Table(
     "paper_venues",

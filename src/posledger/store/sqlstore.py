@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import insert, select, update
 
-from ..ports import DamageMark, Inspection, Past, Reads, Store, UnitOfWork
+from ..ports import DamageMark, Inspection, KeyRow, Past, Reads, Store, UnitOfWork
 from . import damage
 from . import schema as s
 from .database import Database, open_database
@@ -113,6 +113,47 @@ class SqlStore(Store):
 
     def clear_damage(self) -> DamageMark | None:
         return damage.clear_mark(self.database.engine)
+
+    def unready(self) -> str | None:
+        from .database import schema_revision
+
+        try:
+            revision, _ = schema_revision(self.database.engine)
+        except Exception as exc:  # unreachable, refused: say what the driver said
+            return f"{self.display_url}: {exc}"
+        if revision != s.SCHEMA_REVISION:
+            return (
+                f"{self.display_url} has schema revision {revision}, not "
+                f"{s.SCHEMA_REVISION}: run `posledger migrate`"
+            )
+        return None
+
+    def add_key(self, key: KeyRow) -> None:
+        with self.database.engine.begin() as conn:
+            conn.execute(insert(s.api_keys).values(**key._asdict()))
+
+    def api_keys(self) -> list[KeyRow]:
+        table = s.api_keys
+        with self.database.engine.connect() as conn:
+            rows = conn.execute(select(table).order_by(table.c.created_at, table.c.key_id))
+            return [KeyRow(**row._asdict()) for row in rows]
+
+    def key(self, key_id: str) -> KeyRow | None:
+        table = s.api_keys
+        with self.database.engine.connect() as conn:
+            row = conn.execute(select(table).where(table.c.key_id == key_id)).first()
+        return None if row is None else KeyRow(**row._asdict())
+
+    def revoke_key(self, key_id: str, now: int) -> KeyRow | None:
+        table = s.api_keys
+        with self.database.engine.begin() as conn:
+            conn.execute(
+                update(table)
+                .where(table.c.key_id == key_id, table.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            row = conn.execute(select(table).where(table.c.key_id == key_id)).first()
+        return None if row is None else KeyRow(**row._asdict())
 
     def venue_state(self, venue: str) -> str | None:
         table = s.paper_venues

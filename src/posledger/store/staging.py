@@ -53,6 +53,8 @@ class Staged:
     def __init__(self) -> None:
         self.entries: list[tuple[JournalEntry, int | None]] = []
         """Entries in the order added, with the number replay gives them (else None)."""
+        self.keys: list[str | None] = []
+        """The key of the HTTP API that sent each entry's input (None: none did)."""
         self.changes: list[tuple[Change, int]] = []
         """Changes, with the index of their entry in ``entries`` (-1: none)."""
         self.commands: list[tuple[Command, int]] = []
@@ -90,6 +92,7 @@ class StagingUnitOfWork(UnitOfWork):
         self._strategies: dict[str, Strategy] = {}
         self._orders: OrderedDict[str, tuple[Order, OrderStatus]] = OrderedDict()
         self._staged = Staged()
+        self._acting: str | None = None
         self._forget()
 
     def _forget(self) -> None:
@@ -255,6 +258,9 @@ class StagingUnitOfWork(UnitOfWork):
 
     # -- staging ------------------------------------------------------------------------
 
+    def acting(self, key_id: str | None) -> None:
+        self._acting = key_id
+
     def add(self, write_set: WriteSet, *, seq: int | None = None) -> None:
         staged = self._staged
         entry = write_set.entry
@@ -262,6 +268,7 @@ class StagingUnitOfWork(UnitOfWork):
         if entry is not None:
             index = len(staged.entries)
             staged.entries.append((entry, seq))
+            staged.keys.append(self._acting)
             self._advance(entry, replayed=seq is not None)
         changes = staged.changes
         for change in write_set.changes:

@@ -204,15 +204,15 @@ class SqlUnitOfWork(StagingUnitOfWork):
         cur = self._cur
         entries = staged.entries
         seqs: list[int] = []
-        fresh: list[tuple[JournalEntry, int]] = []
+        fresh: list[tuple[JournalEntry, int, str | None]] = []
         if entries:
             count = sum(1 for _, given in entries if given is None)
             self._drawn = self._journal.number(cur, count) if count else []
             numbers = iter(self._drawn)
-            for entry, given in entries:
+            for (entry, given), key in zip(entries, staged.keys, strict=True):
                 if given is None:
                     given = next(numbers)
-                    fresh.append((entry, given))
+                    fresh.append((entry, given, key))
                 seqs.append(given)
             self._journal.write(cur, fresh, self._txid)
         self._projections.write(

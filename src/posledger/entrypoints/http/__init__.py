@@ -1,0 +1,1 @@
+"""``posledger serve``: the ledger as an HTTP service (docs/service.md)."""
