@@ -699,7 +699,10 @@ def serving(url: str, workdir: Path) -> Iterator[tuple[str, str]]:
     setup = workdir / "http-setup.jsonl"
     setup.write_text("".join(jsonl(r) + "\n" for r in REFDATA_ONE_SLOT))
     env = {k: v for k, v in os.environ.items() if k != "POSLEDGER_DB"}
-    subprocess.run([POSLEDGER, "--db", url, "ingest", str(setup), "--quiet"], check=True, env=env)
+    subprocess.run(
+        [POSLEDGER, "--db", url, "ingest", str(setup), "--quiet"],
+        check=True, capture_output=True, env=env,
+    )  # fmt: skip
     made = subprocess.run(
         [POSLEDGER, "--db", url, "keys", "create", "--admin", "--json"],
         check=True, capture_output=True, text=True, env=env,

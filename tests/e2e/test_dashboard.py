@@ -18,7 +18,8 @@ from pathlib import Path
 import httpx
 
 from .test_report import ARTIFACTS, CHROMIUM_ARGS, chromium
-from .test_serve import SETUP, Server, _cli, _fill
+from .test_serve import Server, _fill
+from .test_serve import started as serving
 
 
 def _post(server: Server, key: str, line: str) -> None:
@@ -35,14 +36,7 @@ def test_the_dashboard_follows_the_ledger_live(tmp_path: Path, servers: list[Ser
     browser_path = chromium()
     from playwright.sync_api import Route, sync_playwright
 
-    db = tmp_path / "ledger.db"
-    setup = tmp_path / "setup.jsonl"
-    setup.write_text("".join(json.dumps(record) + "\n" for record in SETUP))
-    _cli(db, "ingest", str(setup))
-    key = json.loads(_cli(db, "keys", "create", "--admin", "--json"))["key"]
-    server = Server(db, tmp_path / "server.log")
-    servers.append(server)
-    server.wait_ready()
+    server, _, key = serving(tmp_path, servers)
 
     errors: list[str] = []
     outside: list[str] = []

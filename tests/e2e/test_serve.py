@@ -103,6 +103,20 @@ class Server:
         assert "Application shutdown complete" in self.log.read_text()
 
 
+def started(tmp_path: Path, servers: list[Server]) -> tuple[Server, Path, str]:
+    """A database with :data:`SETUP` and an admin key (both made with the command line),
+    served by a ready ``posledger serve``: the server, the database and the key."""
+    db = tmp_path / "ledger.db"
+    setup = tmp_path / "setup.jsonl"
+    setup.write_text("".join(json.dumps(record) + "\n" for record in SETUP))
+    _cli(db, "ingest", str(setup))
+    key = json.loads(_cli(db, "keys", "create", "--admin", "--json"))["key"]
+    server = Server(db, tmp_path / "server.log")
+    servers.append(server)
+    server.wait_ready()
+    return server, db, key
+
+
 def _fill(exec_id: str, strategy: str, minute: int) -> str:
     return json.dumps(
         {

@@ -7,7 +7,6 @@ them for real; this keeps the path working under concurrency."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -16,7 +15,8 @@ import httpx
 
 from tests.progress import wait_until
 
-from .test_serve import SETUP, Server, _cli, _fill
+from .test_serve import Server, _fill
+from .test_serve import started as serving
 
 CLIENTS = 8
 REQUESTS = 40
@@ -24,14 +24,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 def test_concurrent_clients_are_all_answered_once(tmp_path: Path, servers: list[Server]) -> None:
-    db = tmp_path / "ledger.db"
-    setup = tmp_path / "setup.jsonl"
-    setup.write_text("".join(json.dumps(record) + "\n" for record in SETUP))
-    _cli(db, "ingest", str(setup))
-    key = json.loads(_cli(db, "keys", "create", "--admin", "--json"))["key"]
-    server = Server(db, tmp_path / "server.log")
-    servers.append(server)
-    server.wait_ready()
+    server, _, key = serving(tmp_path, servers)
 
     latencies: list[float] = []
     answered: list[str] = []

@@ -122,6 +122,26 @@ def setup(ledger: Ledger) -> None:
     assert all(outcome.status == "applied" for outcome in applied), applied
 
 
+def fill_record(
+    exec_id: str, side: str, quantity: str, price: str, minute: int, **extra: Any
+) -> dict[str, Any]:
+    """A ``fill`` input record on ACC/FUT at 10:MM on the day of :data:`T`, commission 0.5
+    USD unless ``extra`` says otherwise (the HTTP API's tests send these)."""
+    return {
+        "type": "fill",
+        "exec_id": exec_id,
+        "account": "ACC",
+        "instrument": "FUT",
+        "side": side,
+        "quantity": quantity,
+        "price": price,
+        "ts": f"{T}10:{minute:02d}:00Z",
+        "commission": "0.5",
+        "commission_currency": "USD",
+        **extra,
+    }
+
+
 def fill(
     ledger: Ledger,
     exec_id: str,

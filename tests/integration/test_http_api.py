@@ -16,27 +16,14 @@ from fastapi.testclient import TestClient
 from posledger import open_ledger
 from posledger.entrypoints.http.app import Settings, create_app
 
-from .helpers import setup
+from .helpers import fill_record, setup
 
 T = "2026-03-02T"
 PROBLEM = "application/problem+json"
 
 
 def _fill(exec_id: str, side: str, qty: str, price: str, minute: int, **extra: Any) -> str:
-    record = {
-        "type": "fill",
-        "exec_id": exec_id,
-        "account": "ACC",
-        "instrument": "FUT",
-        "side": side,
-        "quantity": qty,
-        "price": price,
-        "ts": f"{T}10:{minute:02d}:00Z",
-        "commission": "0.5",
-        "commission_currency": "USD",
-        **extra,
-    }
-    return json.dumps(record)
+    return json.dumps(fill_record(exec_id, side, qty, price, minute, **extra))
 
 
 def _order(cid: str, strategy: str, side: str = "BUY", qty: str = "2") -> str:

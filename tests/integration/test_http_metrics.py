@@ -27,28 +27,14 @@ from posledger.entrypoints.http.metrics import CACHE_FILE, SharedCache
 from posledger.entrypoints.serve import metrics_directory
 from tests.databases import fresh_database
 
-from .helpers import execute, setup
+from .helpers import execute, fill_record, setup
 
 T = "2026-03-02T"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 def _fill(exec_id: str, side: str, qty: str, price: str, minute: int, **extra: Any) -> str:
-    return json.dumps(
-        {
-            "type": "fill",
-            "exec_id": exec_id,
-            "account": "ACC",
-            "instrument": "FUT",
-            "side": side,
-            "quantity": qty,
-            "price": price,
-            "ts": f"{T}10:{minute:02d}:00Z",
-            "commission": "0.5",
-            "commission_currency": "USD",
-            **extra,
-        }
-    )
+    return json.dumps(fill_record(exec_id, side, qty, price, minute, **extra))
 
 
 def _position(quantity: str) -> str:

@@ -31,7 +31,7 @@ from tests.databases import SERVERS
 from tests.progress import wait_until
 from tests.sse import Block, Reader
 
-from .helpers import engine, execute, fill, kind_of, setup, sqlite_only
+from .helpers import engine, execute, fill, fill_record, kind_of, setup, sqlite_only
 
 T = "2026-03-02T"
 FAST = StreamSettings(poll=0.05, heartbeat=0.2)
@@ -126,17 +126,11 @@ def live(db_url: str, keys: Keys) -> Iterator[Live]:
 
 
 def _fill(exec_id: str, side: str, qty: str, minute: int, **extra: Any) -> dict[str, Any]:
-    return {
-        "type": "fill",
-        "exec_id": exec_id,
-        "account": "ACC",
-        "instrument": "FUT",
-        "side": side,
-        "quantity": qty,
-        "price": str(100 + minute),
-        "ts": f"{T}10:{minute:02d}:00Z",
-        **extra,
-    }
+    """A fill at 100 + its minute, with no commission unless ``extra`` says."""
+    record = fill_record(exec_id, side, qty, str(100 + minute), minute, **extra)
+    if "commission" not in extra:
+        del record["commission"], record["commission_currency"]
+    return record
 
 
 def _entry_order(cid: str, strategy: str, qty: str) -> dict[str, Any]:

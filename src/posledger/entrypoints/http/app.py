@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 import msgspec
 from fastapi import Depends, FastAPI, Query, Request
@@ -576,6 +576,31 @@ Reader = Annotated[Ledger, Depends(_reader)]
 Text = Annotated[str | None, Query(max_length=128)]
 
 
+class Scope(TypedDict):
+    account: str | None
+    instrument: str | None
+    strategy: str | None
+    mode: str | None
+
+
+def _filters(
+    ledger: Reader,
+    principal: Key,
+    account: Text = None,
+    instrument: Text = None,
+    strategy: Text = None,
+    mode: Text = None,
+) -> Scope:
+    """A read's filters: names the ledger knows (404 otherwise), and a strategy key's own
+    strategy (403 for another's)."""
+    strategy = _own(principal, strategy)
+    ledger.check_names(account=account, instrument=instrument, strategy=strategy)
+    return Scope(account=account, instrument=instrument, strategy=strategy, mode=mode)
+
+
+Filters = Annotated[Scope, Depends(_filters)]
+
+
 def _dashboard(app: FastAPI) -> None:
     """The dashboard: one page and its two files (docs/service.md, Dashboard)."""
     from fastapi.staticfiles import StaticFiles
@@ -600,93 +625,42 @@ def _reads(app: FastAPI) -> None:
             "strategy": principal.strategy,
         }
 
-    def names(
-        ledger: Ledger, account: str | None, instrument: str | None, strategy: str | None
-    ) -> None:
-        ledger.check_names(account=account, instrument=instrument, strategy=strategy)
-
     @app.get(f"{API}/positions", tags=["reads"], summary="Each strategy's slots.")
-    def positions(
-        ledger: Reader,
-        principal: Key,
-        account: Text = None,
-        instrument: Text = None,
-        strategy: Text = None,
-        mode: Text = None,
-        all: bool = False,
-    ) -> list[dict[str, Any]]:
+    def positions(ledger: Reader, filters: Filters, all: bool = False) -> list[dict[str, Any]]:
         """Open slots (all with `all=true`), with realized and unrealized P&L."""
-        strategy = _own(principal, strategy)
-        names(ledger, account, instrument, strategy)
-        return ledger.positions(
-            include_flat=all, account=account, instrument=instrument, strategy=strategy, mode=mode
-        )
+        return ledger.positions(include_flat=all, **filters)
 
     @app.get(f"{API}/trades", tags=["reads"], summary="Round-trip trades.")
     def trades(
         ledger: Reader,
-        principal: Key,
-        account: Text = None,
-        instrument: Text = None,
-        strategy: Text = None,
-        mode: Text = None,
+        filters: Filters,
         status: Annotated[str | None, Query(pattern="^(open|closed)$")] = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     ) -> list[dict[str, Any]]:
         """Trades in the order they were opened, newest `limit`, with their fills."""
-        strategy = _own(principal, strategy)
-        names(ledger, account, instrument, strategy)
-        found = ledger.trades(
-            account=account, instrument=instrument, strategy=strategy, status=status, mode=mode
-        )
-        return found[-limit:]
+        return ledger.trades(status=status, **filters)[-limit:]
 
     @app.get(f"{API}/pnl", tags=["reads"], summary="Realized and unrealized P&L.")
     def pnl(
         ledger: Reader,
-        principal: Key,
+        filters: Filters,
         by: str = "strategy",
         period: Annotated[str | None, Query(pattern="^(day|week|month)$")] = None,
         tz: str = "UTC",
         session_start: str = "00:00",
         since: Text = None,
         until: Text = None,
-        account: Text = None,
-        instrument: Text = None,
-        strategy: Text = None,
-        mode: Text = None,
     ) -> list[dict[str, Any]]:
         """Grouped `by` strategy, account, mode, instrument (comma-separated), per period."""
-        strategy = _own(principal, strategy)
-        names(ledger, account, instrument, strategy)
         rows: list[dict[str, Any]] = ledger.pnl(
-            by=by,
-            period=period,
-            tz=tz,
-            session_start=session_start,
-            since=since,
-            until=until,
-            account=account,
-            instrument=instrument,
-            strategy=strategy,
-            mode=mode,
-        )
+            by=by, period=period, tz=tz, session_start=session_start, since=since, until=until,
+            **filters,
+        )  # fmt: skip
         return rows
 
     @app.get(f"{API}/anomalies", tags=["reads"], summary="Fills booked to EXTERNAL, and why.")
-    def anomalies(
-        ledger: Reader,
-        principal: Key,
-        account: Text = None,
-        instrument: Text = None,
-        strategy: Text = None,
-        mode: Text = None,
-    ) -> list[dict[str, Any]]:
-        strategy = _own(principal, strategy)
-        names(ledger, account, instrument, strategy)
-        return ledger.anomalies(
-            account=account, instrument=instrument, strategy=strategy, mode=mode
-        )
+    def anomalies(ledger: Reader, filters: Filters) -> list[dict[str, Any]]:
+        return ledger.anomalies(**filters)
 
     @app.get(f"{API}/rejected", tags=["reads"], summary="Refused inputs (admin).")
     def rejected(ledger: Reader, principal: Key) -> list[dict[str, Any]]:
@@ -702,7 +676,7 @@ def _reads(app: FastAPI) -> None:
         last: Annotated[int, Query(ge=1, le=1000)] = 1,
     ) -> list[dict[str, Any]]:
         _admin(principal, "read reconciliations")
-        names(ledger, account, None, None)
+        ledger.check_names(account=account)
         return ledger.reconciliations(run=run, account=account, last=None if run else last)
 
     @app.get(f"{API}/commands", tags=["commands"], summary="Outbox commands.")
