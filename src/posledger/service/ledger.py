@@ -648,13 +648,8 @@ class Ledger:
             raise UsageError("batch_size must be at least 1")
         report = IngestReport()
         for chunk in _chunks(read_lines(lines), batch_size):
-
-            def work(uow: UnitOfWork, chunk: list[Line] = chunk) -> list[tuple[Line, Outcome]]:
-                _prefetch(uow, chunk)
-                return [(line, self._ingest_line(uow, line, source)) for line in chunk]
-
-            decided, seqs = self._transact(work)
-            batch = [(line, numbered(outcome, seqs)) for line, outcome in decided]
+            outcomes = self.apply_lines([(line, source, self._key) for line in chunk])
+            batch = list(zip(chunk, outcomes, strict=True))
             for line, outcome in batch:
                 report.count(outcome)
                 if outcome.status == "rejected":

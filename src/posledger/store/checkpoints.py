@@ -309,16 +309,12 @@ class History:
     def __init__(self, database: Database, after: int) -> None:
         self.after = after
         self._fairy = database.engine.raw_connection()
-        self._cur = self._fairy.driver_connection.cursor()  # type: ignore[union-attr]
-        self._q = "?" if database.engine.dialect.paramstyle == "qmark" else "%s"
+        cursor = self._fairy.driver_connection.cursor()  # type: ignore[union-attr]
+        self._sql = _Sql(cursor, "?" if database.engine.dialect.paramstyle == "qmark" else "%s")
+        self._all = self._sql.rows
 
     def close(self) -> None:
         self._fairy.close()
-
-    def _all(self, sql: str, *params: Any) -> list[dict[str, Any]]:
-        self._cur.execute(sql.replace("?", self._q), params)
-        names = [d[0] for d in self._cur.description]
-        return [dict(zip(names, row, strict=True)) for row in self._cur.fetchall()]
 
     def fill(self, account: str, exec_id: str) -> Seen | None:
         for row in self._all(
@@ -412,12 +408,13 @@ class History:
 
     def _copy(self, cursor: Any, table: str, sql: str, skip: set[int] | None = None) -> None:
         amounts = _AMOUNTS.get(table, frozenset())
-        self._cur.execute(sql.replace("?", self._q), (self.after,))
-        names = [d[0] for d in self._cur.description]
+        source = self._sql.cursor
+        self._sql.execute(sql, self.after)
+        names = [d[0] for d in source.description]
         insert = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
         amount_at = [i for i, name in enumerate(names) if name in amounts]
         key_at = names.index("trade_id") if skip is not None else -1
-        while batch := self._cur.fetchmany(5000):
+        while batch := source.fetchmany(5000):
             rows = []
             for row in batch:
                 if skip is not None and int(row[key_at]) in skip:
