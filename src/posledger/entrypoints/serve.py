@@ -58,9 +58,21 @@ def metrics_directory() -> Iterator[str]:
     type=click.FloatRange(min=0.1),
     help="Requests per second per key, on average.",
 )
+@click.option(
+    "--access-log/--no-access-log",
+    default=False,
+    show_default=True,
+    help="Log a line per request (it costs about as much as applying a fill).",
+)
 @click.pass_context
 def serve(
-    ctx: click.Context, host: str, port: int, workers: int, max_body: int, rate: float
+    ctx: click.Context,
+    host: str,
+    port: int,
+    workers: int,
+    max_body: int,
+    rate: float,
+    access_log: bool,
 ) -> None:
     """Serve the ledger over HTTP: ingest, reads, commands and reconciliation under
     /v1, /healthz and /readyz, Prometheus metrics at /metrics, the OpenAPI description
@@ -76,11 +88,17 @@ def serve(
           http://127.0.0.1:8400/v1/ingest
     """
     with metrics_directory():
-        _serve(ctx, host, port, workers, max_body, rate)
+        _serve(ctx, host, port, workers, max_body, rate, access_log)
 
 
 def _serve(
-    ctx: click.Context, host: str, port: int, workers: int, max_body: int, rate: float
+    ctx: click.Context,
+    host: str,
+    port: int,
+    workers: int,
+    max_body: int,
+    rate: float,
+    access_log: bool,
 ) -> None:
     try:
         import uvicorn
@@ -113,6 +131,7 @@ def _serve(
         port=port,
         workers=workers,
         log_level="info",
+        access_log=access_log,
         timeout_graceful_shutdown=10,
     )
 

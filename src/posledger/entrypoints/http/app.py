@@ -141,6 +141,34 @@ class Service:
             self.reader.close()
 
 
+INGEST = f"{API}/ingest"
+
+
+class LedgerApp(FastAPI):
+    """The FastAPI app, with one short way in: ``POST /v1/ingest``, the hot path, goes
+    straight to the same function its route calls (:func:`_ingest`), past the
+    middleware, routing and dependency machinery, which cost more than applying a fill.
+    Its errors are the same problem details; everything else takes the usual way."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != INGEST or scope["method"] != "POST":
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self
+        request = Request(scope, receive)
+        try:
+            response = await _ingest(request, await _principal(request))
+        except Problem as exc:
+            response = problem(exc, INGEST)
+        except LedgerError as exc:
+            response = problem(from_ledger_error(exc), INGEST)
+        except Exception:
+            failed = problem(Problem(500, "internal", "Internal error", "see the server log"))
+            await failed(scope, receive, send)
+            raise  # for the server's log, as the usual way does
+        await response(scope, receive, send)
+
+
 def _service(request: Request) -> Service:
     found: Service = request.app.state.service
     return found
@@ -228,7 +256,8 @@ async def _body(request: Request) -> bytes:
         return b"".join(chunks)
 
     try:
-        return await asyncio.wait_for(read(), settings.body_seconds)
+        async with asyncio.timeout(settings.body_seconds):
+            return await read()
     except TimeoutError:
         raise Problem(
             408,
@@ -286,7 +315,7 @@ def _ledger_errors(app: FastAPI) -> None:
         return problem(found, request.url.path)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> LedgerApp:
     """The app; it opens the ledger (``settings.db``) when it starts."""
     chosen = settings or Settings.from_environ()
 
@@ -300,7 +329,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await asyncio.to_thread(service.close)
 
-    app = FastAPI(
+    app = LedgerApp(
         title="posledger",
         version="1",
         summary="Per-strategy positions, trades and P&L from fills (docs/service.md).",
@@ -317,7 +346,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def factory() -> FastAPI:
+def factory() -> LedgerApp:
     """For uvicorn's ``--factory`` (each worker process builds its app)."""
     return create_app(Settings.from_environ())
 
@@ -422,7 +451,7 @@ _INGEST_BODY = {
 
 def _writes(app: FastAPI) -> None:
     @app.post(
-        f"{API}/ingest",
+        INGEST,
         tags=["writes"],
         summary="Apply input records: one JSON object, a JSON array, or JSON Lines.",
         openapi_extra=_INGEST_BODY,
@@ -440,24 +469,7 @@ def _writes(app: FastAPI) -> None:
         with the others in `rejected`). The reply comes once every applied line is
         durable, with an outcome per line. A line a strategy key may not send refuses
         the whole request (403) before anything is applied."""
-        service = _service(request)
-        body = await _body(request)
-        lines = list(read_lines(_lines(body, request.headers.get("content-type", ""))))
-        if not principal.admin:
-            await asyncio.to_thread(_check_scope, service.reader, principal, lines)
-        source, key = f"key {principal.key_id}", principal.key_id
-        outcomes = await service.writer.apply([(line, source, key) for line in lines])
-        app.state.metrics.count(outcomes)
-        counts = {"applied": 0, "duplicate": 0, "rejected": 0}
-        for outcome in outcomes:
-            counts[outcome.status] = counts.get(outcome.status, 0) + 1
-        views = [
-            outcome_view(line.number, outcome)
-            for line, outcome in zip(lines, outcomes, strict=True)
-        ]
-        # Encoded here, not by FastAPI's validating encoder: this is the hot path.
-        reply = msgspec.json.encode({**counts, "outcomes": views})
-        return Response(reply, media_type="application/json")
+        return await _ingest(request, principal)
 
     @app.post(f"{API}/check-order", tags=["writes"], summary="Would this order be allowed?")
     async def check_order(request: Request, principal: Key) -> dict[str, Any]:
@@ -538,6 +550,27 @@ def _writes(app: FastAPI) -> None:
             principal.key_id,
         )
         return report.as_dict()
+
+
+async def _ingest(request: Request, principal: Principal) -> Response:
+    """``POST /v1/ingest``, for the route and for :class:`LedgerApp`'s short way to it."""
+    service = _service(request)
+    body = await _body(request)
+    lines = list(read_lines(_lines(body, request.headers.get("content-type", ""))))
+    if not principal.admin:
+        await asyncio.to_thread(_check_scope, service.reader, principal, lines)
+    source, key = f"key {principal.key_id}", principal.key_id
+    outcomes = await service.writer.apply([(line, source, key) for line in lines])
+    request.app.state.metrics.count(outcomes)
+    counts = {"applied": 0, "duplicate": 0, "rejected": 0}
+    for outcome in outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    views = [
+        outcome_view(line.number, outcome) for line, outcome in zip(lines, outcomes, strict=True)
+    ]
+    # Encoded here, not by FastAPI's validating encoder: this is the hot path.
+    reply = msgspec.json.encode({**counts, "outcomes": views})
+    return Response(reply, media_type="application/json")
 
 
 def _check_scope(reader: Ledger, principal: Principal, lines: list[Line]) -> None:
