@@ -124,6 +124,7 @@ def _serve(
     os.environ["POSLEDGER_DB"] = url
     os.environ["POSLEDGER_SERVE_MAX_BODY"] = str(max_body * 2**20)
     os.environ["POSLEDGER_SERVE_RATE"] = str(rate)
+    os.environ["POSLEDGER_SERVE_WORKERS"] = str(workers)
     uvicorn.run(
         "posledger.entrypoints.http.app:factory",
         factory=True,

@@ -659,13 +659,23 @@ class Ledger:
         self.flush_marks()
         return report
 
-    def apply_lines(self, lines: Sequence[tuple[Line, str | None, str | None]]) -> list[Outcome]:
+    def apply_lines(
+        self,
+        lines: Sequence[tuple[Line, str | None, str | None]],
+        scoped: Mapping[str, str] | None = None,
+    ) -> list[Outcome]:
         """Apply lines read by :func:`~posledger.adapters.jsonl.read_lines`, each with the
         source it came from (kept with it when it is rejected) and the key of the HTTP API
         that sent it (its journal entry records it), in one transaction: the group commit
         of ``posledger serve`` (docs/service.md). One outcome per line, once the
-        transaction is durable."""
+        transaction is durable.
+
+        ``scoped``: the strategy each strategy key (by id) acts for. Their lines are
+        checked again here, against the orders and commands the transaction itself reads
+        (what the line's decision reads too), and one the key may not send is rejected:
+        another process may have registered an order since the request was checked."""
         batch = list(lines)
+        scopes_of = scoped or {}
 
         def work(uow: UnitOfWork) -> list[Outcome]:
             _prefetch(uow, [line for line, _, _ in batch])
@@ -673,6 +683,15 @@ class Ledger:
             for line, source, key in batch:
                 self._acting = key
                 uow.acting(key)
+                strategy = None if key is None else scopes_of.get(key)
+                if strategy is not None and line.item is not None:
+                    why = self._refusal_in(uow, key, strategy, line.item)
+                    if why is not None:
+                        reason = f"forbidden: {why}"
+                        self._keep(uow, line.raw, reason, source, line.number)
+                        kind = record_name(type(line.item))
+                        outcomes.append(Outcome("rejected", kind, None, reason))
+                        continue
                 outcomes.append(self._ingest_line(uow, line, source))
             self._acting = self._key
             uow.acting(self._key)
@@ -1156,6 +1175,21 @@ class Ledger:
             command_owner=lambda key: reads.owner("command", key),
             registered=registered,
         )
+
+    @staticmethod
+    def _refusal_in(uow: UnitOfWork, key: str | None, strategy: str, item: Any) -> str | None:
+        """:meth:`refusal`, read inside the transaction ``uow``."""
+
+        def order_owner(client_order_id: str) -> str | None:
+            found = uow.order(client_order_id)
+            return None if found is None else found[0].strategy
+
+        def command_owner(command_id: str) -> str | None:
+            found = uow.command(command_id)
+            return None if found is None else found.strategy
+
+        principal = keys.Principal(key_id=key or "", name=None, strategy=strategy)
+        return scopes.refusal(principal, item, order_owner=order_owner, command_owner=command_owner)
 
     def authenticate(self, token: str) -> keys.Principal | None:
         """Who ``token`` is, if it is a key of this ledger that was not revoked."""

@@ -10,8 +10,10 @@ problem details (:mod:`.problems`).
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import math
 import os
+import struct
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -32,7 +34,7 @@ from ...service.ledger import Ledger
 from . import metrics, stream
 from .problems import Problem, from_ledger_error, problem
 from .stream import StreamSettings
-from .writer import GroupWriter, outcome_view
+from .writer import Batch, GroupWriter, outcome_view
 
 __all__ = ["Settings", "create_app", "factory"]
 
@@ -49,6 +51,9 @@ class Settings(msgspec.Struct, frozen=True):
     """How long a request body may take to arrive."""
     rate: float = 200.0
     """Requests per second a key may make, on average (bursts of twice that)."""
+    workers: int = 1
+    """Worker processes serving the app: with more than one, keys' rates are shared
+    through files in ``metrics_dir``."""
     key_seconds: float = 1.0
     """How long a key looked up stays known (a revoked key is refused after that)."""
     metrics_dir: str | None = None
@@ -67,30 +72,79 @@ class Settings(msgspec.Struct, frozen=True):
             max_body=int(env.get("POSLEDGER_SERVE_MAX_BODY") or default.max_body),
             body_seconds=float(env.get("POSLEDGER_SERVE_BODY_SECONDS") or default.body_seconds),
             rate=float(env.get("POSLEDGER_SERVE_RATE") or default.rate),
+            workers=int(env.get("POSLEDGER_SERVE_WORKERS") or default.workers),
             metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
             metrics_cache=float(env.get("POSLEDGER_SERVE_METRICS_CACHE") or default.metrics_cache),
         )
 
 
-class _Buckets:
-    """A token bucket per key: ``rate`` a second, bursts of ``2 * rate``."""
+class Buckets:
+    """A token bucket per key: ``rate`` a second, bursts of ``2 * rate``, in this process."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate, self.burst = rate, 2 * rate
+        self._clock = clock
         self._state: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
     def wait(self, key: str) -> float:
         """0 when the key may go on now (a token is taken), else the seconds to wait."""
-        now = time.monotonic()
         with self._lock:
-            tokens, then = self._state.get(key, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - then) * self.rate)
-            if tokens >= 1:
-                self._state[key] = (tokens - 1, now)
-                return 0.0
-            self._state[key] = (tokens, now)
-            return (1 - tokens) / self.rate
+            now = self._clock()
+            wait, self._state[key] = self._take(self._state.get(key), now)
+            return wait
+
+    def _take(
+        self, kept: tuple[float, float] | None, now: float
+    ) -> tuple[float, tuple[float, float]]:
+        tokens, then = kept if kept is not None else (self.burst, now)
+        tokens = min(self.burst, tokens + max(0.0, now - then) * self.rate)
+        if tokens >= 1:
+            return 0.0, (tokens - 1, now)
+        return (1 - tokens) / self.rate, (tokens, now)
+
+    def close(self) -> None:
+        """Let go of what the buckets hold."""
+
+
+class SharedBuckets(Buckets):
+    """The same buckets, shared by every worker process: a key's bucket is a file in
+    ``directory`` (``serve``'s private one), locked while it is read and written, so a
+    key's rate holds across workers (docs/service.md, Running it). The clock is the
+    machine's monotonic one, the same in every process."""
+
+    def __init__(
+        self, rate: float, directory: str, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__(rate, clock)
+        self._directory = Path(directory)
+        self._files: dict[str, int] = {}
+
+    def wait(self, key: str) -> float:
+        with self._lock:
+            fd = self._files.get(key)
+            if fd is None:
+                path = self._directory / f"rate-{key}"
+                fd = self._files[key] = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                raw = os.pread(fd, _BUCKET.size, 0)
+                kept = _BUCKET.unpack(raw) if len(raw) == _BUCKET.size else None
+                wait, state = self._take(kept, self._clock())
+                os.pwrite(fd, _BUCKET.pack(*state), 0)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            return wait
+
+    def close(self) -> None:
+        with self._lock:
+            for fd in self._files.values():
+                os.close(fd)
+            self._files.clear()
+
+
+_BUCKET = struct.Struct("<dd")
+"""A shared bucket's file: its tokens, and when they were counted."""
 
 
 class _Keys:
@@ -128,7 +182,11 @@ class Service:
         self.settings = settings
         self.reader = open_ledger(settings.db)
         self.writer = GroupWriter(lambda: open_ledger(settings.db), on_batch=on_batch)
-        self.buckets = _Buckets(settings.rate)
+        self.buckets = (
+            SharedBuckets(settings.rate, settings.metrics_dir)
+            if settings.workers > 1 and settings.metrics_dir is not None
+            else Buckets(settings.rate)
+        )
         self.keys = _Keys(self.reader, settings.key_seconds)
 
     def start(self) -> None:
@@ -138,6 +196,7 @@ class Service:
         try:
             self.writer.close()
         finally:
+            self.buckets.close()
             self.reader.close()
 
 
@@ -560,7 +619,8 @@ async def _ingest(request: Request, principal: Principal) -> Response:
     if not principal.admin:
         await asyncio.to_thread(_check_scope, service.reader, principal, lines)
     source, key = f"key {principal.key_id}", principal.key_id
-    outcomes = await service.writer.apply([(line, source, key) for line in lines])
+    batch: Batch = [(line, source, key) for line in lines]
+    outcomes = await service.writer.apply(batch, key, principal.strategy)
     request.app.state.metrics.count(outcomes)
     counts = {"applied": 0, "duplicate": 0, "rejected": 0}
     for outcome in outcomes:

@@ -21,7 +21,7 @@ from ...adapters.jsonl import Line
 from ...service.handlers import Outcome
 from ...service.ledger import Ledger
 
-__all__ = ["MAX_LINES", "GroupWriter", "outcome_view"]
+__all__ = ["MAX_LINES", "Batch", "GroupWriter", "outcome_view"]
 
 MAX_LINES = 2000
 """The most lines one transaction applies (a request with more gets one of its own)."""
@@ -40,6 +40,9 @@ class _Job:
     """Work that runs alone on the writer's ledger, instead of lines."""
     key: str | None = None
     """The key the work is done for (its journal entries record it)."""
+    strategy: str | None = None
+    """The strategy ``key`` acts for, if it is a strategy key: its lines are checked again
+    inside the transaction (:meth:`Ledger.apply_lines`)."""
 
     def answer(self, result: Any, error: BaseException | None) -> None:
         def deliver() -> None:
@@ -89,15 +92,18 @@ class GroupWriter:
         if self._failed is not None:
             raise self._failed
 
-    async def apply(self, lines: Batch) -> list[Outcome]:
-        """Apply ``lines`` (with the requests' others); their outcomes once durable."""
+    async def apply(
+        self, lines: Batch, key: str | None = None, strategy: str | None = None
+    ) -> list[Outcome]:
+        """Apply ``lines`` (with the requests' others); their outcomes once durable.
+        ``strategy``: the one ``key`` acts for, when it is a strategy key."""
         if not lines:
             return []
         if not self._thread.is_alive():
             raise RuntimeError("the writer has stopped")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Outcome]] = loop.create_future()
-        self._jobs.put(_Job(lines, future, loop))
+        self._jobs.put(_Job(lines, future, loop, key=key, strategy=strategy))
         return await future
 
     async def call(self, work: Callable[[Ledger], T], key: str | None = None) -> T:
@@ -170,7 +176,9 @@ class GroupWriter:
     def _apply(self, ledger: Ledger, batch: list[_Job], count: int) -> None:
         started = time.perf_counter()
         try:
-            outcomes = ledger.apply_lines([line for job in batch for line in job.lines])
+            scoped = {job.key: job.strategy for job in batch if job.key and job.strategy}
+            lines = [line for job in batch for line in job.lines]
+            outcomes = ledger.apply_lines(lines, scoped)
         except Exception as exc:
             for job in batch:
                 job.answer(None, exc)
