@@ -54,3 +54,16 @@ def test_every_operation_keeps_to_its_description(
         sent.pop("cookies", None)
     answer = client.request(**sent)
     case.validate_response(answer, checks=CHECKS)
+
+
+def test_the_description_is_served_and_no_page_loads_scripts_from_elsewhere(
+    served: tuple[TestClient, str],
+) -> None:
+    client, _ = served
+    described = client.get("/openapi.json").json()
+    assert described["info"]["title"] == "posledger" and "/v1/ingest" in described["paths"]
+    # FastAPI's /docs and /redoc load their scripts from a CDN: not served.
+    for path in ("/docs", "/redoc"):
+        assert client.get(path).status_code == 404
+    page = client.get("/").text
+    assert "<script" in page and "http://" not in page and "https://" not in page

@@ -394,6 +394,10 @@ def create_app(settings: Settings | None = None) -> LedgerApp:
         summary="Per-strategy positions, trades and P&L from fills (docs/service.md).",
         lifespan=lifespan,
         responses=PROBLEMS,
+        # FastAPI's /docs and /redoc pages load their scripts from a CDN: the service
+        # loads nothing from outside (its description is /openapi.json).
+        docs_url=None,
+        redoc_url=None,
     )
     _ledger_errors(app)
     _health(app)
