@@ -177,11 +177,15 @@ class LedgerClient:
         self,
         snapshot: Iterable[str | Mapping[str, Any]],
         *,
+        fills: Iterable[str | Mapping[str, Any]] = (),
         accounts: Iterable[str] = (),
         policy: str | None = None,
     ) -> dict[str, Any]:
-        """Compare the books with the broker's positions (``broker_position`` records)."""
-        lines = [r if isinstance(r, str) else json.dumps(r) for r in snapshot]
+        """Compare the books with the broker's positions (``broker_position`` records);
+        ``fills``: the broker's fill history, whose fills the ledger has not seen are
+        applied first."""
+        records = [*snapshot, *fills]
+        lines = [r if isinstance(r, str) else json.dumps(r) for r in records]
         params = {"accounts": list(accounts) or None, "policy": policy}
         found: dict[str, Any] = await self._call(
             "POST", "/v1/reconcile", params=params, content="\n".join(lines).encode()

@@ -597,22 +597,43 @@ def _writes(app: FastAPI) -> None:
         policy: Annotated[str | None, Query()] = None,
     ) -> dict[str, Any]:
         """The body is the broker's positions as JSON Lines (`broker_position` records),
-        or a JSON array of them (admin)."""
+        or a JSON array of them (admin). `fill` records among them are the broker's fill
+        history: the ones the ledger has not seen are applied first, exactly once, as
+        `posledger reconcile --fills` does."""
         _admin(principal, "reconcile")
         service = _service(request)
         body = await _body(request)
-        lines = [
-            line.decode("utf-8", "replace")
-            for line in _lines(body, request.headers.get("content-type", ""))
-        ]
+        snapshot: list[str] = []
+        fills: list[str] = []
+        for line in _lines(body, request.headers.get("content-type", "")):
+            (fills if _record_type(line) == "fill" else snapshot).append(
+                line.decode("utf-8", "replace")
+            )
         source = f"key {principal.key_id}"
         report = await service.writer.call(
             lambda ledger: ledger.reconcile(
-                lines, accounts=accounts or (), policy=policy, source=source
+                snapshot,
+                fills=fills or None,
+                accounts=accounts or (),
+                policy=policy,
+                source=source,
+                fills_source=source,
             ),
             principal.key_id,
         )
         return report.as_dict()
+
+
+class _Typed(msgspec.Struct):
+    type: str = ""
+
+
+def _record_type(line: bytes) -> str:
+    """A JSON line's record type ("" for one that is not a JSON object with a type)."""
+    try:
+        return msgspec.json.decode(line, type=_Typed).type
+    except msgspec.DecodeError:
+        return ""
 
 
 async def _ingest(request: Request, principal: Principal) -> Response:
