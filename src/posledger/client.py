@@ -193,11 +193,20 @@ class LedgerClient:
         return found
 
     async def commands(
-        self, *, claim: str | None = None, limit: int = 100, status: str | None = "pending"
+        self,
+        *,
+        claim: str | None = None,
+        limit: int = 100,
+        status: str | None = "pending",
+        strategies: Iterable[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Outbox commands of ``status``; with ``claim`` (a worker id), claim them."""
+        """Outbox commands of ``status``; with ``claim`` (a worker id), claim them: of
+        ``strategies`` only, when given (a strategy key claims its own strategy's only)."""
         if claim is not None:
-            params = {"worker": claim, "limit": limit}
+            names = None if strategies is None else list(strategies)
+            if names == []:
+                return []  # of no strategy: nothing to claim
+            params = {"worker": claim, "limit": limit, "strategy": names}
             found: list[dict[str, Any]] = await self._call(
                 "POST", "/v1/commands/claim", params=params
             )

@@ -485,12 +485,14 @@ class UnitOfWork(ABC):
         now: int,
         lease_ns: int,
         accounts: tuple[str, ...] | None = None,
+        strategies: tuple[str, ...] | None = None,
         own: bool = False,
     ) -> list[CommandRow]:
         """Claim up to ``limit`` commands for ``worker`` until ``now + lease_ns``: pending
         ones and those whose lease ran out, oldest first; none another worker holds.
-        ``accounts``: of these accounts only. ``own``: also those ``worker`` holds already
-        (it restarted, and takes its claims back at once)."""
+        ``accounts``, ``strategies``: of these accounts, of these strategies only.
+        ``own``: also those ``worker`` holds already (it restarted, and takes its claims
+        back at once)."""
 
     @abstractmethod
     def command(self, command_id: str) -> CommandRow | None:

@@ -192,7 +192,9 @@ def test_a_strategy_key_acts_for_its_strategy_alone(api: Api) -> None:
         _problem(api.call("GET", path, api.alpha, params={"strategy": "beta"}), 403)
     for path in ("/v1/rejected", "/v1/reconciliations", "/v1/journal"):
         _problem(api.call("GET", path, api.alpha), 403)
-    _problem(api.call("POST", "/v1/commands/claim", api.alpha, params={"worker": "w"}), 403)
+    assert api.call("POST", "/v1/commands/claim", api.alpha, params={"worker": "w"}).json() == []
+    asked = {"worker": "w", "strategy": "beta"}
+    _problem(api.call("POST", "/v1/commands/claim", api.alpha, params=asked), 403)
     _problem(api.call("POST", "/v1/reconcile", api.alpha, content=b""), 403)
     everyone = api.call("GET", "/v1/positions", api.admin).json()
     assert {s["strategy"] for s in everyone} == {"alpha", "beta"}
@@ -235,19 +237,23 @@ def test_a_body_too_large_or_too_many_requests_is_refused(db_url: str) -> None:
         assert api.call("GET", "/v1/positions", api.beta).status_code == 200  # per key
 
 
+def _bracket(strategy: str) -> dict[str, str]:
+    return {
+        "type": "bracket",
+        "account": "ACC",
+        "instrument": "FUT",
+        "strategy": strategy,
+        "take_profit": "110",
+        "stop_loss": "95",
+    }
+
+
 def test_commands_claim_ack_and_fail_through_the_api(api: Api) -> None:
     assert (
         api.ingest(api.admin, _fill("f1", "BUY", "2", "100", 1, strategy="alpha")).json()["applied"]
         == 1
     )
-    bracket = {
-        "type": "bracket",
-        "account": "ACC",
-        "instrument": "FUT",
-        "strategy": "alpha",
-        "take_profit": "110",
-        "stop_loss": "95",
-    }
+    bracket = _bracket("alpha")
     assert api.call("POST", "/v1/ingest", api.alpha, json=bracket).json()["applied"] == 1
     pending = api.call("GET", "/v1/commands", api.alpha, params={"status": "pending"}).json()
     assert len(pending) == 2 and {c["strategy"] for c in pending} == {"alpha"}
@@ -265,6 +271,49 @@ def test_commands_claim_ack_and_fail_through_the_api(api: Api) -> None:
     )
     assert failed.json()["status"] == "failed"
     _problem(api.call("POST", "/v1/commands/nope/ack", api.admin), 404)
+
+
+def test_a_strategy_key_claims_its_strategys_commands_alone(api: Api) -> None:
+    for minute, (strategy, key) in enumerate([("alpha", api.alpha), ("beta", api.beta)], 1):
+        opened = api.ingest(
+            api.admin, _fill(f"f{minute}", "BUY", "2", "100", minute, strategy=strategy)
+        )
+        assert opened.json()["applied"] == 1, opened.text
+        assert api.call("POST", "/v1/ingest", key, json=_bracket(strategy)).json()["applied"] == 1
+
+    def pending() -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for c in api.call("GET", "/v1/commands", api.admin, params={"status": "pending"}).json():
+            found.setdefault(c["strategy"], set()).add(c["command_id"])
+        return found
+
+    def claim(key: str, **params: Any) -> httpx.Response:
+        return api.call("POST", "/v1/commands/claim", key, params=params)
+
+    before = pending()
+    alphas, betas = before["alpha"], before["beta"]
+    assert len(alphas) == len(betas) == 2
+    for asked in (["beta"], ["alpha", "beta"]):  # another's, alone or beside its own
+        refused = claim(api.alpha, worker="w1", strategy=asked)
+        detail = _problem(refused, 403)["detail"]
+        assert detail == "a key of strategy alpha claims alpha's commands only, not beta's"
+    assert pending() == before  # a refused claim claims nothing
+
+    mine = claim(api.alpha, worker="w1").json()
+    assert {c["command_id"] for c in mine} == alphas
+    assert {(c["strategy"], c["worker"], c["status"]) for c in mine} == {("alpha", "w1", "claimed")}
+    assert pending() == {"beta": betas}  # beta's stay pending
+    assert claim(api.alpha, worker="w1", strategy="alpha").json() == []  # none of its own left
+    (one,) = claim(api.beta, worker="w2", strategy="beta", limit=1).json()
+    assert one["command_id"] in betas
+
+    # An admin key claims any strategy's, or those of the strategies it names.
+    assert claim(api.admin, worker="w3", strategy="alpha").json() == []  # w1 holds them
+    (other,) = claim(api.admin, worker="w3").json()
+    assert {one["command_id"], other["command_id"]} == betas
+    assert pending() == {}
+    unknown = claim(api.admin, worker="w3", strategy=["beta", "nobody"])
+    assert "no strategy 'nobody'" in _problem(unknown, 404)["detail"]
 
 
 def test_check_order_answers_without_registering(api: Api) -> None:

@@ -96,6 +96,16 @@ def test_the_ledgers_methods_through_http(db_url: str) -> None:
                     await client.trades(instrument="NOPE")
                 with pytest.raises(UsageError):
                     await client.pnl(tz="Mars/Olympus")
+                bracket = await client.set_bracket(
+                    account="ACC", instrument="FUT", strategy="alpha", take_profit="110",
+                    stop_loss="95",
+                )  # fmt: skip
+                assert bracket["status"] == "applied", bracket
+                with pytest.raises(AccessDenied, match="claims alpha's commands only"):
+                    await client.commands(claim="w1", strategies=["alpha", "beta"])
+                assert await client.commands(claim="w1", strategies=[]) == []
+                claimed = await client.commands(claim="w1", strategies=["alpha"])
+                assert [(c["strategy"], c["worker"]) for c in claimed] == [("alpha", "w1")] * 2
             async with LedgerClient("http://ledger", admin, transport=transport) as client:
                 assert await client.head() == (await client.journal(limit=10_000))[-1]["seq"]
         with open_ledger(db_url) as ledger:

@@ -504,8 +504,9 @@ def test_committed_tells_whether_a_transaction_committed(
 # -- the outbox ---------------------------------------------------------------------------
 
 
-def send(uow: UnitOfWork, *ids: str, minute: int) -> int:
-    """Commit a mark whose write set also sends the commands ``ids``; its journal number."""
+def send(uow: UnitOfWork, *ids: str, minute: int, strategy: str = "alpha") -> int:
+    """Commit a mark whose write set also sends ``strategy``'s commands ``ids``; its
+    journal number."""
     uow.begin("send")
     mark = {
         "type": "mark",
@@ -516,15 +517,18 @@ def send(uow: UnitOfWork, *ids: str, minute: int) -> int:
     outcome, write_set = decide(uow, mark)
     assert outcome.applied, outcome
     payload = '{"side":"SELL","quantity":"1"}'
-    commands = tuple(Command(i, "place", "ACC", "FUT", "alpha", payload) for i in ids)
+    commands = tuple(Command(i, "place", "ACC", "FUT", strategy, payload) for i in ids)
     uow.add(write_set._replace(commands=commands))
     (seq,) = uow.commit()
     return seq
 
 
-def claim(uow: UnitOfWork, worker: str, now: int, limit: int = 10) -> list[CommandRow]:
+def claim(
+    uow: UnitOfWork, worker: str, now: int, limit: int = 10, **only: tuple[str, ...]
+) -> list[CommandRow]:
+    """Claim and commit; ``only``: ``accounts`` and ``strategies`` filters."""
     uow.begin("claim")
-    claimed = uow.claim_commands(worker, limit, now, LEASE)
+    claimed = uow.claim_commands(worker, limit, now, LEASE, **only)
     uow.commit()
     return claimed
 
@@ -567,6 +571,85 @@ def test_claims_lease_commands_oldest_first_and_hand_them_out_again_when_it_runs
     }
     assert [stored["c1"], stored["c2"]] == again
     assert store.reads().commands(status="pending") == []
+
+
+def test_a_claim_of_some_strategies_leaves_the_others_commands_to_other_workers(
+    store: Store, units: Callable[[], UnitOfWork]
+) -> None:
+    uow = units()
+    commit(uow, *REFDATA)
+    send(uow, "a1", minute=1)
+    send(uow, "b2", "b1", minute=2, strategy="beta")
+    send(uow, "a2", minute=3)
+
+    mine = claim(uow, "w1", T0, strategies=("alpha",))
+    assert [(c.command_id, c.strategy, c.worker) for c in mine] == [
+        ("a1", "alpha", "w1"),
+        ("a2", "alpha", "w1"),
+    ]
+    pending = store.reads().commands(status="pending")
+    assert [(c.command_id, c.strategy, c.worker, c.attempts) for c in pending] == [
+        ("b1", "beta", None, 0),
+        ("b2", "beta", None, 0),
+    ]
+    assert claim(units(), "w2", T0 + SECOND, strategies=("alpha",)) == []  # w1 holds them
+    for nothing in ({"strategies": ()}, {"strategies": ("gamma",)},
+                    {"accounts": ("ACC2",), "strategies": ("beta",)}):  # fmt: skip
+        assert claim(units(), "w2", T0 + SECOND, **nothing) == [], nothing
+    theirs = claim(units(), "w2", T0 + SECOND, accounts=("ACC",), strategies=("gamma", "beta"))
+    assert [(c.command_id, c.worker, c.attempts) for c in theirs] == [
+        ("b1", "w2", 1),
+        ("b2", "w2", 1),
+    ]
+    assert claim(units(), "w3", T0 + SECOND) == []  # every command is held
+
+    # Both leases ran out: a claim of beta's takes beta's alone, alpha's stay with w1.
+    later = T0 + SECOND + LEASE
+    assert ids(claim(units(), "w3", later, strategies=("beta",))) == ["b1", "b2"]
+    stored = {
+        c.command_id: (c.status, c.worker, c.attempts) for c in store.reads().commands(status=None)
+    }
+    assert stored == {
+        "a1": ("claimed", "w1", 1),
+        "a2": ("claimed", "w1", 1),
+        "b1": ("claimed", "w3", 2),
+        "b2": ("claimed", "w3", 2),
+    }
+    assert ids(claim(units(), "w3", later, strategies=("alpha",))) == ["a1", "a2"]
+
+
+def test_a_claim_still_open_is_skipped_not_waited_for(
+    db_url: str, store: Store, units: Callable[[], UnitOfWork]
+) -> None:
+    """On the servers a claim locks the rows it read (``FOR UPDATE SKIP LOCKED``) until it
+    commits; another worker's claim meanwhile skips them instead of waiting. PostgreSQL
+    locks only the rows the claim takes: a claim of another strategy, or of the same one,
+    gets the rest at once. InnoDB keeps every pending or claimed row the claim read locked,
+    whatever its strategy or the limit: the others get nothing until it commits. (SQLite
+    and memory write one transaction at a time.)"""
+    kind = kind_of(db_url)
+    if kind not in ("postgresql", "mariadb"):
+        pytest.skip("one writer at a time: no two claims run at once")
+    uow = units()
+    commit(uow, *REFDATA)
+    send(uow, "a1", minute=1)
+    send(uow, "b1", minute=2, strategy="beta")
+    send(uow, "a2", minute=3)
+    first = units()
+    first.begin("claim")
+    assert ids(first.claim_commands("w1", 1, T0, LEASE, strategies=("alpha",))) == ["a1"]
+    meanwhile = [
+        ids(claim(units(), "w2", T0, strategies=("beta",))),
+        ids(claim(units(), "w3", T0, strategies=("alpha",))),
+    ]
+    assert meanwhile == ([["b1"], ["a2"]] if kind == "postgresql" else [[], []])
+    first.commit()
+    if kind == "mariadb":  # what was skipped is handed out next
+        assert ids(claim(units(), "w2", T0, strategies=("beta",))) == ["b1"]
+        assert ids(claim(units(), "w3", T0)) == ["a2"]
+    assert claim(units(), "w4", T0) == []  # what was taken stays with its worker
+    stored = {c.command_id: c.worker for c in store.reads().commands(status=None)}
+    assert stored == {"a1": "w1", "b1": "w2", "a2": "w3"}
 
 
 def test_a_claim_rolled_back_hands_nothing_out(

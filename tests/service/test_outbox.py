@@ -25,9 +25,9 @@ PAYLOAD = {"side": "SELL", "quantity": "1", "type": "limit", "price": "101"}
 _minutes = itertools.count(1)
 
 
-def send(ledger: Ledger, clock: Clock, *ids: str) -> int:
-    """Commit a mark whose write set also sends commands ``ids`` (oldest first by journal
-    number, then id); the mark's journal number."""
+def send(ledger: Ledger, clock: Clock, *ids: str, strategy: str = "alpha") -> int:
+    """Commit a mark whose write set also sends ``strategy``'s commands ``ids`` (oldest
+    first by journal number, then id); the mark's journal number."""
     uow = ledger.store.unit_of_work()
     try:
         uow.begin("send")
@@ -36,7 +36,7 @@ def send(ledger: Ledger, clock: Clock, *ids: str) -> int:
         outcome, write_set = handle(uow, parse_record(mark, api=True), clock)
         assert write_set is not None, outcome
         payload = '{"side":"SELL","quantity":"1","type":"limit","price":"101"}'
-        commands = tuple(Command(i, "place", "ACC", "FUT", "alpha", payload) for i in ids)
+        commands = tuple(Command(i, "place", "ACC", "FUT", strategy, payload) for i in ids)
         uow.add(write_set._replace(commands=commands))
         (seq,) = uow.commit()
     finally:
@@ -113,6 +113,17 @@ def test_a_claim_for_a_lease_of_its_own(ledger: Ledger, clock: Clock) -> None:
     clock.advance(5 * SECOND)
     (row,) = ledger.commands(claim="w2")
     assert (row["worker"], row["attempts"]) == ("w2", 2)
+
+
+def test_a_claim_of_some_accounts_and_strategies(ledger: Ledger, clock: Clock) -> None:
+    send(ledger, clock, "a1")
+    send(ledger, clock, "b1", "b2", strategy="beta")
+    assert ledger.commands(claim="w1", strategies=iter(["gamma"])) == []
+    assert ledger.commands(claim="w1", accounts=["HDG"], strategies=["beta"]) == []
+    assert ids(ledger.commands(claim="w1", strategies=(s for s in ["beta"]))) == ["b1", "b2"]
+    both = ledger.commands(claim="w2", accounts=["ACC"], strategies=["alpha", "beta"])
+    assert ids(both) == ["a1"]
+    assert ledger.commands() == []
 
 
 def test_acked_and_failed_commands_are_final(ledger: Ledger, clock: Clock) -> None:

@@ -818,6 +818,7 @@ class Ledger:
         status: str | None = "pending",
         lease_ns: int = LEASE_NS,
         accounts: Iterable[str] | None = None,
+        strategies: Iterable[str] | None = None,
         own: bool = False,
     ) -> list[dict[str, Any]]:
         """Outbox commands, oldest first (docs/brackets.md).
@@ -826,7 +827,8 @@ class Ledger:
         every command). With ``claim`` (a worker id): claim up to ``limit`` commands for
         that worker, for ``lease_ns`` (30 s): pending ones, and claimed ones whose lease
         ran out; nobody else is given them until the lease runs out. ``accounts``: claim
-        only those accounts' commands. ``own``: take back the worker's own claims too (it
+        only those accounts' commands; ``strategies``: only those strategies' (given both,
+        a command must pass both). ``own``: take back the worker's own claims too (it
         restarted: they need not wait for their lease to run out).
         """
         if limit < 1:
@@ -838,8 +840,13 @@ class Ledger:
         except InvalidInput as exc:
             raise UsageError(str(exc)) from None
         now = self._clock()
-        only = None if accounts is None else tuple(accounts)
-        rows = self._run(lambda uow: uow.claim_commands(claim, limit, now, lease_ns, only, own))
+        of = None if accounts is None else tuple(accounts)
+        by = None if strategies is None else tuple(strategies)
+        rows = self._run(
+            lambda uow: uow.claim_commands(
+                claim, limit, now, lease_ns, accounts=of, strategies=by, own=own
+            )
+        )
         return command_views(rows)
 
     def ack(self, command_id: str, *, broker_order_id: str | None = None) -> dict[str, Any]:

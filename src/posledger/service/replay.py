@@ -187,6 +187,7 @@ class Replaying(UnitOfWork):
         now: int,
         lease_ns: int,
         accounts: tuple[str, ...] | None = None,
+        strategies: tuple[str, ...] | None = None,
         own: bool = False,
     ) -> list[CommandRow]:
         raise AssertionError("replay claims no commands")

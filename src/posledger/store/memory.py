@@ -646,6 +646,7 @@ class MemoryUnitOfWork(StagingUnitOfWork):
         now: int,
         lease_ns: int,
         accounts: tuple[str, ...] | None = None,
+        strategies: tuple[str, ...] | None = None,
         own: bool = False,
     ) -> list[CommandRow]:
         due = [
@@ -659,6 +660,7 @@ class MemoryUnitOfWork(StagingUnitOfWork):
                 )
             )
             and (accounts is None or command.account in accounts)
+            and (strategies is None or command.strategy in strategies)
         ]
         due.sort(key=lambda command: (command.seq, command.command_id))
         claimed = []

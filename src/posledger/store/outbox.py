@@ -95,7 +95,7 @@ class Outbox:
         self._lock = lock
         self._due = (
             f"SELECT {_COLUMNS} FROM outbox WHERE (status = '{PENDING}' "
-            f"OR (status = '{CLAIMED}' AND (lease_until <= {q} OR worker = {q}))){{accounts}} "
+            f"OR (status = '{CLAIMED}' AND (lease_until <= {q} OR worker = {q}))){{filters}} "
             f"ORDER BY seq, command_id LIMIT {q}{lock}"
         )
         self._claim = (
@@ -124,18 +124,22 @@ class Outbox:
         now: int,
         lease_ns: int,
         accounts: tuple[str, ...] | None = None,
+        strategies: tuple[str, ...] | None = None,
         own: bool = False,
     ) -> list[CommandRow]:
         """Pending commands, and claimed ones whose lease ran out (or, ``own``, that
-        ``worker`` holds already: a worker that restarted takes its claims back at once)."""
+        ``worker`` holds already: a worker that restarted takes its claims back at once);
+        of ``accounts`` and ``strategies`` only, when given (an empty one matches none)."""
+        if accounts == () or strategies == ():
+            return []
         mine = worker if own else None  # worker = NULL matches nothing
-        params: tuple[object, ...]
-        if accounts is None:
-            sql, params = self._due.format(accounts=""), (now, mine, limit)
-        else:
-            marks = ", ".join([self._q] * len(accounts))
-            sql = self._due.format(accounts=f" AND account IN ({marks})")
-            params = (now, mine, *accounts, limit)
+        filters, values = "", list[str]()
+        for column, names in (("account", accounts), ("strategy", strategies)):
+            if names is not None:
+                filters += f" AND {column} IN ({', '.join([self._q] * len(names))})"
+                values += names
+        sql = self._due.format(filters=filters)
+        params = (now, mine, *values, limit)
         cursor.execute(sql, params)
         due = [command_from_row(row) for row in cursor.fetchall()]
         until = now + lease_ns

@@ -455,9 +455,19 @@ class SqlUnitOfWork(StagingUnitOfWork):
         now: int,
         lease_ns: int,
         accounts: tuple[str, ...] | None = None,
+        strategies: tuple[str, ...] | None = None,
         own: bool = False,
     ) -> list[CommandRow]:
-        return self._outbox.claim(self._cur, worker, limit, now, lease_ns, accounts, own)
+        return self._outbox.claim(
+            self._cur,
+            worker,
+            limit,
+            now,
+            lease_ns,
+            accounts=accounts,
+            strategies=strategies,
+            own=own,
+        )
 
     def command(self, command_id: str) -> CommandRow | None:
         return self._outbox.get(self._cur, command_id)

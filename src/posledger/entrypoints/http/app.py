@@ -546,18 +546,28 @@ def _writes(app: FastAPI) -> None:
         found = await service.writer.call(lambda ledger: ledger.check_order_line(text))
         return {"allowed": found.allowed, "reasons": list(found.reasons)}
 
-    @app.post(f"{API}/commands/claim", tags=["commands"], summary="Claim pending commands.")
+    @app.post(
+        f"{API}/commands/claim",
+        tags=["commands"],
+        summary="Claim pending commands (a strategy key: its strategy's).",
+    )
     async def claim(
         request: Request,
         principal: Key,
         worker: Annotated[str, Query(min_length=1, max_length=128)],
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        strategy: Annotated[list[str] | None, Query()] = None,
     ) -> list[dict[str, Any]]:
-        """Claim up to `limit` commands for `worker`, under a 30 s lease (admin)."""
-        _admin(principal, "claim commands")
+        """Claim up to `limit` commands for `worker`, under a 30 s lease: of the
+        strategies `strategy` names (repeated for several), or of every strategy. A
+        strategy key claims its own strategy's only (403 for another's)."""
         service = _service(request)
+        strategies = await asyncio.to_thread(
+            _claimed_strategies, service.reader, principal, strategy
+        )
         return await service.writer.call(
-            lambda ledger: ledger.commands(claim=worker, limit=limit), principal.key_id
+            lambda ledger: ledger.commands(claim=worker, limit=limit, strategies=strategies),
+            principal.key_id,
         )
 
     @app.post(f"{API}/commands/{{command_id}}/ack", tags=["commands"], summary="Ack a command.")
@@ -668,6 +678,29 @@ def _check_scope(reader: Ledger, principal: Principal, lines: list[Line]) -> Non
             raise Problem(
                 403, "forbidden", "Forbidden", f"line {line.number}: {why}; nothing was applied"
             )
+
+
+def _claimed_strategies(
+    reader: Ledger, principal: Principal, asked: list[str] | None
+) -> tuple[str, ...] | None:
+    """The strategies a claim takes commands of: those asked for (404 for one the ledger
+    does not know), every one when none is; a strategy key's own (403 for another's)."""
+    own = principal.strategy
+    if own is not None:
+        others = sorted({name for name in asked or () if name != own})
+        if others:
+            raise Problem(
+                403,
+                "forbidden",
+                "Forbidden",
+                f"a key of strategy {own} claims {own}'s commands only, not {', '.join(others)}'s",
+            )
+        return (own,)
+    if asked is None:
+        return None
+    for name in asked:
+        reader.check_names(strategy=name)
+    return tuple(dict.fromkeys(asked))
 
 
 def _own_command(reader: Ledger, principal: Principal, command_id: str) -> None:
