@@ -194,6 +194,17 @@ SlotKey4 = tuple[str, str, str, str]
 """A slot's key as stored: (account, instrument, strategy, position_side)."""
 
 
+class SymbolRow(NamedTuple):
+    """One entry of the symbol map (docs/venues/README.md, Symbol map)."""
+
+    venue: str
+    account: str
+    symbol: str
+    """The venue's own name of the instrument on that account."""
+    instrument: str
+    created_at: int
+
+
 class KeyRow(NamedTuple):
     """A key of the HTTP API as stored: only a hash of its secret (docs/service.md, Keys)."""
 
@@ -776,6 +787,21 @@ class Store(ABC):
     @abstractmethod
     def revoke_key(self, key_id: str, now: int) -> KeyRow | None:
         """Revoke a key (a revoked one stays as it was); the key, None if there is none."""
+
+    # -- the symbol map (docs/venues/README.md, Symbol map) ----------------------------
+
+    @abstractmethod
+    def add_symbol(self, row: SymbolRow) -> SymbolRow:
+        """Map a venue's symbol on an account, in a transaction of its own; the entry now
+        stored (an existing one is kept as it was: the caller compares)."""
+
+    @abstractmethod
+    def symbols(self, venue: str | None = None) -> list[SymbolRow]:
+        """The map's entries (of ``venue``), by venue, account and symbol."""
+
+    @abstractmethod
+    def remove_symbol(self, venue: str, account: str, symbol: str) -> SymbolRow | None:
+        """Remove an entry; the one removed, None if there was none."""
 
     @abstractmethod
     def venue_state(self, venue: str) -> str | None:

@@ -1661,8 +1661,10 @@ _register_reference_data(cli)
 from .journal import register as _register_journal  # noqa: E402
 from .keys import register as _register_keys  # noqa: E402
 from .serve import register as _register_serve  # noqa: E402
+from .symbols import register as _register_symbols  # noqa: E402
 
 _register_keys(cli)
+_register_symbols(cli)
 _register_serve(cli)
 _register_journal(cli)
 

@@ -33,10 +33,20 @@ from ..domain.marks import MarkPolicy, Window
 from ..domain.numbers import exact
 from ..domain.pnl import PERIODS, parse_groups
 from ..domain.refdata import InvalidInput, Order, check_identifier
-from ..domain.timestamps import next_local_time, now_ns, parse_ts
+from ..domain.timestamps import format_ts, next_local_time, now_ns, parse_ts
 from ..domain.writeset import AddRejected, Rejected, WriteSet
 from ..errors import DatabaseError, NotFound, RebuildError, ReconcileError, UsageError
-from ..ports import FATAL, RECONNECT, CommandRow, DoctorReport, JournalRow, Store, UnitOfWork
+from ..ports import (
+    FATAL,
+    RECONNECT,
+    CommandRow,
+    DoctorReport,
+    JournalRow,
+    Store,
+    SymbolRow,
+    UnitOfWork,
+)
+from ..venues.base import SymbolMap
 from . import handlers, keys, scopes
 from .handlers import Outcome, handle
 from .queries import (
@@ -1183,6 +1193,47 @@ class Ledger:
             registered=registered,
         )
 
+    # -- the symbol map (docs/venues/README.md, Symbol map) -------------------------------
+
+    def map_symbol(self, venue: str, account: str, symbol: str, instrument: str) -> dict[str, Any]:
+        """Map ``venue``'s ``symbol`` on ``account`` (both registered) to ``instrument``.
+        The same entry again changes nothing (``added`` is false); another instrument for
+        a mapped symbol is refused (:class:`UsageError`): remove the entry first."""
+        venue = _venue_name(venue)
+        for name, value in (("account", account), ("symbol", symbol), ("instrument", instrument)):
+            try:
+                check_identifier(name, value)
+            except InvalidInput as exc:
+                raise UsageError(str(exc)) from None
+        self.check_names(account=account, instrument=instrument)
+        row = SymbolRow(venue, account, symbol, instrument, self._clock())
+        kept = self.store.add_symbol(row)
+        if kept.instrument != instrument:
+            raise UsageError(
+                f"{venue} symbol {symbol} of account {account} is mapped to {kept.instrument}: "
+                f"remove it first (posledger symbols remove {venue} {account} {symbol})"
+            )
+        return {**_symbol_view(kept), "added": kept == row}
+
+    def unmap_symbol(self, venue: str, account: str, symbol: str) -> dict[str, Any]:
+        """Remove an entry of the symbol map; :class:`NotFound` when there is none."""
+        venue = _venue_name(venue)
+        removed = self.store.remove_symbol(venue, account, symbol)
+        if removed is None:
+            raise NotFound(f"{venue} symbol {symbol} of account {account} is not mapped")
+        return _symbol_view(removed)
+
+    def symbols(self, venue: str | None = None) -> list[dict[str, Any]]:
+        """The symbol map's entries (of ``venue``), by venue, account and symbol."""
+        chosen = None if venue is None else _venue_name(venue)
+        return [_symbol_view(row) for row in self.store.symbols(chosen)]
+
+    def symbol_map(self, venue: str) -> SymbolMap:
+        """``venue``'s entries, as its parsers look symbols up."""
+        chosen = _venue_name(venue)
+        rows = self.store.symbols(chosen)
+        return SymbolMap(chosen, {(r.account, r.symbol): r.instrument for r in rows})
+
     @staticmethod
     def _refusal_in(uow: UnitOfWork, key: str | None, strategy: str, item: Any) -> str | None:
         """:meth:`refusal`, read inside the transaction ``uow``."""
@@ -1282,6 +1333,25 @@ class Ledger:
         """Rewrite every projection from the journal. Refuses if the journal does not replay."""
         self._uow.rollback()  # drop caches: the projections are about to be rewritten
         return rebuild(self.store, progress)
+
+
+def _venue_name(venue: str) -> str:
+    """A venue's name in the symbol map: an identifier, in lower case."""
+    try:
+        check_identifier("venue", venue)
+    except InvalidInput as exc:
+        raise UsageError(str(exc)) from None
+    return venue.lower()
+
+
+def _symbol_view(row: SymbolRow) -> dict[str, Any]:
+    return {
+        "venue": row.venue,
+        "account": row.account,
+        "symbol": row.symbol,
+        "instrument": row.instrument,
+        "created_at": format_ts(row.created_at),
+    }
 
 
 def _run_unused(uow: UnitOfWork, run: str) -> None:

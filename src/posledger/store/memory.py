@@ -44,6 +44,7 @@ from ..ports import (
     Inspection,
     JournalRow,
     KeyRow,
+    SymbolRow,
     Reads,
     Seen,
     Store,
@@ -119,6 +120,7 @@ class MemoryStore(Store):
         self.venues: dict[str, str] = {}
         """Simulated venues' saved states (posledger.paper)."""
         self.key_rows: dict[str, KeyRow] = {}
+        self.symbol_rows: dict[tuple[str, str, str], SymbolRow] = {}
         """Keys of the HTTP API, by id, oldest first."""
 
     @classmethod
@@ -194,6 +196,19 @@ class MemoryStore(Store):
             if found is not None and found.revoked_at is None:
                 found = self.key_rows[key_id] = found._replace(revoked_at=now)
             return found
+
+    def add_symbol(self, row: SymbolRow) -> SymbolRow:
+        with self.lock:
+            return self.symbol_rows.setdefault((row.venue, row.account, row.symbol), row)
+
+    def symbols(self, venue: str | None = None) -> list[SymbolRow]:
+        with self.lock:
+            rows = [r for r in self.symbol_rows.values() if venue is None or r.venue == venue]
+        return sorted(rows, key=lambda r: (r.venue, r.account, r.symbol))
+
+    def remove_symbol(self, venue: str, account: str, symbol: str) -> SymbolRow | None:
+        with self.lock:
+            return self.symbol_rows.pop((venue, account, symbol), None)
 
     def venue_state(self, venue: str) -> str | None:
         with self.lock:

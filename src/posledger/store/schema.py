@@ -33,7 +33,7 @@ from ..domain.numbers import fmt
 
 __all__ = ["SCHEMA_REVISION", "Amount", "metadata"]
 
-SCHEMA_REVISION = "0008"
+SCHEMA_REVISION = "0009"
 """The Alembic revision this code reads and writes; a test keeps it equal to the head."""
 
 ID = 128
@@ -548,6 +548,19 @@ api_keys = Table(
 """Keys of the HTTP API (docs/service.md, Keys): an admin key, or a strategy's. Only a
 SHA-256 of each key's secret is kept. Not a projection: keys are not journaled, and
 ``rebuild`` leaves them alone."""
+
+symbols = Table(
+    "symbols",
+    metadata,
+    Column("venue", String(ID), primary_key=True),
+    Column("account", String(ID), primary_key=True),
+    Column("symbol", String(ID), primary_key=True),
+    Column("instrument", String(ID), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+"""The symbol map (docs/venues/README.md, Symbol map): a venue's symbol on an account is
+an instrument. Not a projection: brokers' messages are translated with it before they
+are journaled, so ``rebuild`` leaves it alone."""
 
 paper_venues = Table(
     "paper_venues",

@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
-from ..ports import DamageMark, Inspection, KeyRow, Past, Reads, Store, UnitOfWork
+from ..ports import DamageMark, Inspection, KeyRow, Past, Reads, Store, SymbolRow, UnitOfWork
 from . import damage
 from . import schema as s
 from .database import Database, open_database
@@ -154,6 +155,42 @@ class SqlStore(Store):
             )
             row = conn.execute(select(table).where(table.c.key_id == key_id)).first()
         return None if row is None else KeyRow(**row._asdict())
+
+    def add_symbol(self, row: SymbolRow) -> SymbolRow:
+        try:
+            with self.database.engine.begin() as conn:
+                conn.execute(insert(s.symbols).values(**row._asdict()))
+            return row
+        except IntegrityError:  # there already, perhaps just added by another process
+            found = self._symbol(row.venue, row.account, row.symbol)
+            if found is None:
+                raise
+            return found
+
+    def _symbol(self, venue: str, account: str, symbol: str) -> SymbolRow | None:
+        t = s.symbols
+        query = select(t).where(t.c.venue == venue, t.c.account == account, t.c.symbol == symbol)
+        with self.database.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else SymbolRow(**row._asdict())
+
+    def symbols(self, venue: str | None = None) -> list[SymbolRow]:
+        t = s.symbols
+        query = select(t).order_by(t.c.venue, t.c.account, t.c.symbol)
+        if venue is not None:
+            query = query.where(t.c.venue == venue)
+        with self.database.engine.connect() as conn:
+            return [SymbolRow(**row._asdict()) for row in conn.execute(query)]
+
+    def remove_symbol(self, venue: str, account: str, symbol: str) -> SymbolRow | None:
+        t = s.symbols
+        where = (t.c.venue == venue, t.c.account == account, t.c.symbol == symbol)
+        with self.database.engine.begin() as conn:
+            row = conn.execute(select(t).where(*where).with_for_update()).first()
+            if row is None:
+                return None
+            conn.execute(delete(t).where(*where))
+        return SymbolRow(**row._asdict())
 
     def venue_state(self, venue: str) -> str | None:
         table = s.paper_venues
