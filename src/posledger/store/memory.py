@@ -44,10 +44,10 @@ from ..ports import (
     Inspection,
     JournalRow,
     KeyRow,
-    SymbolRow,
     Reads,
     Seen,
     Store,
+    SymbolRow,
     UnitOfWork,
 )
 from . import codec
