@@ -65,12 +65,12 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, db: Path, log: Path) -> None:
+    def __init__(self, db: Path, log: Path, *options: str) -> None:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self._log: IO[str] = log.open("a")
         self.proc = subprocess.Popen(
-            [str(SCRIPT), "--db", url(db), "serve", "--port", str(self.port)],
+            [str(SCRIPT), "--db", url(db), "serve", "--port", str(self.port), *options],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
