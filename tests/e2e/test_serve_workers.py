@@ -33,6 +33,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -134,7 +135,7 @@ class Workers:
     reaches the workers too), its temporary directory (where it makes its metrics
     directory) and its log in ``home``."""
 
-    def __init__(self, db: str, home: Path) -> None:
+    def __init__(self, db: str, home: Path, rate: str = "1000000") -> None:
         home.mkdir()
         self.home = home
         self.port = _free_port()
@@ -142,7 +143,7 @@ class Workers:
         self.log = home / "server.log"
         self._log: IO[str] = self.log.open("a")
         argv = [str(SCRIPT), "--db", db, "serve", "--workers", str(WORKERS)]
-        argv += ["--port", str(self.port), "--rate", "1000000"]
+        argv += ["--port", str(self.port), "--rate", rate]
         self.proc = subprocess.Popen(
             argv,
             stdout=self._log,
@@ -325,7 +326,9 @@ def _run(clients: list[Client], what: str) -> None:
         assert not client.gone
 
 
-def _started(db: str, tmp: Path, name: str = "server") -> tuple[Workers, str, dict[str, str]]:
+def _started(
+    db: str, tmp: Path, name: str = "server", rate: str = "1000000"
+) -> tuple[Workers, str, dict[str, str]]:
     """:data:`SETUP` and keys (admin; ``alpha`` and ``beta``) made with the command line,
     and a ready server: the server, the admin key, each strategy's key by its name."""
     setup = tmp / "setup.jsonl"
@@ -336,7 +339,7 @@ def _started(db: str, tmp: Path, name: str = "server") -> tuple[Workers, str, di
         strategy: json.loads(_cli(db, "keys", "create", "--strategy", strategy, "--json"))["key"]
         for strategy in ("alpha", "beta")
     }
-    server = Workers(db, tmp / name)
+    server = Workers(db, tmp / name, rate)
     server.wait_ready()
     return server, admin, keys
 
@@ -591,3 +594,29 @@ def test_every_worker_scrapes_the_same_summed_counts(
     assert applied == [fills // 2, fills // 2]
     assert _positions(server.base, admin) == {"alpha": fills // 2, "beta": fills // 2}
     server.stop()
+
+
+def test_a_keys_rate_holds_across_workers(database: str, tmp_path: Path) -> None:
+    """``--rate 0.5``: a key may make one request, then one every 2 s, whichever worker
+    answers. Requests alternating between the two workers: at most ``1 + 0.5 * elapsed``
+    succeed (each worker with a bucket of its own would let at least two through at
+    once), the others are 429 with ``Retry-After``; another key has its own bucket."""
+    server, _, keys = _started(database, tmp_path, rate="0.5")
+    try:
+        started = time.monotonic()
+        answers = [
+            server.request(server.workers[n % WORKERS], "GET", "/v1/head", keys["alpha"])
+            for n in range(6)
+        ]
+        elapsed = time.monotonic() - started
+        statuses = [a.status_code for a in answers]
+        assert set(statuses) <= {200, 429}, statuses
+        assert statuses[0] == 200
+        assert statuses.count(200) <= 1 + int(0.5 * elapsed), (statuses, elapsed)
+        for refused in (a for a in answers if a.status_code == 429):
+            assert int(refused.headers["retry-after"]) >= 1
+            assert "may make 0.5 requests a second" in refused.json()["detail"]
+        other = server.request(server.workers[1], "GET", "/v1/head", keys["beta"])
+        assert other.status_code == 200, other.text
+    finally:
+        server.stop()
