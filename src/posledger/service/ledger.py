@@ -467,6 +467,11 @@ class Ledger:
             return self._refuse(repr(item), str(exc), kind, key)
         return numbered(*self._transact(lambda uow: self._decide(uow, checked, None, None, None)))
 
+    def reject(self, raw: str, reason: str, source: str | None = None) -> None:
+        """Keep a message that could not be made an input (a venue's message its parser
+        refused), with why: ``posledger rejected`` lists it with refused lines."""
+        self._run(lambda uow: self._keep(uow, raw, reason, source, None))
+
     def _refuse(self, raw: str, reason: str, kind: str, key: str | None) -> Outcome:
         def refuse(uow: UnitOfWork) -> Outcome:
             self._keep(uow, raw, reason, None, None)
