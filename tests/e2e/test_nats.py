@@ -591,6 +591,18 @@ def test_publish_sends_each_journal_entry_once_in_order(
         assert [{k: v for k, v in body.items() if k != "changes"} for _, body in sent] == entries
         assert all(set(body["changes"]) >= {"strategies", "slots"} for _, body in sent)
 
+        smaller = tmp_path / "smaller.jsonl"
+        smaller.write_text("".join(_line(r) + "\n" for r in SESSION[:3]))
+        assert run("ingest", str(smaller), db=url(tmp_path / "small.db")).returncode == 0
+        refused = run(*publish_args(url(tmp_path / "small.db"), stream, subject, "--once"))
+        assert refused.returncode == 5, refused.stderr
+        assert f"holds journal entry {end} on {subject}, but this journal ends at 3" in (
+            refused.stderr
+        )
+        elsewhere = run(*publish_args(db, stream, f"{prefix}x.journal", "--once"))
+        assert elsewhere.returncode == 5, elsewhere.stderr
+        assert f"does not take the subject {prefix}x.journal" in elsewhere.stderr
+
         again = run(*publish_args(db, stream, subject, "--once"))
         assert again.returncode == 0, again.stderr
         assert json.loads(again.stdout)["published"] == 0
@@ -716,3 +728,13 @@ def test_without_nats_py_the_commands_say_what_to_install(tmp_path: Path) -> Non
         )
         assert result.returncode == 1, result.stderr
         assert "pip install 'posledger[nats]'" in result.stderr, result.stderr
+
+
+def test_subject_patterns() -> None:
+    from posledger.entrypoints.jetstream import covers
+
+    assert covers("journal", "journal")
+    assert covers("ledger.>", "ledger.journal") and covers("ledger.>", "ledger.a.b")
+    assert covers("ledger.*", "ledger.journal") and not covers("ledger.*", "ledger.a.b")
+    assert not covers("ledger.>", "ledger") and not covers("journal", "journal.x")
+    assert covers("*.journal", "desk.journal") and not covers("*.journal", "desk.fills")

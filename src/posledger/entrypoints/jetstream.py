@@ -557,8 +557,10 @@ class _Consumer:
             for group in _groups(msgs):
                 bodies = [(m.metadata.sequence.stream, m.data) for m in group]
                 done = await self._commit(bodies, waiting)
-                if done is None:
-                    return  # stopped while waiting to try again: they come again
+                if done is None:  # stopped while waiting to try again: hand them back
+                    for msg in waiting:
+                        await _quietly(msg.nak())
+                    return
                 if os.environ.get(CRASH_AT) == "after-commit":
                     os.kill(os.getpid(), signal.SIGKILL)
                 for msg in group:
