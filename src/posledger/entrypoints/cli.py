@@ -2,9 +2,9 @@
 
 Exit status: 0 success; 1 the command ran but found a problem (rejected lines, failed
 verification, books that differ from the broker, a refused order); 2 usage error; 3 the
-database could not be used; 4 reconcile refused the snapshot (nothing compared). Errors
-the ledger raises (:class:`posledger.LedgerError`) are mapped to these once, in
-:func:`main`.
+database could not be used; 4 reconcile refused the snapshot (nothing compared); 5 NATS
+could not be used (consume, publish: :mod:`.nats`). Errors the ledger raises
+(:class:`posledger.LedgerError`) are mapped to these once, in :func:`main`.
 """
 
 from __future__ import annotations
@@ -1660,12 +1660,14 @@ _register_reference_data(cli)
 
 from .journal import register as _register_journal  # noqa: E402
 from .keys import register as _register_keys  # noqa: E402
+from .nats import register as _register_nats  # noqa: E402
 from .serve import register as _register_serve  # noqa: E402
 from .symbols import register as _register_symbols  # noqa: E402
 
 _register_keys(cli)
 _register_symbols(cli)
 _register_serve(cli)
+_register_nats(cli)
 _register_journal(cli)
 
 
