@@ -16,7 +16,7 @@ $(BIN)/python:
 SOURCES := $(shell find src -name '*.py' -not -path '*/migrations/*')
 
 $(STAMP): pyproject.toml setup.py $(SOURCES) | $(BIN)/python
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,report,service,ib,nats]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,report,service,ib,nats,binance]'
 	@touch $@
 
 demo: $(STAMP)

@@ -248,9 +248,7 @@ class FakeBinance:
             q = request.query_params
             start, end = int(q.get("startTime", 0)), int(q.get("endTime", 2**62))
             assert end - start < 7 * 86_400_000, "a window longer than 7 days"
-            chosen = [
-                r for r in rows if r["symbol"] == q["symbol"] and start <= r[at] <= end
-            ]
+            chosen = [r for r in rows if r["symbol"] == q["symbol"] and start <= r[at] <= end]
             return chosen[: int(q.get("limit", 500))]
 
         async def user_trades(request: Request) -> JSONResponse:

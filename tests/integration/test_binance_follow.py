@@ -150,8 +150,8 @@ def test_a_dropped_stream_is_caught_up_from_history_and_nothing_doubles(
         fake.push(t3.event())
         wait_until(lambda: len(_fills(url)) == 3, lambda: _fills(url), "t3 from the stream")
         # The connection drops; meanwhile t4 and t5 happen and never reach the stream.
-        t4 = fake.trade("SELL", "0.002", "65200", T0 + 4000)
-        t5 = fake.trade("BUY", "0.001", "65150", T0 + 5000)
+        fake.trade("SELL", "0.002", "65200", T0 + 4000)  # t4
+        fake.trade("BUY", "0.001", "65150", T0 + 5000)  # t5
         fake.drop()
         following.wait_session(2)
         assert sorted(_fills(url)) == [f"BTCUSDT:100{n}" for n in range(1, 6)]
