@@ -1658,6 +1658,7 @@ from .registry import register as _register_reference_data  # noqa: E402
 
 _register_reference_data(cli)
 
+from .follow import register as _register_follow  # noqa: E402
 from .journal import register as _register_journal  # noqa: E402
 from .keys import register as _register_keys  # noqa: E402
 from .nats import register as _register_nats  # noqa: E402
@@ -1668,6 +1669,7 @@ _register_keys(cli)
 _register_symbols(cli)
 _register_serve(cli)
 _register_nats(cli)
+_register_follow(cli)
 _register_journal(cli)
 
 
