@@ -142,6 +142,8 @@ class FakeBinance:
     trades: list[Trade] = field(default_factory=list)
     listen_keys: list[str] = field(default_factory=list)
     keepalives: int = 0
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Orders placed through the REST API, by client order id."""
     refused: list[str] = field(default_factory=list)
     """Requests refused (a bad key or signature): a test expects none."""
     _streams: list[asyncio.Queue[dict[str, Any] | None]] = field(default_factory=list)
@@ -162,6 +164,25 @@ class FakeBinance:
             price,
             time_ms,
             **kw,
+        )
+        self.trades.append(found)
+        return found
+
+    def fill_order(self, client_order_id: str, price: str, time_ms: int) -> Trade:
+        """An order placed through the API fills whole (in the history from now on)."""
+        order = self.orders[client_order_id]
+        assert order["status"] == "NEW", order
+        order["status"] = "FILLED"
+        found = Trade(
+            order["symbol"],
+            1000 + next(self._ids),
+            order["orderId"],
+            client_order_id,
+            order["side"],
+            order["origQty"],
+            price,
+            time_ms,
+            position_side=order["positionSide"],
         )
         self.trades.append(found)
         return found
@@ -289,8 +310,50 @@ class FakeBinance:
             finally:
                 self._streams.remove(queue)
 
+        def error(code: int, message: str) -> JSONResponse:
+            return JSONResponse({"code": code, "msg": message}, 400)
+
+        async def order(request: Request) -> JSONResponse:
+            if not self._ok(request, signed=True):
+                return refused()
+            q = request.query_params
+            if request.method == "POST":
+                cid = q["newClientOrderId"]
+                if cid in self.orders:
+                    return error(-4116, "ClientOrderId is duplicated.")
+                placed = {
+                    "orderId": 9000 + next(self._ids),
+                    "clientOrderId": cid,
+                    "symbol": q["symbol"],
+                    "side": q["side"],
+                    "positionSide": q.get("positionSide", "BOTH"),
+                    "type": q["type"],
+                    "origQty": q["quantity"],
+                    "price": q.get("price", "0"),
+                    "stopPrice": q.get("stopPrice", "0"),
+                    "reduceOnly": q.get("reduceOnly") == "true",
+                    "status": "NEW",
+                }
+                self.orders[cid] = placed
+                return JSONResponse(placed)
+            found = self.orders.get(q["origClientOrderId"])
+            if request.method == "GET":
+                if found is None:
+                    return error(-2013, "Order does not exist.")
+                return JSONResponse(found)
+            if found is None or found["status"] != "NEW":
+                return error(-2011, "Unknown order sent.")
+            if request.method == "DELETE":
+                found["status"] = "CANCELED"
+                return JSONResponse(found)
+            if found["type"] != "LIMIT":
+                return error(-4028, "Order type not supported for modification.")
+            found["origQty"], found["price"] = q["quantity"], q["price"]
+            return JSONResponse(found)
+
         return Starlette(
             routes=[
+                Route("/fapi/v1/order", order, methods=["POST", "GET", "PUT", "DELETE"]),
                 Route("/fapi/v1/listenKey", listen_key, methods=["POST", "PUT"]),
                 Route("/fapi/v1/userTrades", user_trades),
                 Route("/fapi/v1/allOrders", all_orders),

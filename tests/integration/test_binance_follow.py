@@ -53,7 +53,7 @@ def _setup(ledger: Ledger, policy: str = "report") -> None:
 class Following:
     """The connector running on a loop of its own thread, over its own ledger."""
 
-    def __init__(self, url: str, fake: FakeBinance) -> None:
+    def __init__(self, url: str, fake: FakeBinance, execute: bool = False) -> None:
         self.ledger = open_ledger(url)
         self.sink = LedgerSink(self.ledger)
         self.said: list[str] = []
@@ -63,6 +63,7 @@ class Following:
             api_key=KEY,
             api_secret=SECRET,
             reconnect_seconds=(0.05, 0.2),
+            execute_commands=execute,
         )
         self.follower = BinanceFollower(
             self.sink,
@@ -204,3 +205,69 @@ def test_a_position_closed_while_away_is_reported_then_adopted(
     ), check
     assert _position(url) == [("EXTERNAL", "SHORT", "0.01"), ("alpha", "LONG", "0.01")]
     assert any("differ from the broker" in line for line in following.said)
+
+
+def test_a_bracket_is_carried_out_on_binance(tmp_path: Path, fake: FakeBinance) -> None:
+    """``execute_commands``: the bracket's legs are placed with their command ids as client
+    order ids; the take-profit fills at the broker, so the ledger cancels the stop-loss,
+    and the connector cancels it at the broker; every command is acked."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    with open_ledger(url) as ledger:
+        _setup(ledger)
+    following = Following(url, fake, execute=True)
+    try:
+        following.wait_session(1)
+        entry = fake.trade("BUY", "0.01", "65000", T0 + 1000)
+        fake.push(entry.event())
+        wait_until(lambda: len(_fills(url)) == 1, lambda: _fills(url), "the entry fill")
+        with open_ledger(url) as ledger:
+            done = ledger.set_bracket(
+                account="BIN-1",
+                instrument="BTC-PERP",
+                strategy="alpha",
+                take_profit="66000",
+                stop_loss="64000",
+            )
+            assert done.applied, done
+        wait_until(lambda: _legs(url) == {"live"}, lambda: (_legs(url), fake.orders), "legs live")
+        placed = {o["type"]: o for o in fake.orders.values()}
+        with open_ledger(url) as ledger:
+            ids = {c["payload"]["intent"]: c["command_id"] for c in ledger.commands(status=None)}
+        tp, sl = placed["LIMIT"], placed["STOP_MARKET"]
+        assert (tp["clientOrderId"], sl["clientOrderId"]) == (ids["take_profit"], ids["stop_loss"])
+        assert (tp["side"], tp["origQty"], tp["price"], tp["reduceOnly"]) == (
+            "SELL",
+            "0.01",
+            "66000",
+            True,
+        )
+        assert (sl["side"], sl["origQty"], sl["stopPrice"]) == ("SELL", "0.01", "64000")
+        # The take-profit fills at the broker: the stop-loss is cancelled there.
+        fake.push(fake.fill_order(tp["clientOrderId"], "66000", T0 + 5000).event())
+        wait_until(
+            lambda: sl["status"] == "CANCELED" and _legs(url) == set(),
+            lambda: (sl["status"], _legs(url)),
+            "the stop-loss cancelled",
+        )
+        wait_until(lambda: _unsettled(url) == [], lambda: _unsettled(url), "every command acked")
+    finally:
+        following.close()
+    assert _position(url) == []
+    with open_ledger(url) as ledger:
+        (trade,) = ledger.trades()
+        # (66000 - 65000) x 0.01, less 0.01 USDT commission on each fill
+        assert trade["close_reason"] == "take_profit" and trade["realized_pnl"] == "9.98"
+        assert {c["broker_order_id"] for c in ledger.commands(status=None)} >= {
+            str(tp["orderId"]),
+            str(sl["orderId"]),
+        }
+
+
+def _legs(url: str) -> set[str]:
+    with open_ledger(url) as ledger:
+        return {o["state"] for o in ledger.exit_orders()}
+
+
+def _unsettled(url: str) -> list[str]:
+    with open_ledger(url) as ledger:
+        return [c["status"] for c in ledger.commands(status=None) if c["status"] != "acked"]

@@ -92,6 +92,11 @@ def _convention(pattern: str | None) -> Callable[[str], str | None] | None:
     type=click.IntRange(1, 365),
     help="How far back the first connect reads the fill history.",
 )
+@click.option(
+    "--execute-commands",
+    is_flag=True,
+    help="Carry the account's outbox commands out (bracket legs): the key needs trading access.",
+)
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @click.pass_context
 def binance(
@@ -103,12 +108,15 @@ def binance(
     secret_env: str,
     strategy_pattern: str | None,
     history_days: int,
+    execute_commands: bool,
     quiet: bool,
 ) -> None:
     """Follow a Binance USD-M futures account until stopped (Ctrl-C or SIGTERM), then
     print what was done. The account's symbols must be mapped (`posledger symbols add
     binance ACCOUNT SYMBOL INSTRUMENT`); a fill of a symbol not mapped is refused and
-    kept (`posledger rejected`). The API key needs read access only.
+    kept (`posledger rejected`). The API key needs read access only, unless
+    --execute-commands: then the connector also places, amends and cancels the bracket
+    legs the ledger's outbox asks for (docs/venues/binance.md).
 
     \b
     Example:
@@ -131,6 +139,8 @@ def binance(
         api_key=key,
         api_secret=secret,
         history_days=history_days,
+        execute_commands=execute_commands,
+        worker=f"binance-{account}",
     )
 
     def say(line: str) -> None:

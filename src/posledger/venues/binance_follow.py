@@ -61,6 +61,10 @@ class Settings:
     reconnect_seconds: tuple[float, float] = (0.5, 30.0)
     """The first and the longest wait before connecting again."""
     recv_window_ms: int = 5000
+    execute_commands: bool = False
+    """Carry the account's outbox commands out (:mod:`.binance_orders`)."""
+    worker: str = "binance"
+    """The worker name commands are claimed under."""
 
 
 class Disconnected(Exception):
@@ -97,6 +101,8 @@ class BinanceFollower:
         self._rest = httpx.AsyncClient(base_url=settings.rest_url, timeout=30)
         self._mode: str | None = None
         self._cursor = 0
+        self.executor: Any = None
+        """The command executor, once it runs (``execute_commands``)."""
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -105,6 +111,9 @@ class BinanceFollower:
         the REST API fails (waiting longer each time, up to the longest wait)."""
         first, longest = self.settings.reconnect_seconds
         wait = first
+        executing = None
+        if self.settings.execute_commands:
+            executing = asyncio.create_task(self._execute(stop))
         try:
             while not stop.is_set():
                 try:
@@ -117,7 +126,38 @@ class BinanceFollower:
                         await asyncio.wait_for(stop.wait(), wait)
                     wait = min(longest, wait * 2)
         finally:
+            if executing is not None:
+                await executing
             await self._rest.aclose()
+
+    async def _execute(self, stop: asyncio.Event) -> None:
+        """Carry the outbox's commands out once the first session has read the position
+        mode, and go on after a failed request."""
+        from .binance_orders import BinanceExecutor
+
+        caught_up = asyncio.create_task(self.caught_up.wait())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({caught_up, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        caught_up.cancel()
+        stopping.cancel()
+        executor = BinanceExecutor(
+            self.sink,
+            account=self.account,
+            symbols=self.symbols,
+            signed=self._signed,
+            worker=self.settings.worker,
+            hedge=lambda: self._mode == "hedge",
+            log=self.log,
+        )
+        self.executor = executor
+        first = self.settings.reconnect_seconds[0]
+        while not stop.is_set():
+            try:
+                await executor.run(stop)
+            except (httpx.TransportError, httpx.HTTPStatusError) as exc:
+                self.log(f"binance {self.account}: commands: {exc}; again in {first:g} s")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), first)
 
     async def _session(self, stop: asyncio.Event) -> None:
         self.sessions += 1
@@ -307,12 +347,12 @@ class BinanceFollower:
         answer.raise_for_status()
         return str(answer.json()["listenKey"])
 
-    async def _signed(self, path: str, params: dict[str, Any]) -> Any:
+    async def _signed(self, path: str, params: dict[str, Any], method: str = "GET") -> Any:
         query = {**params, "timestamp": self.clock_ms()}
         query["recvWindow"] = self.settings.recv_window_ms
         text = urlencode(query)
         query["signature"] = sign(self.settings.api_secret, text)
-        answer = await self._rest.get(path, params=query, headers=self._headers())
+        answer = await self._rest.request(method, path, params=query, headers=self._headers())
         answer.raise_for_status()
         return answer.json()
 

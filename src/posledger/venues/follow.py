@@ -88,6 +88,19 @@ class LedgerSink:
         self.counts.differences += int(found["differences"])
         return found
 
+    async def claim(self, worker: str, account: str, own: bool) -> list[dict[str, Any]]:
+        """Claim ``account``'s outbox commands for ``worker`` (its own claims back too,
+        with ``own``: docs/brackets.md)."""
+        return await self._call(
+            lambda: self.ledger.commands(claim=worker, accounts=[account], own=own, limit=50)
+        )
+
+    async def ack(self, command_id: str, broker_order_id: str | None) -> None:
+        await self._call(lambda: self.ledger.ack(command_id, broker_order_id=broker_order_id))
+
+    async def fail(self, command_id: str, reason: str) -> None:
+        await self._call(lambda: self.ledger.fail(command_id, reason=reason))
+
     async def state(self, name: str) -> dict[str, Any]:
         """A connector's saved state (its cursor), ``{}`` before its first save."""
         saved = await self._call(lambda: self.ledger.store.venue_state(name))
