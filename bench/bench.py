@@ -112,11 +112,12 @@ class Sizes:
     brackets: int  # fills of the bracket workload, with and without brackets
     marks: int  # marks over 1,000 open slots on 100 instruments
     http: int  # one-fill requests to posledger serve, shared by the clients
+    venue: int  # Binance ORDER_TRADE_UPDATE messages through the connector
     repeat: int
 
 
-FULL = Sizes(200_000, 5_000, 3_000, 50_000, 1_000_000, 20_000, 500_000, 2_000, repeat=3)
-QUICK = Sizes(2_000, 100, 50, 1_000, 5_000, 500, 20_000, 48, repeat=1)
+FULL = Sizes(200_000, 5_000, 3_000, 50_000, 1_000_000, 20_000, 500_000, 2_000, 20_000, repeat=3)
+QUICK = Sizes(2_000, 100, 50, 1_000, 5_000, 500, 20_000, 48, 500, repeat=1)
 
 # -- measuring ----------------------------------------------------------------------------
 
@@ -802,6 +803,136 @@ def http_child(key: str, spec: dict[str, Any], workdir: Path) -> None:
     record_loop(key, total, answer["seconds"], samples)
 
 
+# -- a venue: Binance ORDER_TRADE_UPDATE messages through the connector ------------------
+
+
+def binance_events(n: int) -> list[dict[str, Any]]:
+    """``n`` ORDER_TRADE_UPDATE fills of one symbol, alternately buying and selling 1 (the
+    account ends flat): the fake Binance's and the connector's child make the same."""
+    from tests.fake_binance import Trade
+
+    t0 = 1_772_445_600_000
+    return [
+        Trade("BTCUSDT", 1_000 + k, 5_000 + k, f"alpha-{k}", "BUY" if k % 2 == 0 else "SELL",
+              "1", str(65_000 + k % 7), t0 + k).event()
+        for k in range(n)
+    ]  # fmt: skip
+
+
+def fake_binance_child(spec: str) -> None:
+    """A fake Binance (tests/fake_binance.py) in a process of its own, sending its events
+    to the first stream that opens; it prints its URLs and runs until stdin closes."""
+    import json
+    import sys
+
+    a = json.loads(spec)
+    sys.path[:0] = [a["repo"], a["repo"] + "/bench"]
+    from tests.fake_binance import FakeBinance
+
+    from bench import binance_events
+
+    fake = FakeBinance(preload=binance_events(a["fills"])).start()
+    print(json.dumps({"rest": fake.rest_url, "ws": fake.ws_url}), flush=True)
+    sys.stdin.read()
+    fake.stop()
+
+
+def binance_follow_child(spec: str) -> None:
+    """The connector over a fresh SQLite database, from its start until every event the
+    fake sends is applied; then the same fills, as JSON Lines, through ``ledger.ingest``
+    into another fresh database (the floor). Prints both times."""
+    import asyncio
+    import json
+    import sys
+    import threading
+    import time
+
+    a = json.loads(spec)
+    sys.path[:0] = [a["repo"], a["repo"] + "/bench"]
+    from bench import binance_events
+    from posledger import open_ledger
+    from posledger.venues.binance import parse_user_event
+    from posledger.venues.binance_follow import BinanceFollower, Settings
+    from posledger.venues.follow import LedgerSink
+
+    def fresh(url: str) -> object:
+        ledger = open_ledger(url)
+        for record in a["refdata"]:
+            ledger.ingest([json.dumps(record)])
+        ledger.map_symbol("binance", a["account"], "BTCUSDT", a["instrument"])
+        return ledger
+
+    ledger = fresh(a["follow_url"])
+    sink = LedgerSink(ledger)  # type: ignore[arg-type]
+    settings = Settings(rest_url=a["rest"], ws_url=a["ws"], api_key="fake-api-key",
+                        api_secret="fake-api-secret", history_days=1)  # fmt: skip
+    follower = BinanceFollower(sink, account=a["account"], symbols=ledger.symbol_map("binance"),
+                               settings=settings, strategy_of=lambda _: a["strategy"],
+                               )  # type: ignore[attr-defined]  # fmt: skip
+    loop, stop = asyncio.new_event_loop(), asyncio.Event()
+    thread = threading.Thread(target=lambda: loop.run_until_complete(follower.run(stop)))
+    start = time.perf_counter()
+    thread.start()
+    while sink.counts.applied + sink.counts.duplicate < a["fills"]:
+        time.sleep(0.005)
+    follow_seconds = time.perf_counter() - start
+    loop.call_soon_threadsafe(stop.set)
+    thread.join()
+    sink.close()
+    ledger.close()  # type: ignore[attr-defined]
+    lines = [
+        json.dumps(record)
+        for event in binance_events(a["fills"])
+        for record in parse_user_event(event, account=a["account"], symbols=follower.symbols,
+                                       strategy_of=lambda _: a["strategy"]).fills
+    ]  # fmt: skip
+    floor = fresh(a["ingest_url"])
+    start = time.perf_counter()
+    done = floor.ingest(lines, batch_size=1000)  # type: ignore[attr-defined]
+    ingest_seconds = time.perf_counter() - start
+    floor.close()  # type: ignore[attr-defined]
+    print(json.dumps({"follow": follow_seconds, "ingest": ingest_seconds,
+                      "applied": sink.counts.applied, "ingested": done.applied}))  # fmt: skip
+
+
+def venue_repetition(fills: int, workdir: Path) -> None:
+    """Binance ORDER_TRADE_UPDATE messages parsed and applied per second, from a fake
+    Binance (its own process) through the connector, beside JSONL ingest of the same
+    fills, both on SQLite."""
+    follow_db, ingest_db = workdir / "follow.db", workdir / "follow-ingest.db"
+    for db in (follow_db, ingest_db):
+        remove_db(db)
+    spec = {"repo": str(REPO), "fills": fills}
+    fake = subprocess.Popen(
+        [*python_c(fake_binance_child), json.dumps(spec)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=workdir,
+    )  # fmt: skip
+    try:
+        assert fake.stdout is not None and fake.stdin is not None
+        urls = json.loads(fake.stdout.readline())
+        spec |= {"rest": urls["rest"], "ws": urls["ws"], "account": ACCOUNT}
+        spec |= {"instrument": INSTRUMENT, "refdata": list(REFDATA_ONE_SLOT)}
+        spec |= {"strategy": SLOT_STRATEGY}
+        spec |= {"follow_url": f"sqlite:///{follow_db}", "ingest_url": f"sqlite:///{ingest_db}"}
+        out = subprocess.run(
+            [*python_c(binance_follow_child), json.dumps(spec)],
+            capture_output=True, text=True, cwd=workdir,
+        )  # fmt: skip
+    finally:
+        if fake.stdin is not None:
+            fake.stdin.close()
+        fake.wait()
+        for db in (follow_db, ingest_db):
+            remove_db(db)
+    if out.returncode != 0:
+        raise SystemExit(f"binance follow: {out.stderr[-3000:]}")
+    answer = json.loads(out.stdout)
+    if answer["applied"] != fills or answer["ingested"] != fills:
+        raise SystemExit(f"binance follow: {answer}")
+    record("binance follow fps", fills / answer["follow"])
+    record("binance jsonl ingest fps", fills / answer["ingest"])
+
+
 # -- child processes: batched ingest and the big database ---------------------------------
 
 
@@ -1025,6 +1156,8 @@ def summary_rows(servers: list[Server], big_name: str) -> list[Row]:
             "sqlite http 16 fps p99", "sqlite http 1 fps p99", GOAL_HTTP_P99, higher=False),
         Row("HTTP batched requests / direct batched, SQLite", "sqlite http batched fps",
             "sqlite direct batched fps", GOAL_HTTP_BATCHED_RATIO, on_ratio=True),
+        Row("Binance events through the connector / JSONL ingest, SQLite",
+            "binance follow fps", "binance jsonl ingest fps", None),
     ]
     # fmt: on
 
@@ -1298,6 +1431,21 @@ def report(
                 },
             },
         ),
+        *section(
+            "12. A venue: Binance through the connector",
+            f"{sizes.venue:,} `ORDER_TRADE_UPDATE` fill events of one symbol, sent at once by a "
+            "fake Binance (tests/fake_binance.py, a process of its own) on the user data "
+            "stream, through `BinanceFollower` (listen key, an empty history, position mode "
+            "and positions, then the stream: every event waiting applied in one "
+            "transaction), from its start to the last fill applied, on a fresh SQLite "
+            "database. Floor: the same fills, as the parser makes them, through "
+            f"`ledger.ingest(lines, batch_size={BATCH})` on another fresh database, in the "
+            "same child process.",
+            {
+                "connector": "binance follow fps",
+                "JSONL ingest of the same fills (floor)": "binance jsonl ingest fps",
+            },
+        ),
     ]
     return "\n".join(out)
 
@@ -1397,6 +1545,7 @@ def main() -> int:
             marks_run(f"sqlite:///{db}", mark_setup, marks)
             remove_db(db)
             http_repetition("sqlite", functools.partial(sqlite_file, db), sizes.http, workdir)
+            venue_repetition(sizes.venue, workdir)
             for server in active:
                 server_repetition(server, server_rows, server_lines, session, workdir)
                 if server.kind == "postgresql":

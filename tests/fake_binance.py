@@ -142,6 +142,8 @@ class FakeBinance:
     trades: list[Trade] = field(default_factory=list)
     listen_keys: list[str] = field(default_factory=list)
     keepalives: int = 0
+    preload: list[dict[str, Any]] = field(default_factory=list)
+    """Events the first stream to open is sent at once (the benchmark's)."""
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Orders placed through the REST API, by client order id."""
     refused: list[str] = field(default_factory=list)
@@ -300,6 +302,9 @@ class FakeBinance:
                 return
             await websocket.accept()
             queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+            for event in self.preload:
+                queue.put_nowait(event)
+            self.preload = []
             self._streams.append(queue)
             try:
                 while (event := await queue.get()) is not None:
