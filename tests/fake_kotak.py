@@ -30,6 +30,9 @@ POSITIONS = "/Orders/2.0/quick/user/positions"
 class FakeKotak:
     """The trade report and position book of one account, served on 127.0.0.1."""
 
+    TRADES = TRADES
+    POSITIONS = POSITIONS
+
     def __init__(self) -> None:
         self.trades: list[dict[str, Any]] = []
         self.book: dict[str, dict[str, Any]] = {}
