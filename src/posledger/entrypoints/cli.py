@@ -1659,6 +1659,7 @@ from .registry import register as _register_reference_data  # noqa: E402
 _register_reference_data(cli)
 
 from .follow import register as _register_follow  # noqa: E402
+from .follow_kotak import kotak as _follow_kotak  # noqa: E402, F401
 from .importing import register as _register_import  # noqa: E402
 from .journal import register as _register_journal  # noqa: E402
 from .keys import register as _register_keys  # noqa: E402

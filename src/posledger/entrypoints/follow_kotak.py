@@ -1,0 +1,179 @@
+"""``posledger follow kotak``: a Kotak Neo account's trade report polled into the ledger
+(docs/venues/kotak.md, Following an account)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import click
+
+from . import cli as shell
+from .follow import _convention, follow
+
+if TYPE_CHECKING:
+    from ..venues.follow import LedgerSink
+    from ..venues.kotak_follow import KotakFollower
+
+__all__ = ["kotak"]
+
+
+@follow.command(name="kotak", short_help="A Kotak Neo account, by polling.")
+@click.option("--account", required=True, help="The posledger account it is (registered).")
+@click.option(
+    "--base-url",
+    default="https://gw-napi.kotaksecurities.com",
+    show_default=True,
+    help="The Neo API's gateway.",
+)
+@click.option(
+    "--access-token-env",
+    default="KOTAK_ACCESS_TOKEN",
+    show_default=True,
+    help="The environment variable holding the API access token (Authorization: Bearer).",
+)
+@click.option(
+    "--session-token-env",
+    default="KOTAK_SESSION_TOKEN",
+    show_default=True,
+    help="The environment variable holding the session token after login (Auth).",
+)
+@click.option(
+    "--sid-env",
+    default="KOTAK_SID",
+    show_default=True,
+    help="The environment variable holding the session id after login (Sid).",
+)
+@click.option(
+    "--server-id-env",
+    default="KOTAK_SERVER_ID",
+    show_default=True,
+    help="The environment variable holding the login's server id, sent as sId if set.",
+)
+@click.option(
+    "--poll-seconds",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 3600),
+    help="How often the trade report is read.",
+)
+@click.option(
+    "--positions-every",
+    default=15,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="The position book is reconciled every this many polls (and on each new session).",
+)
+@click.option(
+    "--strategy-pattern",
+    help="A regular expression with a group named strategy, matched against each "
+    "fill's tag (rmk) or else its order number: the strategy it names (else the "
+    "registered order's).",
+)
+@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+@click.pass_context
+def kotak(
+    ctx: click.Context,
+    account: str,
+    base_url: str,
+    access_token_env: str,
+    session_token_env: str,
+    sid_env: str,
+    server_id_env: str,
+    poll_seconds: float,
+    positions_every: int,
+    strategy_pattern: str | None,
+    quiet: bool,
+) -> None:
+    """Follow a Kotak Neo account until stopped (Ctrl-C or SIGTERM), then print what was
+    done. Every poll reads the day's whole trade report: fills applied before are
+    duplicates, so a missed poll loses nothing. The account's symbols must be mapped
+    (`posledger symbols add kotak_neo ACCOUNT nse_cm:AXISBANK-EQ INSTRUMENT`); a fill of
+    a symbol not mapped is refused and kept once (`posledger rejected`). The tokens are
+    those of a logged-in session (docs/venues/kotak.md).
+
+    \b
+    Example:
+      posledger follow kotak --account KOTAK-1 --poll-seconds 5
+    """
+    try:
+        from ..venues.follow import LedgerSink
+        from ..venues.kotak_follow import KotakFollower, Settings
+    except ImportError as exc:
+        raise click.ClickException(f"follow kotak needs httpx: pip install httpx ({exc})") from None
+    tokens = {
+        name: os.environ.get(name, "") for name in (access_token_env, session_token_env, sid_env)
+    }
+    missing = [f"${name}" for name, value in tokens.items() if not value]
+    if missing:
+        raise click.UsageError(f"set {', '.join(missing)} (a logged-in Kotak Neo session)")
+    strategy_of = _convention(strategy_pattern)
+    settings = Settings(
+        base_url=base_url,
+        access_token=tokens[access_token_env],
+        session_token=tokens[session_token_env],
+        sid=tokens[sid_env],
+        server_id=os.environ.get(server_id_env, ""),
+        poll_seconds=poll_seconds,
+        positions_every=positions_every,
+    )
+
+    def say(line: str) -> None:
+        if not quiet:
+            click.echo(line, err=True)
+
+    with shell._ledger(ctx) as ledger:
+        ledger.check_names(account=account)
+        symbols = ledger.symbol_map("kotak_neo")
+        if not any(a == account for a, _ in symbols.entries):
+            raise click.UsageError(
+                f"no kotak_neo symbol is mapped on account {account}: posledger symbols add "
+                f"kotak_neo {account} SEGMENT:SYMBOL INSTRUMENT"
+            )
+        sink = LedgerSink(ledger)
+        follower = KotakFollower(
+            sink,
+            account=account,
+            symbols=symbols,
+            settings=settings,
+            strategy_of=strategy_of,
+            log=say,
+        )
+        try:
+            asyncio.run(_run(follower, sink, say))
+        finally:
+            sink.close()
+    click.echo(f"kotak {account}: {sink.counts.line()}")
+
+
+async def _run(follower: KotakFollower, sink: LedgerSink, say: Callable[[str], None]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, stop.set)
+
+    async def progress() -> None:
+        said = ""
+        while not stop.is_set():
+            line = sink.counts.line()
+            if line != said:
+                say(f"kotak {follower.account}: {line}")
+                said = line
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 5)
+
+    reporting = asyncio.create_task(progress())
+    started = time.monotonic()
+    try:
+        await follower.run(stop)
+    finally:
+        stop.set()
+        await reporting
+        say(f"kotak {follower.account}: stopped after {time.monotonic() - started:.0f} s")
+        sys.stderr.flush()
