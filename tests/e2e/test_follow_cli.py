@@ -88,3 +88,55 @@ def test_follow_binance_until_sigterm(tmp_path: Path, fake: FakeBinance) -> None
     assert run_json("rejected", db=db) == []
     (check,) = run_json("reconciliations", "--account", "BIN-1", db=db)
     assert check["kind"] == "agree", json.dumps(check)
+
+
+DTC_SETUP = [
+    {"type": "account", "account": "SIM-1", "venue": "SIERRA", "mode": "SIM",
+     "position_mode": "netting"},
+    {"type": "instrument", "instrument": "ES", "kind": "future", "multiplier": "50",
+     "quote_currency": "USD", "settlement_currency": "USD"},
+    {"type": "strategy", "strategy": "alpha"},
+]  # fmt: skip
+
+
+def test_follow_dtc_until_sigterm(tmp_path: Path) -> None:
+    from tests.fake_dtc import PASSWORD, USERNAME, FakeDtc
+
+    fake = FakeDtc().start()
+    db = tmp_path / "ledger.db"
+    log = (tmp_path / "follow.log").open("w")
+    follower: subprocess.Popen[str] | None = None
+    try:
+        assert run("ingest", str(write(tmp_path / "setup.jsonl", DTC_SETUP)), db=db).returncode == 0
+        argv = ["follow", "dtc", "--port", str(fake.port), "--account-map", "Sim1=SIM-1"]
+        refused = run(*argv, db=db, env=clean_env())
+        assert refused.returncode == 2 and "DTC_USERNAME" in refused.stderr
+        assert run("symbols", "add", "dtc", "SIM-1", "ESH26_FUT_CME", "ES", db=db).returncode == 0
+        now = int(time.time())
+        fake.trade("Sim1", "ESH26_FUT_CME", "BUY", "2", "6850", now - 60)
+        follower = subprocess.Popen(
+            [str(SCRIPT), "--db", url(db), *argv, "--history-days", "1",
+             "--strategy-pattern", r"^(?P<strategy>[^-]+)-"],
+            stdout=subprocess.PIPE, stderr=log, text=True,
+            env=clean_env(DTC_USERNAME=USERNAME, DTC_PASSWORD=PASSWORD),
+        )  # fmt: skip
+        wait_until(lambda: len(_fills(db)) == 1, lambda: fake.logons, "the history")
+        live = fake.trade("Sim1", "ESH26_FUT_CME", "SELL", "1", "6855", now - 30)
+        fake.push(live.order_update())
+        wait_until(lambda: len(_fills(db)) == 2, lambda: _fills(db), "the live fill")
+        fake.trade("Sim1", "ESH26_FUT_CME", "SELL", "1", "6860", now - 20)
+        fake.drop()  # the third fill never reaches the client live: history brings it
+        wait_until(lambda: len(_fills(db)) == 3, lambda: _fills(db), "the catch-up")
+        follower.send_signal(signal.SIGTERM)
+        out, _ = follower.communicate(timeout=120)
+    finally:
+        if follower is not None and follower.poll() is None:
+            follower.kill()
+        log.close()
+        fake.stop()
+    said = (tmp_path / "follow.log").read_text()
+    assert follower.returncode == 0, said
+    assert out.startswith(f"dtc 127.0.0.1:{fake.port}: 3 applied, ") and "disconnected" in said
+    assert run_json("positions", db=db) == []
+    assert run_json("rejected", db=db) == []
+    assert fake.refused == []

@@ -1659,6 +1659,7 @@ from .registry import register as _register_reference_data  # noqa: E402
 _register_reference_data(cli)
 
 from .follow import register as _register_follow  # noqa: E402
+from .follow_dtc import register as _register_follow_dtc  # noqa: E402
 from .follow_kotak import kotak as _follow_kotak  # noqa: E402, F401
 from .importing import register as _register_import  # noqa: E402
 from .journal import register as _register_journal  # noqa: E402
@@ -1672,6 +1673,7 @@ _register_symbols(cli)
 _register_serve(cli)
 _register_nats(cli)
 _register_follow(cli)
+_register_follow_dtc(cli)
 _register_import(cli)
 _register_journal(cli)
 
