@@ -557,6 +557,7 @@ symbols = Table(
     Column("symbol", String(ID), primary_key=True),
     Column("instrument", String(ID), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    Index("ix_symbols_instrument", "venue", "account", "instrument"),
 )
 """The symbol map (docs/venues/README.md, Symbol map): a venue's symbol on an account is
 an instrument. Not a projection: brokers' messages are translated with it before they

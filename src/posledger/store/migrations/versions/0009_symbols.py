@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from posledger.store.migrations.steps import create_table, table_options
+from posledger.store.migrations.steps import create_index, create_table, table_options
 
 revision = "0009"
 down_revision = "0008"
@@ -32,6 +32,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("venue", "account", "symbol"),
         **table_options(),
     )
+    # What maps to an instrument (an executor turning commands into venue orders).
+    create_index("ix_symbols_instrument", "symbols", ["venue", "account", "instrument"])
 
 
 def downgrade() -> None:
