@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import re
@@ -11,14 +10,13 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from . import cli as shell
 
 if TYPE_CHECKING:
-    from ..venues.binance_follow import BinanceFollower
     from ..venues.follow import LedgerSink
 
 __all__ = ["register"]
@@ -165,37 +163,46 @@ def binance(
             log=say,
         )
         try:
-            asyncio.run(_run(follower, sink, say))
+            follow_until_stopped(follower, sink, f"binance {account}", say)
         finally:
             sink.close()
     click.echo(f"binance {account}: {sink.counts.line()}")
 
 
-async def _run(follower: BinanceFollower, sink: LedgerSink, say: Callable[[str], None]) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for number in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(number, stop.set)
+def follow_until_stopped(
+    follower: Any, sink: LedgerSink, name: str, say: Callable[[str], None]
+) -> None:
+    """Run ``follower`` (a connector: ``run(stop)``) until SIGINT or SIGTERM, saying what
+    ``sink`` has done every 5 s when it changed."""
+    import asyncio
 
-    async def progress() -> None:
-        said = ""
-        while not stop.is_set():
-            line = sink.counts.line()
-            if line != said:
-                say(f"binance {follower.account}: {line}")
-                said = line
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 5)
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(number, stop.set)
 
-    reporting = asyncio.create_task(progress())
-    started = time.monotonic()
-    try:
-        await follower.run(stop)
-    finally:
-        stop.set()
-        await reporting
-        say(f"binance {follower.account}: stopped after {time.monotonic() - started:.0f} s")
-        sys.stderr.flush()
+        async def progress() -> None:
+            said = ""
+            while not stop.is_set():
+                line = sink.counts.line()
+                if line != said:
+                    say(f"{name}: {line}")
+                    said = line
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 5)
+
+        reporting = asyncio.create_task(progress())
+        started = time.monotonic()
+        try:
+            await follower.run(stop)
+        finally:
+            stop.set()
+            await reporting
+            say(f"{name}: stopped after {time.monotonic() - started:.0f} s")
+            sys.stderr.flush()
+
+    asyncio.run(run())
 
 
 def register(group: click.Group) -> None:

@@ -3,23 +3,16 @@ happen (docs/venues/dtc.md, Following an account)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
-import signal
-import sys
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import click
 
 from . import cli as shell
-from .follow import _convention, follow
+from .follow import _convention, follow, follow_until_stopped
 
 if TYPE_CHECKING:
-    from ..venues.dtc_follow import DtcFollower
-    from ..venues.follow import LedgerSink
+    pass
 
 __all__ = ["dtc", "register"]
 
@@ -140,40 +133,12 @@ def dtc(
             log=say,
         )
         try:
-            asyncio.run(_run(follower, sink, say))
+            follow_until_stopped(follower, sink, f"dtc {follower.host}:{follower.port}", say)
         except LogonRefused as exc:
             raise click.ClickException(str(exc)) from None
         finally:
             sink.close()
     click.echo(f"dtc {host}:{port}: {sink.counts.line()}")
-
-
-async def _run(follower: DtcFollower, sink: LedgerSink, say: Callable[[str], None]) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for number in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(number, stop.set)
-    name = f"dtc {follower.host}:{follower.port}"
-
-    async def progress() -> None:
-        said = ""
-        while not stop.is_set():
-            line = sink.counts.line()
-            if line != said:
-                say(f"{name}: {line}")
-                said = line
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 5)
-
-    reporting = asyncio.create_task(progress())
-    started = time.monotonic()
-    try:
-        await follower.run(stop)
-    finally:
-        stop.set()
-        await reporting
-        say(f"{name}: stopped after {time.monotonic() - started:.0f} s")
-        sys.stderr.flush()
 
 
 def register(group: click.Group) -> None:

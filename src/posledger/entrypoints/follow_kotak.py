@@ -3,23 +3,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
-import signal
-import sys
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import click
 
 from . import cli as shell
-from .follow import _convention, follow
+from .follow import _convention, follow, follow_until_stopped
 
 if TYPE_CHECKING:
-    from ..venues.follow import LedgerSink
-    from ..venues.kotak_follow import KotakFollower
+    pass
 
 __all__ = ["kotak"]
 
@@ -146,34 +139,7 @@ def kotak(
             log=say,
         )
         try:
-            asyncio.run(_run(follower, sink, say))
+            follow_until_stopped(follower, sink, f"kotak {follower.account}", say)
         finally:
             sink.close()
     click.echo(f"kotak {account}: {sink.counts.line()}")
-
-
-async def _run(follower: KotakFollower, sink: LedgerSink, say: Callable[[str], None]) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for number in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(number, stop.set)
-
-    async def progress() -> None:
-        said = ""
-        while not stop.is_set():
-            line = sink.counts.line()
-            if line != said:
-                say(f"kotak {follower.account}: {line}")
-                said = line
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 5)
-
-    reporting = asyncio.create_task(progress())
-    started = time.monotonic()
-    try:
-        await follower.run(stop)
-    finally:
-        stop.set()
-        await reporting
-        say(f"kotak {follower.account}: stopped after {time.monotonic() - started:.0f} s")
-        sys.stderr.flush()
