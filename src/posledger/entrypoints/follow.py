@@ -9,7 +9,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -17,6 +17,8 @@ import click
 from . import cli as shell
 
 if TYPE_CHECKING:
+    from ..service.ledger import Ledger
+    from ..venues.base import SymbolMap
     from ..venues.follow import LedgerSink
 
 __all__ = ["register"]
@@ -52,6 +54,47 @@ def _convention(pattern: str | None) -> Callable[[str], str | None] | None:
     return strategy_of
 
 
+strategy_pattern_option = click.option(
+    "--strategy-pattern",
+    help="A regular expression with a group named strategy, matched against each "
+    "fill's client order id: the strategy it names (else the registered order's).",
+)
+history_days_option = click.option(
+    "--history-days",
+    default=7,
+    show_default=True,
+    type=click.IntRange(1, 365),
+    help="How far back the first connect reads the fill history.",
+)
+quiet_option = click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+
+
+def speaker(quiet: bool) -> Callable[[str], None]:
+    """Where a connector's progress lines go: stderr, or nowhere with --quiet."""
+
+    def say(line: str) -> None:
+        if not quiet:
+            click.echo(line, err=True)
+
+    return say
+
+
+def mapped_symbols(
+    ledger: Ledger, venue: str, accounts: Iterable[str], symbol: str = "SYMBOL"
+) -> SymbolMap:
+    """``venue``'s symbol map, once each account is registered and has a symbol mapped
+    (a usage error naming the command that maps one, otherwise)."""
+    symbols = ledger.symbol_map(venue)
+    for account in accounts:
+        ledger.check_names(account=account)
+        if not any(a == account for a, _ in symbols.entries):
+            raise click.UsageError(
+                f"no {venue} symbol is mapped on account {account}: posledger symbols add "
+                f"{venue} {account} {symbol} INSTRUMENT"
+            )
+    return symbols
+
+
 @follow.command(name="binance", short_help="A Binance USD-M futures account.")
 @click.option("--account", required=True, help="The posledger account it is (registered).")
 @click.option(
@@ -78,24 +121,14 @@ def _convention(pattern: str | None) -> Callable[[str], str | None] | None:
     show_default=True,
     help="The environment variable holding the API secret.",
 )
-@click.option(
-    "--strategy-pattern",
-    help="A regular expression with a group named strategy, matched against each "
-    "fill's client order id: the strategy it names (else the registered order's).",
-)
-@click.option(
-    "--history-days",
-    default=7,
-    show_default=True,
-    type=click.IntRange(1, 365),
-    help="How far back the first connect reads the fill history.",
-)
+@strategy_pattern_option
+@history_days_option
 @click.option(
     "--execute-commands",
     is_flag=True,
     help="Carry the account's outbox commands out (bracket legs): the key needs trading access.",
 )
-@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+@quiet_option
 @click.pass_context
 def binance(
     ctx: click.Context,
@@ -141,18 +174,9 @@ def binance(
         worker=f"binance-{account}",
     )
 
-    def say(line: str) -> None:
-        if not quiet:
-            click.echo(line, err=True)
-
+    say = speaker(quiet)
     with shell._ledger(ctx) as ledger:
-        ledger.check_names(account=account)
-        symbols = ledger.symbol_map("binance")
-        if not any(a == account for a, _ in symbols.entries):
-            raise click.UsageError(
-                f"no binance symbol is mapped on account {account}: posledger symbols add "
-                f"binance {account} SYMBOL INSTRUMENT"
-            )
+        symbols = mapped_symbols(ledger, "binance", [account])
         sink = LedgerSink(ledger)
         follower = BinanceFollower(
             sink,

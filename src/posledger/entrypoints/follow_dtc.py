@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING
 import click
 
 from . import cli as shell
-from .follow import _convention, follow, follow_until_stopped
+from .follow import (
+    _convention,
+    follow,
+    follow_until_stopped,
+    history_days_option,
+    mapped_symbols,
+    quiet_option,
+    speaker,
+    strategy_pattern_option,
+)
 
 if TYPE_CHECKING:
     pass
@@ -54,25 +63,15 @@ def _account_map(values: tuple[str, ...]) -> dict[str, str]:
     show_default=True,
     help="The environment variable holding the password.",
 )
-@click.option(
-    "--strategy-pattern",
-    help="A regular expression with a group named strategy, matched against each "
-    "fill's client order id: the strategy it names (else the registered order's).",
-)
-@click.option(
-    "--history-days",
-    default=7,
-    show_default=True,
-    type=click.IntRange(1, 365),
-    help="How far back the first connect reads the fill history.",
-)
+@strategy_pattern_option
+@history_days_option
 @click.option(
     "--encoding-request/--no-encoding-request",
     default=True,
     show_default=True,
     help="Ask for the JSON encoding first (--no-encoding-request: the server is set to JSON).",
 )
-@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+@quiet_option
 @click.pass_context
 def dtc(
     ctx: click.Context,
@@ -106,19 +105,9 @@ def dtc(
     strategy_of = _convention(strategy_pattern)
     settings = Settings(history_days=history_days, encoding_request=encoding_request)
 
-    def say(line: str) -> None:
-        if not quiet:
-            click.echo(line, err=True)
-
+    say = speaker(quiet)
     with shell._ledger(ctx) as ledger:
-        symbols = ledger.symbol_map("dtc")
-        for account in accounts.values():
-            ledger.check_names(account=account)
-            if not any(a == account for a, _ in symbols.entries):
-                raise click.UsageError(
-                    f"no dtc symbol is mapped on account {account}: posledger symbols add "
-                    f"dtc {account} SYMBOL INSTRUMENT"
-                )
+        symbols = mapped_symbols(ledger, "dtc", accounts.values())
         sink = LedgerSink(ledger)
         follower = DtcFollower(
             sink,

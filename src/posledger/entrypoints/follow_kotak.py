@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 import click
 
 from . import cli as shell
-from .follow import _convention, follow, follow_until_stopped
+from .follow import (
+    _convention,
+    follow,
+    follow_until_stopped,
+    mapped_symbols,
+    quiet_option,
+    speaker,
+)
 
 if TYPE_CHECKING:
     pass
@@ -69,7 +76,7 @@ __all__ = ["kotak"]
     "fill's tag (rmk) or else its order number: the strategy it names (else the "
     "registered order's).",
 )
-@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+@quiet_option
 @click.pass_context
 def kotak(
     ctx: click.Context,
@@ -117,18 +124,9 @@ def kotak(
         positions_every=positions_every,
     )
 
-    def say(line: str) -> None:
-        if not quiet:
-            click.echo(line, err=True)
-
+    say = speaker(quiet)
     with shell._ledger(ctx) as ledger:
-        ledger.check_names(account=account)
-        symbols = ledger.symbol_map("kotak_neo")
-        if not any(a == account for a, _ in symbols.entries):
-            raise click.UsageError(
-                f"no kotak_neo symbol is mapped on account {account}: posledger symbols add "
-                f"kotak_neo {account} SEGMENT:SYMBOL INSTRUMENT"
-            )
+        symbols = mapped_symbols(ledger, "kotak_neo", [account], "SEGMENT:SYMBOL")
         sink = LedgerSink(ledger)
         follower = KotakFollower(
             sink,
